@@ -1,0 +1,96 @@
+"""[launch]: how `accelerate launch` starts the trainer: processes, GPUs, precision, sharding, nodes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ._field import Section, setting
+
+
+
+class LaunchSection(Section):
+    num_processes: int = setting(
+        1,
+        label="Processes",
+        ge=1,
+        le=1024,
+        what="How many training processes accelerate starts on this machine, normally one per GPU.",
+        up="More processes train on more GPUs at once: the effective batch grows with them and each "
+        "epoch takes proportionally fewer steps.",
+        down="Fewer processes use fewer GPUs.",
+        typical="the number of GPUs you want to use",
+    )
+    gpu_ids: str = setting(
+        "all",
+        label="GPU ids",
+        what="Which GPUs to use: 'all' or a comma-separated list of indices such as '0,1'.",
+        up="Not numeric. List GPUs that are free; other people's jobs on a GPU take its memory.",
+        down="Not numeric.",
+        typical="all",
+    )
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = setting(
+        "auto",
+        label="Mixed precision",
+        what="accelerate's --mixed_precision flag. 'auto' follows training.bf16 / training.fp16, which "
+        "keeps the two consistent.",
+        up="Not numeric.",
+        down="Not numeric.",
+        typical="auto",
+    )
+    strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = setting(
+        "none",
+        label="Distribution",
+        what="How work is spread over processes: 'ddp' copies the whole model to every GPU and averages "
+        "gradients; 'fsdp' and 'deepspeed' (ZeRO) shard weights, gradients and optimizer state "
+        "across GPUs so bigger models fit.",
+        up="Sharding (fsdp, deepspeed stage 3) fits the largest models but adds communication.",
+        down="'ddp' is simplest and fastest when the model fits on one GPU; 'none' for one process.",
+        typical="none on one GPU, ddp when the model fits per GPU, fsdp or deepspeed when it does not",
+    )
+    zero_stage: Literal[1, 2, 3] = setting(
+        2,
+        label="ZeRO stage",
+        applies="launch.strategy=deepspeed",
+        what="DeepSpeed ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also the weights.",
+        up="A higher stage saves more memory per GPU at more communication per step.",
+        down="A lower stage is faster when memory allows.",
+        typical="2; 3 for models that do not fit otherwise",
+    )
+    num_machines: int = setting(
+        1,
+        label="Machines",
+        ge=1,
+        le=4096,
+        what="How many machines (nodes) take part in the run; each runs this launch with its own "
+        "machine_rank.",
+        up="More machines train faster on more GPUs, and need a fast network between them.",
+        down="One machine needs no networking setup.",
+        typical="1",
+    )
+    machine_rank: int = setting(
+        0,
+        label="Machine rank",
+        ge=0,
+        what="This machine's index among num_machines (0 is the main one).",
+        up="Not numeric: each node gets a distinct rank from 0 to num_machines - 1.",
+        down="Not numeric.",
+        typical="0 on the main node",
+    )
+    main_process_ip: str = setting(
+        "",
+        label="Main node address",
+        what="The IP address or host name of the machine with rank 0; required when num_machines > 1.",
+        up="Not numeric.",
+        down="Not numeric.",
+        typical="the first node's address on the cluster network",
+    )
+    main_process_port: int = setting(
+        29500,
+        label="Main node port",
+        ge=1,
+        le=65535,
+        what="The TCP port the main process listens on for the others.",
+        up="Not numeric: pick any free port; change it when two runs share a node.",
+        down="Not numeric.",
+        typical="29500",
+    )
