@@ -1,0 +1,1 @@
+"""Shipped tunedeck presets (TOML data files; nothing here is executed)."""

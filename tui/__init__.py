@@ -1,0 +1,1 @@
+"""tunedeck's Textual app. Imports runner; runner never imports tui."""
