@@ -27,32 +27,32 @@ class DataSection(Section):
         what="How each example is turned into text: 'text' uses one text column as is; 'instruction' "
         "renders instruction/input/output columns with a fixed prompt template; 'chat' renders a "
         "list of {role, content} messages with the tokenizer's chat template.",
-        up="Not numeric. Use 'instruction' or 'chat' to teach a model to answer prompts.",
-        down="Not numeric. 'text' is for continued pre-training on raw documents.",
+        up="Use 'instruction' or 'chat' to teach a model to answer prompts.",
+        down="'text' is for continued pre-training on raw documents.",
         typical="chat for assistant models, instruction for Alpaca-style data, text for raw corpora",
     )
     split: str = setting(
         "train",
         label="Split",
         what="Which split of a Hub dataset to train on (ignored for local files).",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="train",
     )
     text_field: str = setting(
         "text",
         label="Text column",
         what="The column holding the raw text for the 'text' format.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="text",
     )
     instruction_field: str = setting(
         "instruction",
         label="Instruction column",
         what="The column holding the task description for the 'instruction' format.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="instruction",
     )
     input_field: str = setting(
@@ -60,24 +60,24 @@ class DataSection(Section):
         label="Input column",
         what="The optional column with extra context for the 'instruction' format; empty values are "
         "left out of the prompt.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="input",
     )
     output_field: str = setting(
         "output",
         label="Output column",
         what="The column holding the expected answer for the 'instruction' format.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="output",
     )
     messages_field: str = setting(
         "messages",
         label="Messages column",
         what="The column holding the list of chat messages for the 'chat' format.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="messages",
     )
     max_seq_length: int = setting(
@@ -139,8 +139,8 @@ class DataSection(Section):
         label="Eval dataset",
         what="A separate evaluation dataset (same kinds of source as 'path'). Empty: use eval_split or "
         "no evaluation.",
-        up="Not numeric. A held-out set is the only honest signal of overfitting.",
-        down="Not numeric.",
+        up="A held-out set is the only honest signal of overfitting.",
+        down="",
         typical="a file of a few hundred held-out examples",
     )
     eval_split: float = setting(

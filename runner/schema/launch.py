@@ -24,8 +24,8 @@ class LaunchSection(Section):
         "all",
         label="GPU ids",
         what="Which GPUs to use: 'all' or a comma-separated list of indices such as '0,1'.",
-        up="Not numeric. List GPUs that are free; other people's jobs on a GPU take its memory.",
-        down="Not numeric.",
+        up="List GPUs that are free; other people's jobs on a GPU take its memory.",
+        down="",
         typical="all",
     )
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = setting(
@@ -33,8 +33,8 @@ class LaunchSection(Section):
         label="Mixed precision",
         what="accelerate's --mixed_precision flag. 'auto' follows training.bf16 / training.fp16, which "
         "keeps the two consistent.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="auto",
     )
     strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = setting(
@@ -72,16 +72,16 @@ class LaunchSection(Section):
         label="Machine rank",
         ge=0,
         what="This machine's index among num_machines (0 is the main one).",
-        up="Not numeric: each node gets a distinct rank from 0 to num_machines - 1.",
-        down="Not numeric.",
+        up="Each node gets a distinct rank from 0 to num_machines - 1.",
+        down="",
         typical="0 on the main node",
     )
     main_process_ip: str = setting(
         "",
         label="Main node address",
         what="The IP address or host name of the machine with rank 0; required when num_machines > 1.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="the first node's address on the cluster network",
     )
     main_process_port: int = setting(
@@ -90,7 +90,7 @@ class LaunchSection(Section):
         ge=1,
         le=65535,
         what="The TCP port the main process listens on for the others.",
-        up="Not numeric: pick any free port; change it when two runs share a node.",
-        down="Not numeric.",
+        up="Pick any free port; change it when two runs share a node.",
+        down="",
         typical="29500",
     )

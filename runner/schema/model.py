@@ -31,7 +31,7 @@ class ModelSection(Section):
         "",
         label="Tokenizer",
         what="Where to load the tokenizer from. Empty means the same place as the model.",
-        up="Not a numeric setting: point it elsewhere only when the model directory lacks tokenizer "
+        up="Point it elsewhere only when the model directory lacks tokenizer "
         "files or when training from scratch with an existing tokenizer.",
         down="Leave empty for the model's own tokenizer, which is almost always what you want.",
         typical="empty; a hub id such as 'gpt2' when training from scratch",
@@ -86,9 +86,9 @@ class ModelSection(Section):
         applies=ARCH,
         what="The architecture family of the new model. GPT-style decoders (llama, mistral, qwen2, "
         "gemma2, phi3, gpt2) all generate text left to right.",
-        up="Not numeric. llama-style models use rotary positions, RMSNorm and gated MLPs; gpt2 uses "
+        up="Llama-style models use rotary positions, RMSNorm and gated MLPs; gpt2 uses "
         "learned positions and LayerNorm.",
-        down="Not numeric. Choose the family whose tooling and tokenizer you plan to reuse.",
+        down="Choose the family whose tooling and tokenizer you plan to reuse.",
         typical="llama",
     )
     num_hidden_layers: int = setting(

@@ -37,8 +37,8 @@ class QuantizationSection(Section):
         applies=FOUR_BIT,
         what="The 4-bit number format. NF4 spaces its levels for normally distributed weights; FP4 is "
         "a plain 4-bit float.",
-        up="Not numeric. NF4 keeps more accuracy for pretrained weights.",
-        down="Not numeric. FP4 is rarely better; keep NF4 unless comparing.",
+        up="NF4 keeps more accuracy for pretrained weights.",
+        down="FP4 is rarely better; keep NF4 unless comparing.",
         typical="nf4",
     )
     bnb_4bit_compute_dtype: Literal["bfloat16", "float16", "float32"] = setting(
@@ -46,8 +46,8 @@ class QuantizationSection(Section):
         label="4-bit compute dtype",
         applies=FOUR_BIT,
         what="The format 4-bit weights are expanded to for each matrix multiply.",
-        up="float32 compute is most accurate but slow and memory hungry.",
-        down="bfloat16/float16 compute is fast; match it to your mixed-precision setting.",
+        up="Float32 compute is most accurate but slow and memory hungry.",
+        down="Bfloat16/float16 compute is fast; match it to your mixed-precision setting.",
         typical="bfloat16 on Ampere or newer, float16 on older GPUs",
     )
     bnb_4bit_use_double_quant: bool = setting(

@@ -112,8 +112,8 @@ class TrainingSection(Section):
         le=2**32 - 1,
         what="Seed for the random generators (data order, dropout, adapter init), so a run can be "
         "repeated.",
-        up="Not numeric: any value works; change it to check that a result is not luck.",
-        down="Not numeric.",
+        up="Any value works; change it to check that a result is not luck.",
+        down="",
         typical="42",
     )
     # --- Optimizer -------------------------------------------------------------------------------
@@ -210,9 +210,9 @@ class TrainingSection(Section):
         group=SCHEDULE,
         what="How the learning rate changes over training after warmup: linear decay to zero, cosine "
         "decay, constant, and the other transformers schedules.",
-        up="Not numeric. Cosine keeps the rate high longer and eases off smoothly, usually a little "
+        up="Cosine keeps the rate high longer and eases off smoothly, usually a little "
         "better for long runs.",
-        down="Not numeric. Constant is simplest and suits short runs or small models.",
+        down="Constant is simplest and suits short runs or small models.",
         typical="cosine or linear",
     )
     warmup_steps: Union[StrictInt, float] = setting(
@@ -278,11 +278,11 @@ class TrainingSection(Section):
         group=CHECKPOINTS,
         what="When checkpoints are written: every save_steps steps, at the end of each epoch, "
         "whenever the eval metric improves ('best'), or never.",
-        up="Not numeric. Saving more often means less lost work after a crash and resumable runs.",
-        down="Not numeric. 'no' saves disk and time but a crash loses everything since the start.",
+        up="Saving more often means less lost work after a crash and resumable runs.",
+        down="'no' saves disk and time but a crash loses everything since the start.",
         typical="steps",
     )
-    save_steps: float = setting(
+    save_steps: Union[StrictInt, float] = setting(
         500,
         label="Save every",
         group=CHECKPOINTS,
@@ -310,12 +310,12 @@ class TrainingSection(Section):
         label="Evaluate",
         group=CHECKPOINTS,
         what="When the model is scored on the eval data: every eval_steps steps, each epoch, or never.",
-        up="Not numeric. Evaluating shows overfitting as it happens and enables early stopping and "
+        up="Evaluating shows overfitting as it happens and enables early stopping and "
         "best-model selection.",
-        down="Not numeric. 'no' saves the time evaluation takes.",
+        down="'no' saves the time evaluation takes.",
         typical="steps with an eval set, otherwise no",
     )
-    eval_steps: float = setting(
+    eval_steps: Union[StrictInt, float] = setting(
         500,
         label="Evaluate every",
         group=CHECKPOINTS,
@@ -344,8 +344,8 @@ class TrainingSection(Section):
         group=CHECKPOINTS,
         applies=NEEDS_EVAL,
         what="The eval metric that decides the best checkpoint and early stopping.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="eval_loss",
     )
     early_stopping_patience: int = setting(
@@ -376,12 +376,12 @@ class TrainingSection(Section):
         group=CHECKPOINTS,
         what="The directory runs are created in; each run gets its own subdirectory "
         "<preset>-<timestamp> with its config, logs, checkpoints and final model.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="runs",
     )
     # --- Logging ---------------------------------------------------------------------------------
-    logging_steps: float = setting(
+    logging_steps: Union[StrictInt, float] = setting(
         10,
         label="Log every",
         group=LOGGING,
@@ -401,7 +401,7 @@ class TrainingSection(Section):
         group=LOGGING,
         what="An experiment tracker to send metrics to, besides tunedeck's own event log. Needs the "
         "tensorboard or wandb package; wandb reads WANDB_API_KEY from the environment.",
-        up="Not numeric.",
-        down="Not numeric.",
+        up="",
+        down="",
         typical="none; tensorboard for local dashboards",
     )
