@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Sequence
 
 from runner import __version__
+from runner.problems import ConfigError
 
 # Each module defines `register(subparsers)`, adding parsers whose `func(args) -> int` runs them.
 COMMAND_MODULES = (
@@ -42,6 +44,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ConfigError as exc:  # a command refused a config: show every problem, no traceback
+        print(exc, file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # a bug, not bad input: say so briefly, full trace on request
+        if os.environ.get("TUNEDECK_DEBUG"):
+            raise
+        print(f"tunedeck: internal error: {type(exc).__name__}: {exc} (set TUNEDECK_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -328,7 +328,7 @@ def _unknown_keys(raw: dict[str, Any], origins: _Origins) -> list[Problem]:
             elif key in owner:
                 hint = f"'{key}' belongs in the [{owner[key]}] section"
             else:
-                hint = f"see `tunedeck show --help-fields {name}` for the keys of [{name}]"
+                hint = f"`tunedeck explain {name}` lists the keys of [{name}]"
             problems.append(_at(origins, f"{name}.{key}", "unknown key", hint))
     return problems
 

@@ -257,3 +257,13 @@ def _generation(c: Config, ctx: Context) -> Iterator[Problem]:
     g = c.generation
     if g.prompts and g.do_sample and g.temperature == 0:
         yield warning("generation.temperature", "temperature 0 with sampling on", "turn do_sample off for greedy output")
+
+
+def machine_context() -> Context:
+    """What this machine offers, from the GPU probe (NVML); never raises."""
+    try:
+        from runner.gpu import probe
+    except ImportError:
+        return Context()
+    report = probe()
+    return Context(cuda_available=report.available, gpu_count=len(report.gpus))
