@@ -33,8 +33,8 @@ class LaunchSection(Section):
         label="Mixed precision",
         what="accelerate's --mixed_precision flag. 'auto' follows training.bf16 / training.fp16, which "
         "keeps the two consistent.",
-        up="",
-        down="",
+        up="Lower-precision modes (bf16, fp16) save memory and run faster on GPUs that support them.",
+        down="'no' runs everything in full precision: slowest and largest, numerically safest.",
         typical="auto",
     )
     strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = setting(
@@ -72,8 +72,8 @@ class LaunchSection(Section):
         label="Machine rank",
         ge=0,
         what="This machine's index among num_machines (0 is the main one).",
-        up="Each node gets a distinct rank from 0 to num_machines - 1.",
-        down="",
+        up="Each node gets a distinct rank from 0 to num_machines - 1; the main node is 0.",
+        down="Rank 0 is the main node, which the others connect to.",
         typical="0 on the main node",
     )
     main_process_ip: str = setting(
@@ -90,7 +90,7 @@ class LaunchSection(Section):
         ge=1,
         le=65535,
         what="The TCP port the main process listens on for the others.",
-        up="Pick any free port; change it when two runs share a node.",
-        down="",
+        up="Any free port above 1024 works; change it when two runs share a node.",
+        down="Ports below 1024 need root; avoid them.",
         typical="29500",
     )

@@ -112,8 +112,9 @@ class TrainingSection(Section):
         le=2**32 - 1,
         what="Seed for the random generators (data order, dropout, adapter init), so a run can be "
         "repeated.",
-        up="Any value works; change it to check that a result is not luck.",
-        down="",
+        up="Any other value gives a different but equally valid run; try two or three seeds before trusting a "
+        "small improvement.",
+        down="Keeping the same seed makes a rerun repeat the same data order and initialisation.",
         typical="42",
     )
     # --- Optimizer -------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ class TrainingSection(Section):
         advice="Larger models want smaller rates; small models tolerate higher ones.",
     )
     optim: OptimizerName = setting(
-        "adamw_torch",
+        "adamw_torch_fused",
         label="Optimizer",
         group=OPTIM,
         what="The update algorithm, by its transformers name. AdamW keeps two 32-bit moments per "
@@ -143,7 +144,7 @@ class TrainingSection(Section):
         "parameter of state.",
         down="Lighter ones (8-bit, paged, adafactor, sgd) save most of that memory; 8-bit AdamW is "
         "nearly as good in practice.",
-        typical="adamw_torch (adamw_torch_fused on GPU); paged_adamw_8bit for QLoRA",
+        typical="adamw_torch_fused (transformers' default); paged_adamw_8bit for QLoRA",
     )
     weight_decay: float = setting(
         0.0,
@@ -344,8 +345,8 @@ class TrainingSection(Section):
         group=CHECKPOINTS,
         applies=NEEDS_EVAL,
         what="The eval metric that decides the best checkpoint and early stopping.",
-        up="",
-        down="",
+        up="A metric where higher is better (e.g. accuracy) is detected by name; loss-like names are minimised.",
+        down="Keep eval_loss unless you compute other metrics.",
         typical="eval_loss",
     )
     early_stopping_patience: int = setting(
@@ -401,7 +402,8 @@ class TrainingSection(Section):
         group=LOGGING,
         what="An experiment tracker to send metrics to, besides tunedeck's own event log. Needs the "
         "tensorboard or wandb package; wandb reads WANDB_API_KEY from the environment.",
-        up="",
-        down="",
+        up="Sending to a tracker gives shareable dashboards and comparisons across runs, at the cost of an extra "
+        "dependency (and, for wandb, network access).",
+        down="none keeps everything local: tunedeck's own monitor still shows every metric.",
         typical="none; tensorboard for local dashboards",
     )
