@@ -254,9 +254,7 @@ def _load_chain(
             base.pop("description", None)  # a child describes itself
     for key in _keys_of(own):
         origins.files[key] = (str(path), text)
-    merged = _merge(base, own)
-    merged.pop("extends", None)
-    return merged, document
+    return _merge(base, own), document  # the child's own `extends` replaces any inherited one
 
 
 def _keys_of(raw: dict[str, Any]) -> Iterable[str]:
@@ -280,7 +278,7 @@ def _merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
 def parse_value(text: str) -> Any:
     """A `--set` value as TOML (1e-4, true, ["q_proj"], "x"); bare words are taken as strings."""
     try:
-        return tomlkit.parse(f"v = {text}")["v"].unwrap()  # type: ignore[union-attr]
+        return tomlkit.parse(f"v = {text}").unwrap()["v"]
     except (TOMLKitError, ParseError):
         return text
 
