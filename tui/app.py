@@ -1,0 +1,180 @@
+"""tunedeck's Textual app: opens a preset in the editor screen and owns the app-wide flows.
+
+App-wide flows are the ones that cross screens: asking before unsaved edits are lost (quit,
+open), offering an autosaved draft, the command palette, and handing a valid config to launch.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual.app import App, SystemCommand
+from textual.markup import escape
+from textual.screen import Screen
+
+from runner import presets
+from runner.paths import shipped_presets_dir
+
+from . import drafts
+from .screens.confirm import ConfirmScreen
+from .screens.editor import EditorScreen
+from .services import optional_module
+from .state import EditorState
+
+UNSAVED_CHOICES = [("save", "Save", "s"), ("discard", "Discard", "d"), ("cancel", "Cancel", "c")]
+
+
+def state_from(loaded: presets.Loaded) -> EditorState:
+    """An editor document for a successfully loaded preset."""
+    assert loaded.config is not None and loaded.path is not None
+    path = loaded.path.resolve()
+    shipped = path.parent == shipped_presets_dir().resolve()
+    return EditorState(config=loaded.config, baseline=loaded.config, source=str(path), name=loaded.name,
+                       path=path, document=loaded.document, shipped=shipped)
+
+
+class TunedeckApp(App):
+    CSS_PATH = ["styles/editor.tcss", "styles/widgets.tcss", "styles/dialogs.tcss"]
+    TITLE = "tunedeck"
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(self, state: EditorState, *, probe: Callable[[], Any] | None = None,
+                 any_draft: bool = False) -> None:
+        """`probe` replaces the GPU probe (tests pass a fixed report); `any_draft` offers the newest
+        draft of any preset, not only of this one (used when started without a file)."""
+        super().__init__()
+        self.state = state
+        self.probe = probe
+        self.any_draft = any_draft
+
+    def get_default_screen(self) -> Screen:
+        return EditorScreen(self.state)
+
+    @property
+    def editor(self) -> EditorScreen:
+        return next(s for s in self.screen_stack if isinstance(s, EditorScreen))
+
+    def on_mount(self) -> None:
+        draft = drafts.find_draft(self.state.source)
+        if draft is None and self.any_draft:
+            draft = drafts.latest_draft()
+        if draft is not None and draft.config != self.state.config:
+            self.offer_draft(draft)
+
+    # --- drafts ------------------------------------------------------------------------------------------
+    def offer_draft(self, draft: drafts.Draft) -> None:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(draft.saved_at))
+        message = (f"Unsaved edits to [b]{escape(draft.name)}[/b] from {when} were kept.\n"
+                   "Restore them?")
+
+        async def answered(answer: str | None) -> None:
+            if answer == "restore":
+                await self.restore_draft(draft)
+            elif answer == "discard":
+                draft.file.unlink(missing_ok=True)
+
+        self.push_screen(ConfirmScreen("Restore draft", message,
+                                       [("restore", "Restore", "r"), ("discard", "Discard", "d"),
+                                        ("cancel", "Not now", "n")]), answered)
+
+    async def restore_draft(self, draft: drafts.Draft) -> None:
+        state = self.editor.state
+        if draft.source != state.source:
+            loaded = presets.load(draft.source)
+            if loaded.config is not None and loaded.path is not None:
+                state = state_from(loaded)
+            else:  # the file went away: keep the edits, with nothing to compare them with
+                state = EditorState(draft.config, draft.config, draft.source, draft.name, path=draft.path)
+        state.config = draft.config
+        await self.editor.replace_state(state)
+        self.notify(f"Restored unsaved edits to {draft.name}.")
+
+    # --- unsaved edits -------------------------------------------------------------------------------------
+    def ask_unsaved(self, then: Callable[[], Any]) -> None:
+        """Run `then` now when nothing is unsaved; otherwise ask Save / Discard / Cancel first."""
+        editor = self.editor
+        if not editor.state.dirty:
+            then()
+            return
+
+        def answered(answer: str | None) -> None:
+            if answer == "discard":
+                drafts.delete_draft(editor.state.source)
+                then()
+            elif answer == "save":
+                editor.save_then(then)
+
+        self.push_screen(ConfirmScreen("Unsaved edits", f"{escape(editor.state.name)} has unsaved edits.",
+                                       UNSAVED_CHOICES), answered)
+
+    async def action_quit(self) -> None:
+        self.ask_unsaved(self.exit)
+
+    def open_preset(self) -> None:
+        self.ask_unsaved(self._pick_preset)
+
+    def _pick_preset(self) -> None:
+        from .screens.open_preset import OpenScreen
+
+        async def chosen(source: str | None) -> None:
+            if source:
+                await self.open_source(source)
+
+        self.push_screen(OpenScreen(self.editor.summarise), chosen)
+
+    async def open_source(self, source: str) -> bool:
+        loaded = presets.load(source)
+        if loaded.config is None:
+            from .screens.problems_screen import ProblemsScreen
+
+            self.push_screen(ProblemsScreen(f"Cannot open {source}", loaded.problems))
+            return False
+        state = state_from(loaded)
+        await self.editor.replace_state(state)
+        from .recent import remember
+
+        if not state.shipped and state.path is not None:
+            remember(state.path)
+        draft = drafts.find_draft(state.source)
+        if draft is not None and draft.config != state.config:
+            self.offer_draft(draft)
+        return True
+
+    # --- launch --------------------------------------------------------------------------------------------
+    def launch(self, state: EditorState) -> None:
+        """Hand a valid config to the launcher. The launch dialog and monitor (issue 6) replace this."""
+        launcher = optional_module("runner.launch")
+        if launcher is None:
+            self.notify("The launcher (runner.launch) is not installed yet; save and run `tunedeck launch FILE`.",
+                        title="Cannot launch", severity="warning")
+            return
+        self.notify("Launching from the editor arrives with the launch dialog; save and run `tunedeck launch FILE`.",
+                    title="Launch", severity="information")
+
+    # --- command palette -----------------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        editor = screen if isinstance(screen, EditorScreen) else None
+        if editor is not None:
+            yield SystemCommand("Open preset", "Pick a shipped, user or recent preset (ctrl+o)", editor.action_open)
+            yield SystemCommand("Save", "Save the preset, keeping its comments (ctrl+s)", editor.action_save)
+            yield SystemCommand("Save as", "Save under a new name or path (F2)", editor.action_save_as)
+            yield SystemCommand("Export TOML", "Write the config to another file, keep editing this one",
+                                lambda: editor.action_save_as(export=True))
+            yield SystemCommand("Launch", "Start training with this config (F5)", editor.action_launch)
+            yield SystemCommand("Changes", "What differs from the preset and the defaults (F3)", editor.action_changes)
+            yield SystemCommand("Toggle help panel", "Show or hide the field help (F4)", editor.action_toggle_help)
+            yield SystemCommand("Full help", "The focused field's full explanation (F1)", editor.action_full_help)
+            yield SystemCommand("Discard draft", "Delete the autosaved draft of this preset",
+                                lambda: drafts.delete_draft(editor.state.source))
+        yield from super().get_system_commands(screen)
+
+
+def run_editor(state: EditorState, any_draft: bool = False) -> int:
+    TunedeckApp(state, any_draft=any_draft).run()
+    return 0
+
+
+def default_path() -> Path:
+    return shipped_presets_dir() / "demo.toml"

@@ -1,0 +1,1 @@
+"""The editor screen and its dialogs, one module each."""

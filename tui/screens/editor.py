@@ -1,0 +1,426 @@
+"""The main screen: section list, generated form, problems, help panel, memory gauge, derived numbers.
+
+Every edit is validated at once (per field by the schema); the costlier follow-ups (cross-field
+rules, estimate, derived numbers, labels) run once after a short debounce, and the autosave
+draft is written a couple of seconds after the last edit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import DescendantFocus
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header
+
+from runner import presets
+from runner.derived import count_examples, derive
+from runner.problems import Problem
+from runner.schema import FIELDS_BY_KEY, GROUPS, FieldSpec, get_value
+from runner.validate import Context, check
+
+from .. import drafts
+from ..recent import remember
+from ..services import estimator as estimator_module
+from ..services import probe_gpus
+from ..state import EditorState
+from ..widgets.derived_bar import DerivedBar
+from ..widgets.field_form import FieldForm
+from ..widgets.field_row import FieldRow
+from ..widgets.help_panel import HelpPanel
+from ..widgets.memory_gauge import GIB, SUGGESTION_KEYS, MemoryGauge, gib
+from ..widgets.problems_list import ProblemsList
+from ..widgets.section_list import SectionList
+
+RECOMPUTE_DELAY = 0.08  # seconds of quiet typing before problems, estimate and derived numbers refresh
+AUTOSAVE_DELAY = 2.0  # seconds after the last edit before the draft is written
+
+
+class EditorScreen(Screen):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save"),
+        Binding("f2", "save_as", "Save as"),
+        Binding("ctrl+o", "open", "Open"),
+        Binding("f1", "full_help", "Help"),
+        Binding("f3", "changes", "Changes"),
+        Binding("f4", "toggle_help", "Help pane"),
+        Binding("f5", "launch", "Launch"),
+        *[Binding(key.lower(), f"apply_suggestion({i})", f"Fix {i + 1}") for i, key in enumerate(SUGGESTION_KEYS)],
+    ]
+
+    def __init__(self, state: EditorState) -> None:
+        super().__init__()
+        self.state = state
+        self.problems: list[Problem] = []
+        self.estimate: Any = None
+        self.num_examples: int | None = None
+        self.gpu_report: Any = None
+        self.target_gb: float = 24.0
+        self.focused_key: str | None = None
+        self._recompute_timer: Timer | None = None
+        self._autosave_timer: Timer | None = None
+
+    # --- layout ----------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(icon="")
+        with Horizontal(id="body"):
+            yield SectionList(id="sections")
+            with Vertical(id="centre"):
+                yield FieldForm(id="form")
+                yield ProblemsList(id="problems")
+            with Vertical(id="side"):
+                yield HelpPanel(id="help")
+                yield MemoryGauge(id="gauge")
+        yield DerivedBar(id="derived")
+        yield Footer(compact=True)
+
+    async def on_mount(self) -> None:
+        await self.query_one(FieldForm).show_group(GROUPS[0], self.state)
+        self.query_one(MemoryGauge).show_message("[dim]probing GPUs…[/]")
+        self.probe()
+        self.count()
+        self.recompute()
+
+    # --- workers: slow or blocking calls off the UI thread ----------------------------------------------
+    @work(thread=True, exclusive=True, group="probe", name="probe GPUs")
+    def probe(self) -> None:
+        report = (getattr(self.app, "probe", None) or probe_gpus)()
+        self.app.call_from_thread(self._probed, report)
+
+    def _probed(self, report: Any) -> None:
+        self.gpu_report = report
+        self.query_one(MemoryGauge).show_target_picker(not (report.available and report.gpus))
+        self.recompute()
+
+    @work(thread=True, exclusive=True, group="count", name="count examples")
+    def count(self) -> None:
+        config = self.state.config
+        base = self.state.path.parent if self.state.path else None
+        n = count_examples(config, base)
+        self.app.call_from_thread(self._counted, n)
+
+    def _counted(self, n: int | None) -> None:
+        self.num_examples = n
+        self.recompute()
+
+    @work(thread=True, exclusive=True, group="autosave", name="write draft")
+    def write_draft(self) -> None:
+        s = self.state
+        if s.config != s.baseline:
+            drafts.write_draft(s.source, s.name, s.path, s.config)
+        else:
+            drafts.delete_draft(s.source)
+
+    # --- edits -------------------------------------------------------------------------------------------
+    @on(FieldRow.Edited)
+    def _edited(self, event: FieldRow.Edited) -> None:
+        event.stop()
+        if event.error:
+            self.state.mark_invalid(event.key, event.text, event.error)
+            event.row.show_error(event.error)
+        else:
+            event.row.show_error(self.state.set_value(event.key, event.value, event.text))
+        self.after_edit(count_again=event.key.startswith("data."))
+
+    def set_field(self, key: str, value: Any) -> str | None:
+        """Set a field from outside the form (revert, suggestion); the form row follows."""
+        reason = self.state.set_value(key, value)
+        row = self.query_one(FieldForm).row(key)
+        if row is not None and reason is None:
+            row.set_value(get_value(self.state.config, key))
+        self.after_edit(count_again=key.startswith("data."))
+        return reason
+
+    def after_edit(self, count_again: bool = False) -> None:
+        self.query_one(FieldForm).refresh_applicability(self.state.config)
+        if count_again:
+            self.count()
+        self.schedule_recompute()
+        if self._autosave_timer is not None:
+            self._autosave_timer.stop()
+        self._autosave_timer = self.set_timer(AUTOSAVE_DELAY, self.write_draft)
+
+    def schedule_recompute(self) -> None:
+        if self._recompute_timer is not None:
+            self._recompute_timer.stop()
+        self._recompute_timer = self.set_timer(RECOMPUTE_DELAY, self.recompute)
+
+    # --- what follows from the config ----------------------------------------------------------------
+    def context(self) -> Context:
+        report = self.gpu_report
+        if report is None or not hasattr(report, "driver") or "not available" in getattr(report, "reason", ""):
+            return Context()  # unknown hardware: skip the rules that need it
+        return Context(cuda_available=bool(report.available), gpu_count=len(report.gpus))
+
+    def blocking_problems(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    def recompute(self) -> None:
+        state = self.state
+        invalid = [Problem("error", reason, key=key) for key, (_, reason) in state.invalid.items()]
+        self.problems = invalid + check(state.config, self.context())
+        self.query_one(ProblemsList).show(self.problems)
+        self.query_one(SectionList).flag({FIELDS_BY_KEY[p.key].group for p in self.problems
+                                          if p.is_error and p.key in FIELDS_BY_KEY})
+        self.query_one(DerivedBar).show(derive(state.config, self.num_examples))
+        self.update_gauge()
+        changed = {c.key for c in state.changes() if c.from_preset}
+        self.query_one(FieldForm).refresh_changed(changed)
+        self.sub_title = f"{state.name}{' (modified)' if state.dirty else ''}" + (f" · {state.path}" if state.path else "")
+        self.refresh_help()
+
+    def budget(self) -> tuple[int, str]:
+        """Bytes available per GPU: the least free memory of the GPUs the run uses, else the typed target."""
+        report = self.gpu_report
+        if report is not None and report.available and report.gpus:
+            used = _selected_gpus(report.gpus, self.state.config.launch.gpu_ids)
+            return min(g.free_bytes for g in used), "GiB free"
+        return int(self.target_gb * GIB), "GiB target"
+
+    def update_gauge(self) -> None:
+        gauge = self.query_one(MemoryGauge)
+        estimator = estimator_module()
+        if estimator is None:
+            self.estimate = None
+            gauge.show_message("[dim]No estimate: the memory estimator (runner.estimate) is not installed.[/]")
+            return
+        budget, label = self.budget()
+        try:
+            est = estimator.estimate(self.state.config, budget)
+        except getattr(estimator, "UnknownModel", LookupError) as exc:
+            self.estimate = None
+            gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")
+            return
+        self.estimate = est
+        verdict = estimator.verdict(est.peak_bytes, budget)
+        gauge.show_estimate(est, budget, verdict, self.gpu_lines(estimator, est), label)
+        self.refresh_bindings()  # the Fix keys appear only while there are suggestions to apply
+
+    def gpu_lines(self, estimator, est) -> list[str]:
+        report = self.gpu_report
+        if report is None:
+            return ["[dim]probing GPUs…[/]"]
+        if not (report.available and report.gpus):
+            return [f"[dim]No GPU: {report.reason}[/]"]
+        lines = []
+        for g in report.gpus:
+            colour = {"fits": "$success", "tight": "$warning"}.get(estimator.verdict(est.peak_bytes, g.free_bytes), "$error")
+            util = f" {g.utilization_percent}%" if getattr(g, "utilization_percent", None) is not None else ""
+            lines.append(f"[{colour}]GPU{g.index}[/] {g.name} {gib(g.free_bytes)}/{gib(g.total_bytes)} free{util}")
+        return lines
+
+    def facts(self) -> list[str]:
+        """Context for advice: this model's size, this dataset's size, this machine's GPU."""
+        out = []
+        if self.estimate is not None and getattr(self.estimate, "params_total", None):
+            out.append(f"This model has about {self.estimate.params_total / 1e9:.2f}B parameters.")
+        if self.num_examples is not None:
+            out.append(f"The dataset has {self.num_examples:,} training examples.")
+        report = self.gpu_report
+        if report is not None and report.available and report.gpus:
+            g = report.gpus[0]
+            out.append(f"GPU: {len(report.gpus)} x {g.name}, {gib(g.total_bytes)} GiB each.")
+        elif report is not None:
+            out.append(f"No GPU detected; sizing for a {self.target_gb:g} GB card.")
+        return out
+
+    def summarise(self, config) -> str:
+        """A one-line estimate for another config (the Open picker), against this machine's budget."""
+        estimator = estimator_module()
+        if estimator is None or config is None:
+            return ""
+        budget, _ = self.budget()
+        try:
+            est = estimator.estimate(config, budget)
+        except Exception:  # noqa: BLE001 - an unknown model in one preset must not break the picker
+            return "[dim]no estimate[/]"
+        verdict = estimator.verdict(est.peak_bytes, budget)
+        colour = {"fits": "$success", "tight": "$warning"}.get(verdict, "$error")
+        return f"[{colour}]~{gib(est.peak_bytes)} GiB, {verdict}[/]"
+
+    # --- help follows focus --------------------------------------------------------------------------------
+    @on(DescendantFocus)
+    def _focus_moved(self, event: DescendantFocus) -> None:
+        row = next((n for n in event.widget.ancestors_with_self if isinstance(n, FieldRow)), None)
+        self.focused_key = row.spec.key if row is not None else None
+        self.refresh_help(event.widget)
+
+    def refresh_help(self, widget=None) -> None:
+        panel = self.query_one(HelpPanel)
+        if self.focused_key is not None:
+            spec = FIELDS_BY_KEY[self.focused_key]
+            mine = [p for p in self.problems if p.key == spec.key]
+            panel.show_field(spec, get_value(self.state.config, spec.key), self.facts(), mine)
+            return
+        widget = widget or self.focused
+        for node in (widget.ancestors_with_self if widget is not None else ()):
+            text = getattr(type(node), "HELP", None)
+            if text and type(node).__module__.startswith("tui."):
+                panel.show_text(_markdownish(text))
+                return
+
+    @on(SectionList.Picked)
+    async def _picked(self, event: SectionList.Picked) -> None:
+        form = self.query_one(FieldForm)
+        if form.group != event.group:
+            await form.show_group(event.group, self.state)
+
+    @on(MemoryGauge.TargetChanged)
+    def _target(self, event: MemoryGauge.TargetChanged) -> None:
+        self.target_gb = event.gb
+        self.schedule_recompute()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "apply_suggestion":
+            est = self.estimate
+            return est is not None and parameters[0] < len(getattr(est, "suggestions", ())) and \
+                self.query_one(MemoryGauge).has_class("-tight", "-nofit")
+        return True
+
+    # --- actions ---------------------------------------------------------------------------------------
+    def focused_spec(self) -> FieldSpec | None:
+        return FIELDS_BY_KEY.get(self.focused_key or "")
+
+    def action_full_help(self) -> None:
+        from .help_screen import HelpScreen
+
+        spec = self.focused_spec()
+        if spec is None:
+            form = self.query_one(FieldForm)
+            rows = [r for r in form.rows() if r.display]
+            if not rows:
+                return
+            spec = rows[0].spec
+        mine = [p.message for p in self.problems if p.key == spec.key]
+        self.app.push_screen(HelpScreen(spec, mine + ([spec.help.advice] if spec.help.advice else []) + self.facts()))
+
+    def action_toggle_help(self) -> None:
+        panel = self.query_one(HelpPanel)
+        panel.display = not panel.display
+
+    def action_changes(self) -> None:
+        from .changes import ChangesScreen
+
+        self.app.push_screen(ChangesScreen(self.state, self.set_field))
+
+    def action_apply_suggestion(self, index: int) -> None:
+        est = self.estimate
+        if est is None or index >= len(est.suggestions):
+            self.notify("No suggestion with that number right now.", severity="warning")
+            return
+        suggestion = est.suggestions[index]
+        refused = [f"{k}: {r}" for k, v in suggestion.changes.items() if (r := self.set_field(k, v))]
+        if refused:
+            self.notify("\n".join(refused), title="Some changes were refused", severity="error")
+        else:
+            self.notify(suggestion.title, title="Applied")
+
+    def refuse_if_invalid(self, what: str) -> bool:
+        """Show the blocking problems and return True when the config cannot be saved or launched."""
+        self.recompute()
+        errors = self.blocking_problems()
+        if errors:
+            from .problems_screen import ProblemsScreen
+
+            self.app.push_screen(ProblemsScreen(f"Cannot {what}: fix these first", errors))
+        return bool(errors)
+
+    def action_save(self) -> None:
+        self.save_then(None)
+
+    def save_then(self, then: Callable[[], Any] | None) -> None:
+        """Save in place (Save as for shipped or new presets), then run `then` once written."""
+        if self.state.path is None or self.state.shipped:
+            self.action_save_as(then=then)
+            return
+        if not self.refuse_if_invalid("save") and self.save_to(self.state.path) and then is not None:
+            then()
+
+    def action_save_as(self, export: bool = False, then: Callable[[], Any] | None = None) -> None:
+        from .save_as import SaveAsScreen
+
+        if self.refuse_if_invalid("export" if export else "save"):
+            return
+        title = "Export TOML" if export else "Save preset as"
+        suggestion = self.state.name if self.state.shipped or self.state.path is None else str(self.state.path)
+
+        def chosen(path: Path | None) -> None:
+            if path is not None and self.save_to(path, export=export) and then is not None:
+                then()
+
+        self.app.push_screen(SaveAsScreen(title, suggestion, self.state.path), chosen)
+
+    def save_to(self, path: Path, export: bool = False) -> bool:
+        state = self.state
+        try:
+            presets.save(state.config, path, document=state.document, with_help=True)
+        except OSError as exc:
+            self.notify(f"Could not write {path}: {exc.strerror or exc}", title="Not saved", severity="error")
+            return False
+        remember(path)
+        if export:
+            self.notify(str(path), title="Exported")
+            return True
+        old_source = state.source
+        reloaded = presets.load(path)  # the file as written, so later saves keep its comments
+        state.mark_saved(path.resolve(), path.stem, reloaded.document)
+        drafts.delete_draft(old_source)
+        drafts.delete_draft(state.source)
+        self.notify(str(path), title="Saved")
+        self.recompute()
+        return True
+
+    def action_open(self) -> None:
+        self.app.open_preset()
+
+    def action_launch(self) -> None:
+        """The launch hook: refuses with the problems shown; otherwise hands over to the app's launcher."""
+        if self.refuse_if_invalid("launch"):
+            return
+        self.app.launch(self.state)
+
+    async def replace_state(self, state: EditorState) -> None:
+        """Show another document (opened preset, restored draft)."""
+        self.state = state
+        self.focused_key = None
+        form = self.query_one(FieldForm)
+        await form.show_group(form.group or GROUPS[0], state)
+        self.count()
+        self.recompute()
+
+
+def _selected_gpus(gpus: list[Any], gpu_ids: str) -> list[Any]:
+    if gpu_ids.strip() in ("", "all"):
+        return gpus
+    wanted = {int(i) for i in gpu_ids.split(",") if i.strip().isdigit()}
+    return [g for g in gpus if g.index in wanted] or gpus
+
+
+def _markdownish(text: str) -> str:
+    """A widget's HELP (a little markdown) as console markup: '## Title' bold, `keys` highlighted."""
+    out: list[str] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:  # HELP strings are wrapped in the source; rewrap each paragraph here
+            parts = " ".join(paragraph).split("`")
+            out.append("".join(f"[$accent]{p}[/]" if i % 2 else p for i, p in enumerate(parts)))
+            paragraph.clear()
+
+    for line in text.strip().splitlines():
+        if line.startswith("#"):
+            flush()
+            out.append(f"[b]{line.lstrip('# ')}[/b]")
+        elif not line.strip():
+            flush()
+        else:
+            paragraph.append(line.strip())
+    flush()
+    return "\n".join(out)

@@ -1,0 +1,82 @@
+"""The form: the fields of one editor group, generated from `runner.schema.FIELDS`.
+
+Rows whose `applies` condition is false for the current config are hidden, and a note says
+how many are hidden and why, so nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+from textual.containers import VerticalScroll
+from textual.markup import escape
+from textual.widgets import Static
+
+from runner.schema import FIELDS, FIELDS_BY_KEY, Config, applies, get_value
+
+from ..state import EditorState
+from .field_row import FieldRow, row_id
+
+
+def group_fields(group: str):
+    return [spec for spec in FIELDS if spec.group == group]
+
+
+class FieldForm(VerticalScroll):
+    HELP = """
+## Form
+`Tab`/`Shift+Tab` move between fields. Fields that do not apply to this config (LoRA settings
+with LoRA off, 4-bit settings without 4-bit loading, architecture without from-scratch) are
+hidden; the note at the bottom says which.
+"""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.group: str | None = None
+
+    async def show_group(self, group: str, state: EditorState) -> None:
+        self.group = group
+        self.border_title = group
+        changed = {c.key for c in state.changes() if c.from_preset}
+        rows = [
+            FieldRow(spec, get_value(state.config, spec.key), changed=spec.key in changed,
+                     invalid=state.invalid.get(spec.key))
+            for spec in group_fields(group)
+        ]
+        with self.app.batch_update():
+            await self.remove_children()
+            await self.mount_all([*rows, Static("", id="hidden-note")])
+            self.refresh_applicability(state.config)
+        self.scroll_home(animate=False)
+
+    def rows(self) -> list[FieldRow]:
+        return list(self.query(FieldRow))
+
+    def row(self, key: str) -> FieldRow | None:
+        found = self.query(f"#{row_id(key)}")
+        return found.first(FieldRow) if found else None
+
+    def refresh_applicability(self, config: Config) -> None:
+        hidden_because: dict[str, int] = {}
+        for row in self.rows():
+            relevant = applies(row.spec, config)
+            row.display = relevant
+            if not relevant:
+                hidden_because[row.spec.applies or ""] = hidden_because.get(row.spec.applies or "", 0) + 1
+        notes = [f"{n} field(s) hidden: they apply when {_condition_text(cond)}" for cond, n in hidden_because.items()]
+        note = self.query_one("#hidden-note", Static)
+        note.update("\n".join(f"[dim]{escape(n)}[/]" for n in notes))
+        note.display = bool(notes)
+
+    def refresh_changed(self, changed: set[str]) -> None:
+        for row in self.rows():
+            row.show_changed(row.spec.key in changed)
+
+
+def _condition_text(cond: str) -> str:
+    """'!model.from_scratch' -> 'Train from scratch is off', 'launch.strategy=deepspeed' -> 'Distribution is deepspeed'."""
+    negate = cond.startswith("!")
+    path = cond.lstrip("!")
+    path, _, expected = path.partition("=")
+    label = FIELDS_BY_KEY[path].label if path in FIELDS_BY_KEY else path
+    if expected:
+        return f"{label} is {'not ' if negate else ''}{expected}"
+    return f"{label} is {'off' if negate else 'on'}"

@@ -1,0 +1,30 @@
+"""Cross-field errors and warnings (and fields whose text is invalid), refreshed after each edit."""
+
+from __future__ import annotations
+
+from textual.markup import escape
+from textual.widgets import Static
+
+from runner.problems import Problem
+
+
+class ProblemsList(Static):
+    HELP = """
+## Problems
+Errors (red) block saving and launching; warnings (yellow) only advise. Fix a field and its
+entry disappears.
+"""
+
+    def show(self, problems: list[Problem]) -> None:
+        errors = sum(p.is_error for p in problems)
+        warnings = len(problems) - errors
+        self.set_class(errors > 0, "-errors")
+        self.set_class(not problems, "-clean")
+        self.border_title = f"Problems: {errors} error(s), {warnings} warning(s)" if problems else "No problems"
+        lines = []
+        for p in sorted(problems, key=lambda p: not p.is_error):
+            colour = "$error" if p.is_error else "$warning"
+            key = f"[b]{escape(p.key)}[/b]: " if p.key else ""
+            hint = f" [dim]({escape(p.hint)})[/]" if p.hint else ""
+            lines.append(f"[{colour}]{'✗' if p.is_error else '!'}[/] {key}{escape(p.message)}{hint}")
+        self.update("\n".join(lines))
