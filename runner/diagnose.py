@@ -1,0 +1,152 @@
+"""Why did a run fail, and what should the user try? Classification from exceptions or log text.
+
+No torch import: the trainer calls `diagnose_exception`, the supervisor and the registry call
+`diagnose_text` on a log tail or an exit code. Suggestions paraphrase the common remedies in
+the project's reference notes (memory: smaller per-device batch with more accumulation,
+gradient checkpointing, shorter sequences, mixed precision, 8-bit optimizer, 4-bit loading;
+instability: lower learning rate, more warmup, gradient clipping).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import traceback
+from dataclasses import dataclass
+
+REASONS = ("oom", "nan_loss", "data_error", "model_not_found", "missing_dependency", "killed",
+           "config_error", "error")
+
+SUGGESTIONS = {
+    "oom": "Out of memory: lower training.per_device_train_batch_size and raise "
+    "training.gradient_accumulation_steps to keep the effective batch, turn on "
+    "training.gradient_checkpointing, shorten data.max_seq_length, use an 8-bit optimizer "
+    "(training.optim = \"paged_adamw_8bit\"), or load the model in 4-bit with LoRA "
+    "(quantization.load_in_4bit + lora.enabled).",
+    "nan_loss": "The loss became NaN or infinite: lower training.learning_rate, raise "
+    "training.warmup_steps, keep gradient clipping on (training.max_grad_norm = 1.0), and prefer "
+    "bf16 over fp16 if your GPU supports it.",
+    "data_error": "Check data.path (and data.eval_path), the file format (.jsonl/.json/.csv/"
+    ".parquet) and that the columns named in the [data] section exist for data.format.",
+    "model_not_found": "Check model.name_or_path: a local directory needs config.json and the "
+    "weights; a Hub id must be spelt org/name, be reachable, and gated models need HF_TOKEN "
+    "in the environment.",
+    "missing_dependency": "Install the missing package into the same environment "
+    "(e.g. pip install 'tunedeck[quant]' for bitsandbytes); 4-bit and 8-bit loading also need an "
+    "NVIDIA GPU with CUDA.",
+    "killed": "The process was killed from outside (often the kernel's out-of-memory killer when "
+    "host RAM runs out, or a scheduler's time limit). Check `dmesg` and lower memory use; "
+    "resume with `tunedeck resume RUN` from the last checkpoint.",
+    "config_error": "Fix the config shown above; `tunedeck validate FILE` lists every problem.",
+    "error": "Read the traceback at the end of output.log (`tunedeck logs RUN`).",
+}
+
+
+class RunError(Exception):
+    """A failure the trainer understands; `reason` is one of REASONS."""
+
+    reason = "error"
+
+
+class DataError(RunError):
+    reason = "data_error"
+
+
+class ModelNotFound(RunError):
+    reason = "model_not_found"
+
+
+class MissingDependency(RunError):
+    reason = "missing_dependency"
+
+
+class NonFiniteLoss(RunError):
+    reason = "nan_loss"
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    reason: str
+    message: str  # one line
+    suggestion: str
+
+
+# (reason, pattern) in priority order; matched against "ExceptionType: message" and log tails.
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (reason, re.compile(pattern, re.IGNORECASE))
+    for reason, pattern in (
+        ("nan_loss", r"NonFiniteLoss|loss (is|became) (nan|inf)"),
+        ("oom", r"OutOfMemoryError|CUDA out of memory|out of memory|can't allocate memory|"
+                r"DefaultCPUAllocator|\bMemoryError\b"),
+        ("missing_dependency", r"MissingDependency|ModuleNotFoundError|No module named|"
+                               r"requires the .*(library|package)|bitsandbytes|"
+                               r"Install .* with .*pip install|PackageNotFoundError"),
+        ("model_not_found", r"ModelNotFound|is not a valid model identifier|Repository Not Found|"
+                            r"does not appear to have a file named|RepositoryNotFoundError|"
+                            r"LocalEntryNotFoundError|Can't load (the )?(config|tokenizer)"),
+        ("data_error", r"DataError|DatasetNotFoundError|missing column|Couldn't find a dataset|"
+                       r"Unable to find .*(data|json|csv|parquet)|ArrowInvalid|JSONDecodeError|"
+                       r"DatasetGenerationError"),
+        ("config_error", r"ConfigError"),
+    )
+)
+
+
+def classify_text(text: str) -> str:
+    for reason, pattern in _PATTERNS:
+        if pattern.search(text):
+            return reason
+    return "error"
+
+
+def diagnose_exception(exc: BaseException) -> Diagnosis:
+    reason = exc.reason if isinstance(exc, RunError) else classify_text(_describe(exc))
+    return Diagnosis(reason, one_line(_describe(exc)), SUGGESTIONS[reason])
+
+
+def diagnose_text(log_tail: str, exit_code: int | None = None) -> Diagnosis:
+    """For a process that died without reporting: guess from its exit code and last output."""
+    signum = signal_of(exit_code)
+    if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        reason = classify_text(log_tail)
+        if reason != "oom":
+            reason = "killed"
+        message = f"killed by {signal.Signals(signum).name}"
+    else:
+        reason = classify_text(log_tail)
+        message = last_error_line(log_tail) or (f"exited with code {exit_code}" if exit_code is not None
+                                                 else "the training process is gone")
+    return Diagnosis(reason, one_line(message), SUGGESTIONS[reason])
+
+
+def signal_of(exit_code: int | None) -> int | None:
+    """Popen gives -N for death by signal N; shells and torchrun report 128+N."""
+    if exit_code is None:
+        return None
+    if exit_code < 0:
+        return -exit_code
+    if 128 < exit_code < 160:
+        return exit_code - 128
+    return None
+
+
+def traceback_tail(exc: BaseException, lines: int = 12) -> str:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def last_error_line(text: str) -> str:
+    """The last line that looks like `SomethingError: message` (a traceback's last line)."""
+    for line in reversed(text.splitlines()):
+        if re.match(r"\s*[\w.]*(Error|Exception|Interrupt|Exit)\b.*:", line):
+            return line.strip()
+    return ""
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,149 @@
+"""events.jsonl: the machine-readable record of a run (the TUI's input besides output.log).
+
+One JSON object per line, appended and flushed as it happens; only rank 0 writes. Every
+event has ``type`` (str), ``time`` (unix seconds, float) and ``step`` (optimizer steps done,
+int). Keys beyond these, per type (absent keys mean "unknown / not applicable"; all memory
+figures are bytes; gpu_* keys are omitted on CPU):
+
+``run_started``
+    config_digest, preset, resumed_from (checkpoint dir name or null), start_step,
+    total_steps, num_train_examples, num_eval_examples, world_size, effective_batch_size,
+    params_total, params_trainable, trainable_percent, estimated_memory (dict from
+    runner.estimate or null), memory_signature (str or null),
+    device: {type: "cpu"|"cuda", name, count, torch, transformers, peft, cuda (version or null)}
+``log``
+    loss, learning_rate, grad_norm, epoch, total_steps, progress (0..1), tokens_per_s (real,
+    non-padding tokens), samples_per_s, elapsed_s (since this launch), eta_s,
+    tokens_seen (real tokens so far in this launch), gpu_mem_allocated, gpu_mem_reserved,
+    gpu_mem_peak_allocated, gpu_mem_peak_reserved, gpu_mem_nvml_used
+``eval``
+    eval_loss, perplexity (exp(eval_loss), null on overflow), epoch, plus any other eval_* metric
+``checkpoint``
+    path (absolute), name ("checkpoint-<step>")
+``sample``
+    prompt, completion, max_new_tokens, temperature, top_p, top_k, do_sample, when ("eval"|"end")
+``warning``
+    message, code (short id such as "nan_loss", "unused_columns")
+``run_finished``
+    reason ("completed" | "early_stopping" | "max_steps"), final_path, merged_path (or null),
+    train_loss, total_steps, elapsed_s, gpu_mem_* as in ``log``
+``run_stopped``
+    reason ("stop requested (SIGTERM)" ...), checkpoint (path or null), elapsed_s
+``run_failed``
+    reason (one of runner.diagnose.REASONS: "oom", "nan_loss", "data_error", "model_not_found",
+    "missing_dependency", "killed", "config_error", "error"), message (one line),
+    suggestion (what to try), traceback_tail (last lines of the traceback, str), elapsed_s
+
+Terminal events are exactly one of run_finished / run_stopped / run_failed per launch; a
+resumed run appends a new run_started (with resumed_from) to the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+EVENT_TYPES = (
+    "run_started", "log", "eval", "checkpoint", "sample", "warning",
+    "run_finished", "run_stopped", "run_failed",
+)
+TERMINAL_TYPES = ("run_finished", "run_stopped", "run_failed")
+
+
+class EventWriter:
+    """Appends events to events.jsonl; a no-op when `enabled` is False (ranks other than 0)."""
+
+    def __init__(self, path: str | os.PathLike[str], enabled: bool = True):
+        self.path = Path(path)
+        self.enabled = enabled
+
+    def emit(self, type: str, step: int = 0, **fields: Any) -> dict[str, Any]:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}")
+        event = {"type": type, "time": time.time(), "step": int(step), **fields}
+        if self.enabled:
+            line = json.dumps(event, default=_jsonable, allow_nan=False) + "\n"
+            # One write() of one line on an O_APPEND file: readers never see two events interleaved.
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+        return event
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    return str(value)
+
+
+def sanitize(value: float | None) -> float | None:
+    """NaN and infinities are not JSON: map them to None (callers report them as warnings)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every complete event in the file; a half-written last line or a corrupt line is skipped."""
+    tail = EventTail(path)
+    return tail.poll()
+
+
+class EventTail:
+    """Incremental reader: each `poll()` returns the events appended since the previous poll."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = b""
+
+    def poll(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(data)
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # b"" after a complete line; otherwise an unfinished line
+        events = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and "type" in event:
+                events.append(event)
+        return events
+
+
+def follow(path: str | os.PathLike[str], interval: float = 0.5, until_terminal: bool = True,
+           timeout: float | None = None) -> Iterator[dict[str, Any]]:
+    """Yield events as they are appended; stops after a terminal event (or after `timeout` s)."""
+    tail = EventTail(path)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        for event in tail.poll():
+            yield event
+            if until_terminal and event["type"] in TERMINAL_TYPES:
+                return
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        time.sleep(interval)
+
+
+def last_of(events: list[dict[str, Any]], type: str) -> dict[str, Any] | None:
+    for event in reversed(events):
+        if event.get("type") == type:
+            return event
+    return None

@@ -1,0 +1,347 @@
+"""Start a run: build the `accelerate launch` argv, write the run directory, start it detached.
+
+The process tree of a run, all in one new session (so its own process group, no controlling
+terminal: closing the terminal, the TUI or the SSH connection sends it nothing):
+
+    python -m runner.launch RUN_DIR          supervisor: waits, records the exit code
+      └─ python -m accelerate.commands.launch [flags] -m runner.train RUN_DIR
+           └─ python -m runner.train RUN_DIR   (one per process; rank 0 writes events)
+
+Every process writes straight into RUN_DIR/output.log (no pipe back to whoever launched it).
+The supervisor records the final state if the trainer could not (killed, crashed at import).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from runner.rundir import FINAL_STATES, RunDir, new_run_dir
+from runner.schema import Config
+
+TRAIN_MODULE = "runner.train"
+SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
+# Environment every run gets; values are fixed strings, safe to record in command.json.
+RUN_ENV = {
+    "TOKENIZERS_PARALLELISM": "false",  # the tokenizer's threads would fight the dataloader's
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "PYTHONUNBUFFERED": "1",  # output.log follows progress live
+    "ACCELERATE_DISABLE_RICH": "1",
+}
+
+
+def is_secret(name: str) -> bool:
+    upper = name.upper()
+    return any(marker in upper for marker in SECRET_MARKERS)
+
+
+# --- hardware -----------------------------------------------------------------------------
+def detect_cuda() -> tuple[bool, int]:
+    """(CUDA usable, GPU count) without importing torch: NVML through runner.validate, else the driver."""
+    from runner.validate import machine_context
+
+    try:
+        context = machine_context()
+    except Exception:  # noqa: BLE001 - a broken probe means "ask the driver directly"
+        context = None
+    if context is not None and context.cuda_available is not None:
+        return bool(context.cuda_available), int(context.gpu_count or 0)
+    gpus_dir = Path("/proc/driver/nvidia/gpus")
+    if gpus_dir.is_dir():
+        count = sum(1 for _ in gpus_dir.iterdir())
+        return count > 0, count
+    return False, 0
+
+
+# --- argv -----------------------------------------------------------------------------------
+def mixed_precision(config: Config) -> str:
+    """accelerate's --mixed_precision, consistent with training.bf16 / training.fp16 when 'auto'."""
+    chosen = config.launch.mixed_precision
+    if chosen != "auto":
+        return chosen
+    if config.training.bf16:
+        return "bf16"
+    if config.training.fp16:
+        return "fp16"
+    return "no"
+
+
+def build_argv(config: Config, run_dir: str | os.PathLike[str], *, cuda: bool, resume: bool = False,
+               python: str | None = None) -> list[str]:
+    """The exact `accelerate launch` command: every accelerate flag, then `-m runner.train RUN_DIR`."""
+    launch = config.launch
+    run_path = Path(run_dir)
+    total_processes = launch.num_processes * launch.num_machines
+    argv = [python or sys.executable, "-m", "accelerate.commands.launch"]
+    if launch.strategy in ("fsdp", "deepspeed"):
+        argv += ["--config_file", str(run_path / "accelerate_config.json")]
+    elif total_processes > 1:
+        # DDP. On CPU too: accelerate's --cpu starts a single process, so several CPU processes go
+        # through torchrun (--multi_gpu) and the trainer selects the CPU/gloo backend itself.
+        argv.append("--multi_gpu")
+    elif not cuda:
+        argv.append("--cpu")
+    argv += [
+        "--num_processes", str(launch.num_processes),
+        "--num_machines", str(launch.num_machines),
+        "--machine_rank", str(launch.machine_rank),
+        "--main_process_port", str(launch.main_process_port),
+        "--mixed_precision", mixed_precision(config) if cuda else _cpu_precision(config),
+        "--dynamo_backend", "no",
+    ]
+    if launch.main_process_ip:
+        argv += ["--main_process_ip", launch.main_process_ip]
+    if cuda and launch.gpu_ids.strip() and launch.gpu_ids.strip() != "all":
+        argv += ["--gpu_ids", launch.gpu_ids.strip()]
+    argv += ["-m", TRAIN_MODULE, str(run_path)]
+    if resume:
+        argv.append("--resume")
+    return argv
+
+
+def _cpu_precision(config: Config) -> str:
+    # CPUs have no fp16 autocast worth using; bf16 autocast works on recent ones.
+    return "bf16" if mixed_precision(config) == "bf16" else "no"
+
+
+def accelerate_config(config: Config, *, cuda: bool) -> dict[str, Any] | None:
+    """accelerate's config file for FSDP / DeepSpeed (None otherwise). JSON, which accelerate reads."""
+    launch = config.launch
+    base: dict[str, Any] = {
+        "compute_environment": "LOCAL_MACHINE",
+        "debug": False,
+        "mixed_precision": mixed_precision(config),
+        "num_machines": launch.num_machines,
+        "num_processes": launch.num_processes * launch.num_machines,
+        "machine_rank": launch.machine_rank,
+        "main_process_port": launch.main_process_port,
+        "rdzv_backend": "static",
+        "same_network": True,
+        "use_cpu": not cuda,
+        "downcast_bf16": "no",
+    }
+    if launch.main_process_ip:
+        base["main_process_ip"] = launch.main_process_ip
+    if cuda and launch.gpu_ids.strip():
+        base["gpu_ids"] = launch.gpu_ids.strip()
+    if launch.strategy == "fsdp":
+        base["distributed_type"] = "FSDP"
+        base["fsdp_config"] = {
+            "fsdp_version": 2,
+            "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",  # one shard unit per decoder block
+            "fsdp_reshard_after_forward": True,  # FULL_SHARD: free gathered weights after use
+            "fsdp_offload_params": False,
+            "fsdp_state_dict_type": "SHARDED_STATE_DICT",  # fast checkpoints; final save gathers
+            "fsdp_cpu_ram_efficient_loading": True,  # only rank 0 reads the weights from disk
+            "fsdp_activation_checkpointing": config.training.gradient_checkpointing,
+        }
+        return base
+    if launch.strategy == "deepspeed":
+        stage = int(launch.zero_stage)
+        base["distributed_type"] = "DEEPSPEED"
+        base["deepspeed_config"] = {
+            "zero_stage": stage,
+            "gradient_accumulation_steps": config.training.gradient_accumulation_steps,
+            "gradient_clipping": config.training.max_grad_norm,
+            "offload_optimizer_device": "none",
+            "offload_param_device": "none",
+            "zero3_init_flag": stage == 3,  # build the model already sharded
+            "zero3_save_16bit_model": stage == 3,  # final/ gets a consolidated 16-bit model
+        }
+        return base
+    return None
+
+
+# --- preparing and starting -----------------------------------------------------------------
+def run_env(base: dict[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """The child environment and the names tunedeck set (recorded in command.json, never values)."""
+    env = dict(os.environ if base is None else base)
+    env.update(RUN_ENV)
+    project_root = str(Path(__file__).resolve().parent.parent)  # so `-m runner.train` imports this copy
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH", "")) if p)
+    return env, sorted([*RUN_ENV, "PYTHONPATH"])
+
+
+def write_command(run: RunDir, argv: Sequence[str], env_set: Sequence[str], cwd: str) -> None:
+    inherited = sorted(k for k in os.environ if is_secret(k))  # names only: values stay in the env
+    record = {
+        "argv": list(argv),
+        "cwd": cwd,
+        "env_set": list(env_set),
+        "secret_env_inherited": inherited,
+        "python": sys.executable,
+        "host": socket.gethostname(),
+        "created": time.time(),
+    }
+    from runner.atomic import atomic_write_text
+
+    atomic_write_text(run.command, json.dumps(record, indent=2) + "\n")
+
+
+def prepare(config: Config, *, preset_name: str, runs_dir: str | os.PathLike[str] | None = None,
+            run_dir: str | os.PathLike[str] | None = None, cuda: bool | None = None) -> RunDir:
+    """Create the run directory with the config snapshot, accelerate config and command.json."""
+    from runner import presets  # the TOML writer; light
+
+    if cuda is None:
+        cuda = detect_cuda()[0]
+    if run_dir is not None:
+        run = RunDir(Path(run_dir).resolve())
+        run.path.mkdir(parents=True, exist_ok=False)
+        run.checkpoints.mkdir()
+    else:
+        run = new_run_dir(runs_dir if runs_dir is not None else config.training.output_dir, preset_name)
+    # Self-contained snapshot: `extends` resolved, so later edits to a parent preset change nothing.
+    presets.save(config.model_copy(update={"extends": ""}), run.config)
+    accel = accelerate_config(config, cuda=cuda)
+    if accel is not None:
+        from runner.atomic import atomic_write_text
+
+        atomic_write_text(run.accelerate_config, json.dumps(accel, indent=2) + "\n")
+    argv = build_argv(config, run.path, cuda=cuda)
+    _, env_set = run_env()
+    write_command(run, argv, env_set, os.getcwd())
+    run.update_status(state="starting", preset=preset_name, created=time.time(), cuda=cuda,
+                      host=socket.gethostname())
+    return run
+
+
+def start(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
+    """Start the run's supervisor detached (own session, output to output.log) and return at once."""
+    command = json.loads(run.command.read_text(encoding="utf-8"))
+    argv = [a for a in command["argv"] if a != "--resume"] + (["--resume"] if resume else [])
+    if resume:
+        command["argv"] = argv
+        command["resumed"] = time.time()
+        from runner.atomic import atomic_write_text
+
+        atomic_write_text(run.command, json.dumps(command, indent=2) + "\n")
+    env, _ = run_env()
+    run.update_status(state="starting", started=time.time(), exit_code=None, reason=None, message=None,
+                      suggestion=None, ended=None, stop_requested=None)
+    with open(run.log, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner.launch", str(run.path)],
+            cwd=command.get("cwd") or os.getcwd(),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # new session + process group: immune to the terminal's SIGHUP/^C
+            close_fds=True,
+        )
+    run.update_status(pid=proc.pid, pgid=proc.pid, pid_create_time=_create_time(proc.pid))
+    return proc
+
+
+def _create_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+# --- the supervisor (runs detached) ---------------------------------------------------------
+def supervise(run: RunDir) -> int:
+    """Run the recorded argv, wait for it and every process of the group, then settle status.json."""
+    from runner.diagnose import diagnose_text
+
+    stop_signal: list[int] = []
+
+    def remember(signum: int, _frame: Any) -> None:
+        # `tunedeck stop` signals the whole group: the trainer saves and exits; we just wait for it.
+        stop_signal.append(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, remember)  # handlers (unlike SIG_IGN) are reset in the exec'd child
+
+    command = json.loads(run.command.read_text(encoding="utf-8"))
+    print(f"[tunedeck] {time.strftime('%Y-%m-%d %H:%M:%S')} launching: {' '.join(command['argv'])}", flush=True)
+    try:
+        child = subprocess.Popen(command["argv"], stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        return _settle(run, 127, diagnose_text(str(exc), 127), stop_signal)
+    while True:
+        try:
+            code = child.wait()
+            break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+    _wait_for_group()
+    tail = tail_text(run.log, 60)
+    return _settle(run, code, diagnose_text(tail, code), stop_signal)
+
+
+def _wait_for_group(timeout: float = 120.0) -> None:
+    """accelerate can exit before its workers (e.g. on SIGTERM); wait until we are alone in the group."""
+    import psutil
+
+    me = os.getpid()
+    pgid = os.getpgid(0)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        others = []
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if proc.pid != me and os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                    others.append(proc.pid)
+            except (ProcessLookupError, psutil.Error):
+                continue
+        if not others:
+            return
+        time.sleep(0.3)
+
+
+def _settle(run: RunDir, code: int, diagnosis: Any, stop_signal: list[int]) -> int:
+    status = run.read_status()
+    final: dict[str, Any] = {"exit_code": code, "ended": time.time()}
+    if status.get("state") not in FINAL_STATES:
+        # The trainer never reported an end: it was killed or died before it could.
+        from runner.events import EventWriter
+
+        if stop_signal and code in (0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM):
+            final.update(state="stopped", reason="stop requested", message="stopped before the trainer started")
+            EventWriter(run.events).emit("run_stopped", _last_step(run), reason="stop requested", checkpoint=None)
+        else:
+            final.update(state="failed", reason=diagnosis.reason, message=diagnosis.message,
+                         suggestion=diagnosis.suggestion)
+            EventWriter(run.events).emit("run_failed", _last_step(run), reason=diagnosis.reason,
+                                         message=diagnosis.message, suggestion=diagnosis.suggestion,
+                                         traceback_tail=tail_text(run.log, 12))
+    run.update_status(**final)
+    print(f"[tunedeck] {time.strftime('%Y-%m-%d %H:%M:%S')} exited with code {code}; "
+          f"state {run.read_status().get('state')}", flush=True)
+    return 0
+
+
+def _last_step(run: RunDir) -> int:
+    from runner.events import read_events
+
+    events = read_events(run.events)
+    return int(events[-1].get("step", 0)) if events else 0
+
+
+def tail_text(path: str | os.PathLike[str], lines: int = 20, max_bytes: int = 64_000) -> str:
+    """The last `lines` lines of a (possibly large) text file."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+if __name__ == "__main__":
+    sys.exit(supervise(RunDir(Path(sys.argv[1]).resolve())))

@@ -1,0 +1,344 @@
+"""The training entry point: `accelerate launch ... -m runner.train RUN_DIR [--resume]`.
+
+Reads RUN_DIR/config.toml, trains a causal LM with the transformers Trainer, and records
+everything in RUN_DIR (events.jsonl, status.json, checkpoints/, final/). The only module
+(with runner/train_*.py) that imports torch, transformers, peft, accelerate and datasets.
+Read top to bottom: setup, tokenizer, data, model, arguments, train, save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from runner.diagnose import RunError, diagnose_exception, traceback_tail
+from runner.events import EventWriter
+from runner.rundir import RunDir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runner.train")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    args = parser.parse_args(argv)
+
+    run = RunDir(args.run_dir.resolve())
+    rank = int(os.environ.get("RANK", "0"))
+    is_main = rank == 0
+    events = EventWriter(run.events, enabled=is_main)
+
+    stop = StopFlag()
+    stop.install()  # before the heavy imports: a stop during start-up is still graceful
+    started = time.time()
+    if is_main:
+        run.update_status(state="running", trainer_pid=os.getpid())
+    try:
+        return train(run, events, stop, resume=args.resume, is_main=is_main)
+    except BaseException as exc:  # noqa: BLE001 - every failure must end as run_failed
+        diagnosis = diagnose_exception(exc)
+        if not isinstance(exc, RunError):
+            traceback.print_exc()
+        print(f"[tunedeck] run failed ({diagnosis.reason}): {diagnosis.message}\n"
+              f"[tunedeck] suggestion: {diagnosis.suggestion}", file=sys.stderr, flush=True)
+        if is_main:
+            events.emit("run_failed", _last_step(run), reason=diagnosis.reason, message=diagnosis.message,
+                        suggestion=diagnosis.suggestion, traceback_tail=traceback_tail(exc),
+                        elapsed_s=time.time() - started)
+            run.update_status(state="failed", reason=diagnosis.reason, message=diagnosis.message,
+                              suggestion=diagnosis.suggestion)
+        return 1
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT/SIGHUP; the trainer checks it after every optimizer step."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame) -> None:
+        self.signal_name = signal.Signals(signum).name
+
+
+def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool) -> int:
+    # --- setup -------------------------------------------------------------------------------
+    import torch
+    import transformers
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from runner import presets
+    from runner import train_data, train_model
+    from runner.train_callbacks import EventCallback, SampleCallback, gpu_memory
+
+    transformers.logging.set_verbosity_warning()
+    transformers.utils.logging.disable_progress_bar()
+    loaded = presets.require(run.config)
+    config = loaded.config
+    digest = presets.config_digest(config)
+    t, d = config.training, config.data
+    cuda = torch.cuda.is_available()
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    transformers.set_seed(t.seed)
+
+    resume_from = None
+    if resume:
+        resume_from = run.latest_checkpoint()
+        if resume_from is None:
+            raise RunError(f"nothing to resume: no checkpoint in {run.checkpoints}")
+
+    # --- tokenizer and data ------------------------------------------------------------------
+    tokenizer = train_model.load_tokenizer(config)
+    has_eval = bool(d.eval_path) or d.eval_split > 0
+    eval_strategy = t.eval_strategy if has_eval else "no"
+    args = TrainingArguments(
+        output_dir=str(run.checkpoints),
+        run_name=run.name,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        per_device_eval_batch_size=t.per_device_eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        seed=t.seed,
+        learning_rate=t.learning_rate,
+        optim=t.optim,
+        weight_decay=t.weight_decay,
+        adam_beta1=t.adam_beta1,
+        adam_beta2=t.adam_beta2,
+        adam_epsilon=t.adam_epsilon,
+        max_grad_norm=t.max_grad_norm,
+        lr_scheduler_type=t.lr_scheduler_type,
+        warmup_steps=t.warmup_steps,  # a float below 1 is a fraction of all steps
+        bf16=t.bf16,
+        fp16=t.fp16,
+        tf32=t.tf32 if cuda else None,
+        activation_checkpointing=t.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        save_strategy=t.save_strategy,
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit or None,  # 0 means keep all
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps,
+        load_best_model_at_end=t.load_best_model_at_end and eval_strategy != "no",
+        metric_for_best_model=t.metric_for_best_model if (t.load_best_model_at_end or t.early_stopping_patience
+                                                          or t.save_strategy == "best") else None,
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN loss must surface, not be averaged away
+        report_to=[] if t.report_to == "none" else [t.report_to],
+        disable_tqdm=True,  # the events carry progress; output.log stays readable
+        use_cpu=not cuda,
+        include_num_input_tokens_seen="non_padding",  # real tokens for tokens/s
+        remove_unused_columns=False,  # our columns are exactly the model inputs
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+    )
+    with args.main_process_first(desc="tokenizing the dataset"):
+        data = train_data.prepare(config, tokenizer)
+    for message in data.warnings:
+        events.emit("warning", 0, message=message, code="data")
+    if t.eval_strategy != "no" and not has_eval:
+        events.emit("warning", 0, code="no_eval_data",
+                    message="training.eval_strategy is set but there is no eval data (data.eval_path / data.eval_split)")
+
+    # --- model -------------------------------------------------------------------------------
+    model, info = train_model.load_model(config, tokenizer, cuda=cuda, device_index=local_rank)
+    for message in info.warnings:
+        events.emit("warning", 0, message=message, code="model")
+    print(f"parameters: {info.params_trainable:,} trainable of {info.params_total:,} "
+          f"({info.trainable_percent:.2f}%)", flush=True)
+
+    # --- trainer -----------------------------------------------------------------------------
+    event_callback = EventCallback(events, digest, stop, world_size)
+    samples = Sampler(config, tokenizer, events, enabled=is_main and config.launch.strategy in ("none", "ddp"))
+    callbacks = [event_callback, SampleCallback(samples)]
+    if t.early_stopping_patience and eval_strategy != "no":
+        callbacks.append(EarlyStoppingCallback(t.early_stopping_patience, t.early_stopping_threshold))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval if eval_strategy != "no" else None,
+        processing_class=tokenizer,
+        data_collator=train_data.collator_for(config, tokenizer),
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)  # replaced by EventCallback's one-line summaries
+    trainer.remove_callback(ProgressCallback)
+
+    total_steps = _planned_steps(trainer, args, data.train)
+    start_step = _checkpoint_step(resume_from) if resume_from else 0
+    events.emit(
+        "run_started", start_step,
+        config_digest=digest,
+        preset=run.read_status().get("preset"),
+        resumed_from=resume_from.name if resume_from else None,
+        start_step=start_step,
+        total_steps=total_steps,
+        num_train_examples=data.num_train_examples,
+        num_eval_examples=data.num_eval_examples,
+        packed_rows=len(data.train) if data.packed else None,
+        world_size=world_size,
+        effective_batch_size=t.per_device_train_batch_size * t.gradient_accumulation_steps * world_size,
+        params_total=info.params_total,
+        params_trainable=info.params_trainable,
+        trainable_percent=info.trainable_percent,
+        estimated_memory=_estimate(config),
+        memory_signature=_memory_signature(config),
+        device=_device_info(cuda, world_size),
+    )
+    print(f"{'resuming from ' + resume_from.name if resume_from else 'starting'}: {total_steps} steps, "
+          f"{data.num_train_examples} examples, world size {world_size}", flush=True)
+
+    # --- train -------------------------------------------------------------------------------
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    step = trainer.state.global_step
+    if stop.requested:
+        checkpoint = run.latest_checkpoint()
+        reason = f"stop requested ({stop.signal_name})"
+        print(f"[tunedeck] stopped at step {step}: {reason}; checkpoint {checkpoint}", flush=True)
+        if is_main:
+            events.emit("run_stopped", step, reason=reason, checkpoint=str(checkpoint) if checkpoint else None,
+                        elapsed_s=time.time() - t0)
+            run.update_status(state="stopped", reason=reason, message=f"stopped at step {step}")
+        return 0
+
+    # --- save --------------------------------------------------------------------------------
+    trainer.save_model(str(run.final))  # adapter only for LoRA, the full model otherwise
+    merged_path = None
+    if is_main:
+        tokenizer.save_pretrained(str(run.final))
+        if config.lora.enabled and config.lora.merge_after_training:
+            merged_path = run.final / "merged"
+            trainer.model.merge_and_unload().save_pretrained(str(merged_path))
+            tokenizer.save_pretrained(str(merged_path))
+        samples(trainer.model, step, "end")
+        early = trainer.state.max_steps > step
+        events.emit("run_finished", step, reason="early_stopping" if early else "completed",
+                    final_path=str(run.final), merged_path=str(merged_path) if merged_path else None,
+                    train_loss=result.training_loss if math.isfinite(result.training_loss) else None,
+                    total_steps=trainer.state.max_steps, elapsed_s=time.time() - t0, **gpu_memory())
+        run.update_status(state="finished", reason="completed", message=f"finished at step {step}")
+        print(f"[tunedeck] finished at step {step}; saved to {run.final}", flush=True)
+    return 0
+
+
+class Sampler:
+    """Completes generation.prompts with the current model and writes `sample` events."""
+
+    def __init__(self, config, tokenizer, events: EventWriter, enabled: bool):
+        self.config, self.tokenizer, self.events = config, tokenizer, events
+        self.enabled = enabled and bool(config.generation.prompts)
+
+    def render(self, prompt: str) -> str:
+        fmt = self.config.data.format
+        if fmt == "chat" and self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                      add_generation_prompt=True)
+        if fmt == "instruction":
+            from runner.train_data import render_instruction
+
+            return render_instruction(prompt, None, "")[0]
+        return prompt
+
+    def __call__(self, model, step: int, when: str) -> None:
+        if not self.enabled or model is None:
+            return
+        import torch
+
+        g = self.config.generation
+        model = getattr(model, "module", model)  # unwrap DDP
+        was_training = model.training
+        model.eval()
+        try:
+            for prompt in g.prompts:
+                text = self.render(prompt)
+                inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=self.config.data.format != "chat")
+                inputs = {k: v.to(model.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
+                sampling = dict(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k) if g.do_sample else {}
+                with torch.no_grad():
+                    out = model.generate(**inputs, max_new_tokens=g.max_new_tokens, do_sample=g.do_sample,
+                                         pad_token_id=self.tokenizer.pad_token_id, **sampling)
+                completion = self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+                self.events.emit("sample", step, prompt=prompt, completion=completion, when=when,
+                                 max_new_tokens=g.max_new_tokens, do_sample=g.do_sample, temperature=g.temperature,
+                                 top_p=g.top_p, top_k=g.top_k)
+                print(f"sample ({when}, step {step}): {prompt!r} -> {completion!r}", flush=True)
+        finally:
+            model.train(was_training)
+
+
+def _planned_steps(trainer, args, train_dataset) -> int:
+    """Optimizer steps the run will take (what the Trainer computes as max_steps)."""
+    if args.max_steps > 0:
+        return args.max_steps
+    batches = len(trainer.get_train_dataloader())
+    per_epoch = max(1, batches // args.gradient_accumulation_steps + int(batches % args.gradient_accumulation_steps > 0))
+    return math.ceil(args.num_train_epochs * per_epoch)
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(path.name.rsplit("-", 1)[-1])
+
+
+def _last_step(run: RunDir) -> int:
+    from runner.events import read_events
+
+    events = read_events(run.events)
+    return int(events[-1].get("step", 0)) if events else 0
+
+
+def _estimate(config):
+    try:
+        from runner.estimate import estimate
+
+        result = estimate(config)
+        if hasattr(result, "to_dict"):
+            return result.to_dict()
+        if hasattr(result, "model_dump"):
+            return result.model_dump(mode="json")
+        import dataclasses
+
+        return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else None
+    except Exception:  # noqa: BLE001 - the estimate is informative only
+        return None
+
+
+def _memory_signature(config):
+    try:
+        from runner.estimate import memory_signature
+
+        return memory_signature(config)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _device_info(cuda: bool, world_size: int) -> dict:
+    import peft
+    import torch
+    import transformers
+
+    info = {"type": "cuda" if cuda else "cpu", "count": torch.cuda.device_count() if cuda else 0,
+            "world_size": world_size, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "cuda": torch.version.cuda}
+    info["name"] = torch.cuda.get_device_name() if cuda else "cpu"
+    return info
+
+
+if __name__ == "__main__":
+    sys.exit(main())
