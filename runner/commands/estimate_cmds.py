@@ -1,0 +1,148 @@
+"""`tunedeck estimate FILE`: the memory breakdown and verdict; `tunedeck gpus`: what the GPU probe sees."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+GiB = 1024**3
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+          "g": 1024**3, "gb": 1000**3, "gib": 1024**3, "t": 1024**4, "tb": 1000**4, "tib": 1024**4}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("estimate", help="estimate peak GPU memory of a preset and whether it fits",
+                       description="Estimate the peak GPU memory per process of a preset, component by "
+                       "component, compare it with the GPU and suggest changes.")
+    p.add_argument("preset", metavar="FILE", help="preset file or name")
+    p.add_argument("--gpu-memory", metavar="SIZE", type=parse_size,
+                   help="memory per GPU to compare against, e.g. 24GiB, 80GB, 16G (default: free memory of the detected GPU)")
+    p.add_argument("--gpus", metavar="N", type=_positive, help="train on N GPUs (sets launch.num_processes)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a value (TOML syntax), repeatable")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.set_defaults(func=run_estimate)
+    g = sub.add_parser("gpus", help="list the GPUs, their memory, load and processes",
+                       description="Show what tunedeck's GPU probe sees (respects CUDA_VISIBLE_DEVICES).")
+    g.add_argument("--json", action="store_true", help="print as JSON")
+    g.set_defaults(func=run_gpus)
+
+
+def parse_size(text: str) -> int:
+    """'24GiB', '24 GB', '16G', '1.5TiB' or plain bytes; G/T alone mean GiB/TiB as nvidia-smi shows them."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _UNITS or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size; write e.g. 24GiB, 80GB or 16G")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def gib(n: float) -> str:
+    return f"{n / GiB:.2f} GiB"
+
+
+def run_estimate(args: argparse.Namespace) -> int:
+    from runner import presets
+    from runner.estimate import EstimateError, apply_changes, estimate, last_measured_peak
+    from runner.gpu import probe
+
+    overrides = list(args.overrides) + ([f"launch.num_processes={args.gpus}"] if args.gpus else [])
+    loaded = presets.load(args.preset, overrides)
+    if not loaded.ok or loaded.config is None:
+        for problem in loaded.errors or loaded.problems:
+            print(problem.format(), file=sys.stderr)
+        return 2
+    config = loaded.config
+    budget, against, gpu_count = args.gpu_memory, "", None
+    if budget:
+        against = f"{gib(budget)} per GPU (--gpu-memory)"
+    report = probe()
+    if report.available:
+        gpu_count = len(report.gpus)
+        if not budget:
+            used = report.gpus[: max(1, config.launch.num_processes)]
+            tightest = min(used, key=lambda g: g.free_bytes)
+            budget = tightest.free_bytes
+            against = f"GPU {tightest.index} ({tightest.name}): {gib(tightest.free_bytes)} free of {gib(tightest.total_bytes)}"
+    try:
+        est = estimate(config, budget, gpu_count)
+    except EstimateError as exc:
+        print(f"{loaded.path}: error: cannot estimate: {exc}", file=sys.stderr)
+        return 2
+    measured = last_measured_peak(config, Path(config.training.output_dir))
+    if args.json:
+        out = est.to_dict()
+        out.update(against=against or None, last_measured=measured)
+        print(json.dumps(out, indent=2))
+    else:
+        _print_estimate(loaded.name, est, against, measured, report.reason if not report.available else "")
+    for sug in est.suggestions:  # a suggestion that would not validate is a bug: fail loudly in tests
+        apply_changes(config, sug.changes)
+    return 1 if est.verdict == "does not fit" else 0
+
+
+def _print_estimate(name: str, est: Any, against: str, measured: dict | None, no_gpu: str) -> None:
+    print(f"{name}: {est.params_total:,} parameters, {est.params_trainable:,} trainable "
+          f"({100 * est.params_trainable / max(1, est.params_total):.2f}%)")
+    print(f"architecture: {est.arch_source}")
+    print()
+    width = max(len(c.name) for c in est.components)
+    for c in est.components:
+        band = "  (evictable)" if c.evictable else ""
+        print(f"  {c.name:<{width}}  {gib(c.bytes):>11}  {c.detail}{band}")
+    print(f"  {'-' * width}  {'-' * 11}")
+    phases = ", ".join(f"{k} {gib(v)}" for k, v in est.phases.items())
+    print(f"  {'peak per GPU':<{width}}  {gib(est.peak_bytes):>11}  at the {est.phase} ({phases})")
+    for note in est.notes:
+        print(f"  note: {note}")
+    if measured:
+        parts = [f"{label} {gib(measured[key])}" for key, label in
+                 (("peak_allocated", "allocated"), ("peak_reserved", "reserved"), ("nvml_used", "NVML used"))
+                 if measured.get(key)]
+        print(f"  last measured (same settings, {measured['run_dir']}): " + (", ".join(parts) or "no GPU figures"))
+    print()
+    if est.verdict:
+        print(f"{est.verdict.upper()}: {gib(est.peak_bytes)} against {against}")
+    else:
+        print(f"no budget to compare with ({no_gpu or 'no GPU detected'}); pass --gpu-memory, e.g. --gpu-memory 24GiB")
+    if est.suggestions:
+        print("\nTo fit:" if est.suggestions[0].kind == "memory" else "\nMemory to spare; to train faster:")
+        for i, sug in enumerate(est.suggestions, 1):
+            mark = "fits" if sug.fits else "still too big"
+            changes = ", ".join(f"{k}={json.dumps(v)}" for k, v in sug.changes.items())
+            print(f"  {i}. {sug.title}: {gib(sug.peak_bytes)} ({mark})\n     set {changes}")
+
+
+def run_gpus(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from runner.gpu import probe
+
+    report = probe()
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+        return 0
+    if not report.available:
+        print(f"no GPU available: {report.reason}")
+        return 0
+    print(f"NVIDIA driver {report.driver or '?'}")
+    for g in report.gpus:
+        util = f"{g.utilization_percent}%" if g.utilization_percent is not None else "n/a"
+        temp = f"{g.temperature_c} C" if g.temperature_c is not None else "n/a"
+        power = f"{g.power_w:.0f} W" if g.power_w is not None else "n/a"
+        print(f"GPU {g.index}: {g.name}  {gib(g.used_bytes)} used / {gib(g.total_bytes)} "
+              f"({gib(g.free_bytes)} free)  util {util}  temp {temp}  power {power}")
+        for proc in g.processes:
+            used = gib(proc.used_bytes) if proc.used_bytes is not None else "n/a"
+            print(f"    pid {proc.pid} {proc.name}: {used}")
+    return 0

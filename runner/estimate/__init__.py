@@ -1,0 +1,96 @@
+"""GPU memory estimate of a training config, before anything is loaded.
+
+    est = estimate(config, budget_bytes=24 * 2**30)
+    est.peak_bytes, est.phase, est.components, est.suggestions
+
+Pure Python: no torch. Architecture numbers come from a local config.json, the Hugging Face cache,
+a built-in table or the from-scratch fields (`architecture`); exact parameter counts from `params`;
+memory components and phases from `memory`; suggestions from `suggest`; earlier measured peaks
+from `calibration`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from runner.schema import Config
+
+from .architecture import Architecture, EstimateError, UnknownModel, resolve
+from .calibration import last_measured_peak, memory_signature
+from .memory import Component, breakdown, settings
+from .params import Layout, layout
+from .suggest import Suggestion, suggest, verdict
+
+
+@dataclass
+class Estimate:
+    peak_bytes: int  # per GPU, at the largest phase
+    phase: str  # "forward" | "backward" | "optimizer step"
+    components: list[Component]  # at that phase; they sum to peak_bytes
+    phases: dict[str, int]
+    params_total: int
+    params_trainable: int
+    arch_source: str
+    architecture: Architecture
+    notes: list[str] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list)
+    budget_bytes: int | None = None
+
+    @property
+    def verdict(self) -> str | None:
+        return verdict(self.peak_bytes, self.budget_bytes) if self.budget_bytes else None
+
+    @property
+    def evictable_bytes(self) -> int:
+        return sum(c.bytes for c in self.components if c.evictable)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (also what the runner records in its run_started event)."""
+        return {
+            "peak_bytes": self.peak_bytes, "phase": self.phase, "phases": self.phases,
+            "components": [asdict(c) for c in self.components], "params_total": self.params_total,
+            "params_trainable": self.params_trainable, "arch_source": self.arch_source, "notes": self.notes,
+            "budget_bytes": self.budget_bytes, "verdict": self.verdict,
+            "suggestions": [asdict(sug) for sug in self.suggestions],
+        }
+
+
+@lru_cache(maxsize=64)
+def _layout(arch: Architecture) -> Layout:
+    return layout(arch)
+
+
+def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | None = None) -> Estimate:
+    """Peak memory per GPU for training `config`; with a budget, also ranked suggestions.
+
+    Raises UnknownModel when the architecture cannot be found offline, EstimateError for a
+    config that cannot be estimated (LoRA targets matching nothing, k-bit without LoRA).
+    gpu_count (GPUs available) lets suggestions propose sharding over more of them.
+    """
+    arch = resolve(config)
+    lay = _layout(arch)
+    s = settings(config)
+    result = breakdown(arch, lay, s)
+    est = Estimate(result.peak_bytes, result.phase, result.components, result.phases, result.params_total,
+                   result.params_trainable, arch.source, arch, result.notes, budget_bytes=budget_bytes)
+    if budget_bytes:
+        est.suggestions = suggest(s, est.peak_bytes, budget_bytes,
+                                  lambda changed: breakdown(arch, lay, changed).peak_bytes, gpu_count)
+    return est
+
+
+def apply_changes(config: Config, changes: dict[str, Any]) -> Config:
+    """A validated copy of `config` with a suggestion's "section.key" changes applied."""
+    data = config.model_dump()
+    for key, value in changes.items():
+        section, name = key.split(".", 1)
+        data[section][name] = value
+    return Config.model_validate(data)
+
+
+__all__ = [
+    "Architecture", "Component", "Estimate", "EstimateError", "Suggestion", "UnknownModel", "apply_changes",
+    "estimate", "last_measured_peak", "memory_signature", "verdict",
+]
