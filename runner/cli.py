@@ -18,6 +18,7 @@ from runner.problems import ConfigError
 # Each module defines `register(subparsers)`, adding parsers whose `func(args) -> int` runs them.
 COMMAND_MODULES = (
     "runner.commands.config_cmds",
+    "runner.commands.estimate_cmds",
 )
 
 
