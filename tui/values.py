@@ -52,9 +52,7 @@ def format_value(spec: FieldSpec, value: Any) -> str:
 
 
 def _format_float(value: float) -> str:
-    # Short, round-trippable: 5e-05 rather than 4.9999999999999996e-05, 3.0 rather than 3.
-    text = repr(value)
-    return text
+    return repr(value)  # shortest text that reads back to the same float (5e-05, 3.0)
 
 
 def short_value(value: Any) -> str:
@@ -81,7 +79,8 @@ def with_value(config: Config, spec: FieldSpec, value: Any) -> Config:
     except ValidationError as exc:
         reasons = [e["msg"] for e in exc.errors() if e["loc"] and e["loc"][0] == spec.name]
         reason = reasons[0] if reasons else str(exc.errors()[0]["msg"])
-        raise InvalidValue(f"{_lower_first(reason)}; allowed: {spec.allowed()}") from None
+        reason = _lower_first(reason).removeprefix("input should be ")
+        raise InvalidValue(f"should be {reason}; allowed: {spec.allowed()}") from None
     return config.model_copy(update={spec.section: new_section})
 
 

@@ -17,7 +17,7 @@ class ConfirmScreen(ModalScreen[str]):
 
     def __init__(self, title: str, message: str, choices: list[Choice]) -> None:
         super().__init__(classes="dialog-screen")
-        self._title = title
+        self._heading = title
         self._message = message
         self._choices = choices
 
@@ -30,7 +30,7 @@ class ConfirmScreen(ModalScreen[str]):
                                  variant="primary" if i == 0 else "default", compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(".dialog").border_title = self._title
+        self.query_one(".dialog").border_title = self._heading
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:

@@ -173,7 +173,7 @@ class EditorScreen(Screen):
         self.update_gauge()
         changed = {c.key for c in state.changes() if c.from_preset}
         self.query_one(FieldForm).refresh_changed(changed)
-        self.sub_title = f"{state.name}{' (modified)' if state.dirty else ''}" + (f" · {state.path}" if state.path else "")
+        self.sub_title = f"{state.name}{' (modified)' if state.dirty else ''} · {_where(state)}"
         self.refresh_help()
 
     def budget(self) -> tuple[int, str]:
@@ -394,6 +394,20 @@ class EditorScreen(Screen):
         await form.show_group(form.group or GROUPS[0], state)
         self.count()
         self.recompute()
+
+
+def _where(state: EditorState) -> str:
+    """Where the document lives, short: 'shipped preset', a path relative to here, or ~/..."""
+    if state.shipped:
+        return "shipped preset"
+    if state.path is None:
+        return "not saved yet"
+    for base, shown in ((Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            return shown + str(state.path.relative_to(base))
+        except ValueError:
+            continue
+    return str(state.path)
 
 
 def _selected_gpus(gpus: list[Any], gpu_ids: str) -> list[Any]:

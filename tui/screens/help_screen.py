@@ -17,12 +17,12 @@ class HelpScreen(ModalScreen[None]):
     def __init__(self, spec: FieldSpec, context: list[str]) -> None:
         super().__init__(classes="dialog-screen")
         self._spec = spec
-        self._context = context
+        self._notes = context
 
     def compose(self) -> ComposeResult:
         text = help_markdown(self._spec)
-        if self._context:
-            text += "\n\n**In context**\n\n" + "\n".join(f"- {line}" for line in self._context)
+        if self._notes:
+            text += "\n\n**In context**\n\n" + "\n".join(f"- {line}" for line in self._notes)
         with Vertical(classes="dialog dialog-wide"):
             with VerticalScroll():
                 yield Markdown(text, id="full-help")

@@ -18,7 +18,7 @@ class ProblemsScreen(ModalScreen[None]):
 
     def __init__(self, title: str, problems: list[Problem]) -> None:
         super().__init__(classes="dialog-screen")
-        self._title = title
+        self._heading = title
         self._problems = problems
 
     def compose(self) -> ComposeResult:
@@ -28,7 +28,7 @@ class ProblemsScreen(ModalScreen[None]):
             yield Static("[dim]Esc closes[/]")
 
     def on_mount(self) -> None:
-        self.query_one(".dialog").border_title = self._title
+        self.query_one(".dialog").border_title = self._heading
         self.query_one(ProblemsList).show(self._problems)
 
     def action_close(self) -> None:

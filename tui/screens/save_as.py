@@ -32,7 +32,7 @@ class SaveAsScreen(ModalScreen[Path | None]):
 
     def __init__(self, title: str, suggestion: str, current: Path | None = None) -> None:
         super().__init__(classes="dialog-screen")
-        self._title = title
+        self._heading = title
         self._suggestion = suggestion
         self._current = current
 
@@ -47,7 +47,7 @@ class SaveAsScreen(ModalScreen[Path | None]):
             yield Static("", id="save-as-error")
 
     def on_mount(self) -> None:
-        self.query_one(".dialog").border_title = self._title
+        self.query_one(".dialog").border_title = self._heading
 
     @on(Input.Submitted, "#save-as-name")
     def _submitted(self, event: Input.Submitted) -> None:

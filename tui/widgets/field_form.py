@@ -20,7 +20,7 @@ def group_fields(group: str):
     return [spec for spec in FIELDS if spec.group == group]
 
 
-class FieldForm(VerticalScroll):
+class FieldForm(VerticalScroll, can_focus=False):
     HELP = """
 ## Form
 `Tab`/`Shift+Tab` move between fields. Fields that do not apply to this config (LoRA settings

@@ -6,6 +6,7 @@ from textual.markup import escape
 from textual.widgets import Static
 
 from runner.problems import Problem
+from runner.schema import FIELDS_BY_KEY
 
 
 class ProblemsList(Static):
@@ -24,7 +25,8 @@ entry disappears.
         lines = []
         for p in sorted(problems, key=lambda p: not p.is_error):
             colour = "$error" if p.is_error else "$warning"
-            key = f"[b]{escape(p.key)}[/b]: " if p.key else ""
+            spec = FIELDS_BY_KEY.get(p.key)
+            key = f"[b]{escape(spec.label if spec else p.key)}[/b]: " if p.key else ""
             hint = f" [dim]({escape(p.hint)})[/]" if p.hint else ""
             lines.append(f"[{colour}]{'✗' if p.is_error else '!'}[/] {key}{escape(p.message)}{hint}")
         self.update("\n".join(lines))

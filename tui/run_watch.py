@@ -1,0 +1,353 @@
+"""Follow a run directory from disk: output.log, events.jsonl and status.json (never a pipe).
+
+One `RunWatcher` thread per open monitor. It indexes the log (`LogIndex`: a sparse index of
+line offsets, so a million-line log costs a few MB and any range is read on demand), reads
+appended events in bounded chunks and re-reads status.json now and then. It never touches
+widgets: it collects what is new and calls `notify()` at most once per pending batch; the UI
+then `take()`s everything gathered so far. While the UI is busy, batches grow instead of
+messages piling up, so a fast writer cannot flood the app (coalescing).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from array import array
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import Path
+from typing import Any, Callable
+
+from .run_model import RunModel
+
+STRIDE = 32  # the index keeps the byte offset of every 32nd line: 0.25 bytes a line
+CHUNK = 4 << 20  # bytes read per step, so one step never stalls the thread for long
+POLL_INTERVAL = 0.05  # seconds between looks at the files: bounds the write-to-screen lag
+STATUS_INTERVAL = 1.0
+WARNINGS_AND_ERRORS = r"warn|error|exception|traceback|fatal|critical|killed|out of memory|\bnan\b"
+
+
+class LogIndex:
+    """Line index of a growing text file. Written by one thread (`feed`), read by another (`read`).
+
+    Safe without a lock under the GIL because `feed` appends offsets before it publishes the
+    new `end` and `lines`, so a reader never sees a line count the offsets do not cover.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.blocks = array("Q")  # blocks[k] = byte offset where line k*STRIDE starts
+        self.end = 0  # byte offset just after the last complete line
+        self.lines = 0  # complete lines indexed
+        self._cache: OrderedDict[tuple[int, int], list[str]] = OrderedDict()
+
+    def feed(self, body: bytes) -> int:
+        """Index `body`: complete lines (ending in b"\\n") that start at `self.end`. Returns lines added."""
+        parts = body.split(b"\n")
+        parts.pop()  # what follows the last newline: b"" since body ends with one
+        n = len(parts)
+        first = (-self.lines) % STRIDE  # index in `parts` of the first line whose number is a multiple of STRIDE
+        if first < n:
+            # Start of line i = where body starts + lengths of lines before it + one newline each.
+            ends = list(accumulate(map(len, parts)))
+            base = self.end
+            for i in range(first, n, STRIDE):
+                self.blocks.append(base + (ends[i - 1] if i else 0) + i)
+        self.end += len(body)
+        self.lines += n
+        return n
+
+    def read(self, start: int, count: int) -> list[str]:
+        """Lines [start, start+count) (fewer at the end), decoded, without their newline."""
+        stop = min(start + count, self.lines)
+        if start >= stop:
+            return []
+        out: list[str] = []
+        with open(self.path, "rb") as handle:
+            for block in range(start // STRIDE, (stop - 1) // STRIDE + 1):
+                lines = self._block(handle, block)
+                lo = max(start, block * STRIDE) - block * STRIDE
+                hi = min(stop, (block + 1) * STRIDE) - block * STRIDE
+                out.extend(lines[lo:hi])
+        return out
+
+    def line(self, number: int) -> str:
+        lines = self.read(number, 1)
+        return lines[0] if lines else ""
+
+    def _block(self, handle: Any, block: int) -> list[str]:
+        begin = self.blocks[block]
+        end = self.blocks[block + 1] if block + 1 < len(self.blocks) else self.end
+        key = (block, end)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        handle.seek(begin)
+        lines = handle.read(end - begin).decode("utf-8", "replace").split("\n")[:STRIDE]
+        self._cache[key] = lines
+        if len(self._cache) > 256:  # ~8k lines: a few screens either way
+            self._cache.popitem(last=False)
+        return lines
+
+
+@dataclass
+class LineFilter:
+    """Line numbers of the lines matching `pattern` (case-insensitive), built as the log grows."""
+
+    pattern: str
+    regex: re.Pattern[bytes] = field(init=False)
+    matches: array = field(default_factory=lambda: array("L"))
+    scanned: int = 0  # lines [0, scanned) have been searched
+    complete: bool = False  # caught up with the index at least once
+
+    def __post_init__(self) -> None:
+        self.regex = re.compile(self.pattern.encode("utf-8"), re.IGNORECASE)
+
+    def scan(self, body: bytes, first_line: int) -> None:
+        """Search complete lines `body` whose first line is number `first_line`."""
+        regex, out = self.regex, self.matches
+        pos = last = 0
+        line = first_line
+        while True:
+            found = regex.search(body, pos)
+            if found is None:
+                break
+            start = found.start()
+            line += body.count(b"\n", last, start)
+            out.append(line)
+            newline = body.find(b"\n", start)
+            if newline < 0:
+                break
+            pos = last = newline + 1
+            line += 1
+        self.scanned = first_line + body.count(b"\n")
+
+
+def filter_pattern(text: str) -> str:
+    """The user's filter text as a literal, case-insensitive pattern."""
+    return re.escape(text)
+
+
+class EventReader:
+    """Complete events appended to events.jsonl since the last call, at most `limit` bytes at a time."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self._partial = b""
+
+    def poll(self, limit: int = CHUNK) -> tuple[list[dict[str, Any]], bool]:
+        """(events, more): `more` is True when the file holds more than was read this time."""
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read(limit)
+                more = bool(data) and len(data) == limit
+        except FileNotFoundError:
+            return [], False
+        self.offset += len(data)
+        data = self._partial + data
+        cut = data.rfind(b"\n") + 1
+        self._partial = data[cut:]
+        events = []
+        for line in data[:cut].splitlines():
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a corrupt line: skip it, like runner.events does
+            if isinstance(event, dict) and "type" in event:
+                events.append(event)
+        return events, more
+
+
+@dataclass
+class Update:
+    """Everything new since the last `take()`."""
+
+    events: list[dict[str, Any]]
+    lines: int  # complete lines in the log now
+    status: dict[str, Any] | None  # status.json when it changed, else None
+    filter_changed: bool
+    reset: bool  # the log was truncated or replaced: forget what was shown
+
+
+class RunWatcher(threading.Thread):
+    def __init__(self, run_dir: str | Path, notify: Callable[[], None], interval: float = POLL_INTERVAL) -> None:
+        super().__init__(name=f"watch {Path(run_dir).name}", daemon=True)
+        self.run_dir = Path(run_dir)
+        self.notify = notify
+        self.interval = interval
+        self.index = LogIndex(self.run_dir / "output.log")
+        self.model = RunModel()  # folded here until `loaded`; the UI owns it afterwards
+        self.status: dict[str, Any] = {}
+        self.filter: LineFilter | None = None
+        self.loaded = threading.Event()
+        self._events = EventReader(self.run_dir / "events.jsonl")
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._wanted_filter: str | None = None
+        self._filter_dirty = False
+        self._pending: list[dict[str, Any]] = []
+        self._status_changed = False
+        self._filter_changed = False
+        self._reset = False
+        self._in_flight = False
+        self._status_raw = b""
+        self._status_due = 0.0
+
+    # --- called from the UI thread ---------------------------------------------------------------------
+    def take(self) -> Update:
+        with self._lock:
+            update = Update(self._pending, self.index.lines, dict(self.status) if self._status_changed else None,
+                            self._filter_changed, self._reset)
+            self._pending = []
+            self._status_changed = self._filter_changed = self._reset = False
+            self._in_flight = False
+        return update
+
+    def set_filter(self, pattern: str | None) -> None:
+        """Show only lines matching `pattern` (a regex; None for all); the scan runs in this thread."""
+        with self._lock:
+            self._wanted_filter = pattern
+            self._filter_dirty = True
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # --- the thread --------------------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._read_status(force=True)
+            while self._step_log() | self._step_events(fold=True):
+                if self._stopping.is_set():
+                    return
+            self.loaded.set()
+            self._signal(force=True)
+            while not self._stopping.wait(self.interval):
+                self.poll_once()
+        finally:
+            self.loaded.set()
+
+    def poll_once(self) -> None:
+        import time
+
+        changed = False
+        for _ in range(8):  # bounded work per tick: a huge burst is spread over a few ticks
+            grew = self._step_log()
+            got = self._step_events(fold=False)
+            changed |= grew or got
+            if not (grew or got):
+                break
+        changed |= self._apply_filter_change()
+        now = time.monotonic()
+        if now >= self._status_due:
+            self._status_due = now + STATUS_INTERVAL
+            changed |= self._read_status()
+        if changed:
+            self._signal()
+
+    def _step_log(self) -> bool:
+        index = self.index
+        try:
+            with open(index.path, "rb") as handle:
+                size = handle.seek(0, 2)
+                if size < index.end:  # truncated or replaced: index it again from the start
+                    self._restart_log()
+                    return True
+                if size == index.end:
+                    return False
+                handle.seek(index.end)
+                data = handle.read(CHUNK)
+        except FileNotFoundError:
+            return False
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            if len(data) < CHUNK:
+                return False  # an unfinished line: wait for its newline
+            cut = len(data)  # a line longer than a chunk: index the chunk as if it ended one
+            data = data[:-1] + b"\n"
+        body = data[:cut]
+        first = index.lines
+        active = self.filter
+        index.feed(body)
+        if active is not None and active.complete:
+            active.scan(body, first)
+        return True
+
+    def _restart_log(self) -> None:
+        with self._lock:
+            self.index = LogIndex(self.index.path)
+            if self.filter is not None:
+                self.filter = LineFilter(self.filter.pattern)
+            self._reset = True
+
+    def _step_events(self, fold: bool) -> bool:
+        events, more = self._events.poll()
+        if events:
+            if fold:
+                self.model.fold(events)
+            else:
+                with self._lock:
+                    self._pending.extend(events)
+        return bool(events) or more
+
+    def _apply_filter_change(self) -> bool:
+        with self._lock:
+            if not self._filter_dirty:
+                pattern = None if self.filter is None or self.filter.complete else self.filter.pattern
+                if pattern is None:
+                    return False
+            else:
+                pattern = self._wanted_filter
+                self._filter_dirty = False
+                self.filter = LineFilter(pattern) if pattern else None
+        active = self.filter
+        if active is not None and not active.complete:
+            self._scan_existing(active)
+        with self._lock:
+            self._filter_changed = True
+        return True
+
+    def _scan_existing(self, active: LineFilter) -> None:
+        """Search the lines indexed so far, a chunk at a time, giving up if the filter changes again."""
+        end = self.index.end
+        offset = 0
+        with open(self.index.path, "rb") as handle:
+            while offset < end:
+                if self._filter_dirty or self._stopping.is_set():
+                    return
+                handle.seek(offset)
+                data = handle.read(min(CHUNK, end - offset))
+                cut = data.rfind(b"\n") + 1 or len(data)
+                active.scan(data[:cut], active.scanned)
+                offset += cut
+        active.complete = True
+
+    def _read_status(self, force: bool = False) -> bool:
+        try:
+            raw = (self.run_dir / "status.json").read_bytes()
+        except OSError:
+            return False
+        if raw == self._status_raw and not force:
+            return False
+        try:
+            status = json.loads(raw)
+        except ValueError:
+            return False  # mid-replace: read it next time
+        with self._lock:
+            self._status_raw = raw
+            self.status = status
+            self._status_changed = True
+        return True
+
+    def _signal(self, force: bool = False) -> None:
+        with self._lock:
+            if self._in_flight and not force:
+                return
+            self._in_flight = True
+        self.notify()
