@@ -18,7 +18,9 @@ from runner.problems import ConfigError
 # Each module defines `register(subparsers)`, adding parsers whose `func(args) -> int` runs them.
 COMMAND_MODULES = (
     "runner.commands.config_cmds",
+    "runner.commands.convert_cmds",
     "runner.commands.estimate_cmds",
+    "runner.commands.run_cmds",
 )
 
 
