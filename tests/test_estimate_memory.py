@@ -31,15 +31,6 @@ def comp(est: Estimate, name: str) -> int:
     return next(c.bytes for c in est.components if c.name == name)
 
 
-def at(config: Config, name: str, phase: str = "backward") -> int:
-    """A component's size at a given phase, whichever phase is the peak."""
-    est = estimate(config)
-    assert est.phase in est.phases
-    if est.phase == phase:
-        return comp(est, name)
-    pytest.skip("phase differs")
-
-
 def test_components_sum_to_peak_and_peak_is_largest_phase():
     for config in (cfg(), cfg(lora__enabled=True), cfg(training__per_device_train_batch_size=1)):
         est = estimate(config)

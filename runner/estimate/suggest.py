@@ -14,6 +14,7 @@ from . import optimizers
 
 TIGHT_MARGIN = 0.10  # "tight": within 10% of the budget, where fragmentation or other processes can tip it over
 SPEED_HEADROOM = 0.60  # below 60% of the budget, spare memory is worth spending on speed
+MAX_BATCH_GROWTH = 8  # past 8x the per-GPU batch, GPU throughput gains are small
 MIN_SEQ = 128
 
 
@@ -170,7 +171,7 @@ def _to_speed_up(s: dict[str, Any], budget: int, run: Estimator) -> list[Suggest
     acc = int(s["training.gradient_accumulation_steps"])
     best: dict[str, Any] | None = None
     factor = 2
-    while factor <= 64:
+    while factor <= MAX_BATCH_GROWTH:
         if acc > 1 and acc % factor:
             break
         changes = {"training.per_device_train_batch_size": b * factor}
