@@ -299,3 +299,56 @@ async def test_launch_is_refused_with_problems_shown() -> None:
         await pilot.pause()
         assert isinstance(app.screen, ProblemsScreen)
         assert "Eval fraction" in str(app.screen.query_one(ProblemsList).render())
+
+
+def gauge_text(app: TunedeckApp) -> str:
+    return str(app.editor.query_one("#gauge-body", Static).render())
+
+
+def peak_gib(app: TunedeckApp) -> float:
+    import re
+
+    return float(re.search(r"Peak ([\d.]+) GiB", gauge_text(app)).group(1))
+
+
+async def test_gauge_follows_batch_size_and_quantization() -> None:
+    app = make_app("lora-1b")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        start = peak_gib(app)
+        assert app.editor.query_one("#gauge").has_class("-nofit")  # 1B LoRA at batch 8 > a 24 GB target
+        await goto_group(pilot, "Batch & steps")
+        await retype(pilot, "training.per_device_train_batch_size", "1")
+        await pilot.pause(0.3)
+        smaller = peak_gib(app)
+        assert smaller < start
+        await goto_group(pilot, "Quantization")
+        app.editor.query_one(f"#{row_id('quantization.load_in_4bit')}").query_one("Switch").focus()
+        await pilot.press("space")
+        await pilot.pause(0.3)
+        assert peak_gib(app) < smaller  # 4-bit base weights
+        assert app.editor.query_one("#gauge").has_class("-fits")
+
+
+async def test_a_suggestion_applies_with_one_key() -> None:
+    app = make_app("lora-1b")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        suggestion = app.editor.estimate.suggestions[0]
+        await pilot.press("f6")
+        await pilot.pause(0.3)
+        for key, value in suggestion.changes.items():
+            section, name = key.split(".")
+            assert getattr(getattr(app.editor.state.config, section), name) == value
+        assert peak_gib(app) == pytest.approx(suggestion.peak_bytes / 2**30, abs=0.06)
+
+
+async def test_without_a_gpu_the_user_picks_a_target_card() -> None:
+    app = make_app("lora-1b")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        assert "24.0 GiB target" in gauge_text(app) and "No GPU" in gauge_text(app)
+        app.editor.query_one("#target-card").value = 80
+        await pilot.pause(0.3)
+        assert "80.0 GiB target" in gauge_text(app)
+        assert app.editor.query_one("#gauge").has_class("-fits")

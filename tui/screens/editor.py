@@ -184,6 +184,10 @@ class EditorScreen(Screen):
             return min(g.free_bytes for g in used), "GiB free"
         return int(self.target_gb * GIB), "GiB target"
 
+    def gpu_count(self) -> int | None:
+        report = self.gpu_report
+        return len(report.gpus) if report is not None and report.available else None
+
     def update_gauge(self) -> None:
         gauge = self.query_one(MemoryGauge)
         estimator = estimator_module()
@@ -193,8 +197,8 @@ class EditorScreen(Screen):
             return
         budget, label = self.budget()
         try:
-            est = estimator.estimate(self.state.config, budget)
-        except getattr(estimator, "UnknownModel", LookupError) as exc:
+            est = estimator.estimate(self.state.config, budget, self.gpu_count())
+        except getattr(estimator, "EstimateError", LookupError) as exc:
             self.estimate = None
             gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")
             return
@@ -280,8 +284,7 @@ class EditorScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "apply_suggestion":
             est = self.estimate
-            return est is not None and parameters[0] < len(getattr(est, "suggestions", ())) and \
-                self.query_one(MemoryGauge).has_class("-tight", "-nofit")
+            return est is not None and parameters[0] < len(getattr(est, "suggestions", ()))
         return True
 
     # --- actions ---------------------------------------------------------------------------------------

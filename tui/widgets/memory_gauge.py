@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
@@ -33,7 +33,7 @@ def bar(part: float, whole: float, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-class MemoryGauge(Vertical):
+class MemoryGauge(VerticalScroll, can_focus=False):
     HELP = """
 ## Memory gauge
 Estimated peak memory per GPU and where it goes. Green fits, yellow is tight (under 10% spare),
@@ -82,32 +82,49 @@ red does not fit. `F6`-`F8` apply the listed suggestions. Without a GPU, pick a 
 
     # --- content ---------------------------------------------------------------------------------
     def show_message(self, markup: str, verdict: str | None = None) -> None:
+        self._last = None
         self._set_verdict(verdict)
         self.border_subtitle = ""
         self.query_one("#gauge-body", Static).update(markup)
 
     def show_estimate(self, est, budget: int | None, verdict: str | None, gpu_lines: list[str],
                       budget_label: str) -> None:
+        self._last = (est, budget, verdict, gpu_lines, budget_label)
         self._set_verdict(verdict)
         self.border_subtitle = verdict or ""
         colour = {"fits": "$success", "tight": "$warning", "does not fit": "$error"}.get(verdict or "", "$foreground")
-        lines = [f"Peak [b {colour}]{gib(est.peak_bytes)} GiB[/] per GPU [dim]({escape(str(est.phase))})[/]"]
+        width = max(self.scrollable_content_region.width, 24)
+        lines = [f"Peak [b {colour}]{gib(est.peak_bytes)} GiB[/]/GPU [dim]({escape(str(est.phase))})[/]"]
         if budget:
-            lines.append(f"[{colour}]{bar(est.peak_bytes, budget)}[/] {gib(budget)} {escape(budget_label)}")
-        biggest = max((c.bytes for c in est.components), default=0) or 1
-        for c in est.components:
-            lines.append(f"{escape(c.name)[:11]:<11} {gib(c.bytes):>6} [dim]{bar(c.bytes, biggest, 10)}[/]")
-        lines.append(f"[dim]params {_count(est.params_total)}, trainable {_count(est.params_trainable)}[/]")
+            lines.append(f"[{colour}]{bar(est.peak_bytes, budget, min(BAR_WIDTH, width - 16))}[/] "
+                         f"of {gib(budget)} {escape(budget_label)}")
         lines += gpu_lines
-        if est.suggestions and verdict in ("tight", "does not fit"):
-            lines.append("[b]To fit:[/b]")
+        if est.suggestions:  # the actionable part first: it must stay visible in a short pane
+            speed = all(getattr(s, "kind", "memory") == "speed" for s in est.suggestions)
+            lines.append("[b]Memory to spare; faster:[/b]" if speed else "[b]To fit:[/b]")
             for key, s in zip(SUGGESTION_KEYS, est.suggestions):
                 lines.append(f"[$accent]{key}[/] {escape(s.title)} → {gib(s.peak_bytes)} GiB")
+        # Breakdown: name, GiB, and a bar relative to the largest part when there is room for it.
+        mini = 10 if width >= 34 else 0
+        name_width = width - 7 - (mini + 1 if mini else 0)
+        biggest = max((c.bytes for c in est.components), default=0) or 1
+        for c in est.components:
+            cells = f" [dim]{bar(c.bytes, biggest, mini)}[/]" if mini else ""
+            lines.append(f"{escape(_clip(c.name, name_width)):<{name_width}}{gib(c.bytes):>7}{cells}")
+        lines.append(f"[dim]params {_count(est.params_total)}, trainable {_count(est.params_trainable)}[/]")
         self.query_one("#gauge-body", Static).update("\n".join(lines))
+
+    def on_resize(self) -> None:
+        if getattr(self, "_last", None) is not None:
+            self.show_estimate(*self._last)
 
     def _set_verdict(self, verdict: str | None) -> None:
         for name, cls in VERDICT_CLASS.items():
             self.set_class(name == verdict, cls)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
 
 
 def _count(n: int | None) -> str:

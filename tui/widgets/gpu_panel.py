@@ -1,0 +1,92 @@
+"""GPUs (memory used vs the estimate made at launch, utilisation, temperature, power) plus CPU and RAM.
+
+The panel only draws; the monitor polls `runner.gpu.probe()` and psutil in a worker thread and
+hands the readings over (`Readings`), so a slow driver never stalls the UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+GIB = 1024**3
+
+
+@dataclass
+class Readings:
+    gpus: list[Any] = field(default_factory=list)  # runner.gpu.GpuInfo
+    gpu_reason: str = ""  # why there are none
+    cpu_percent: float | None = None
+    ram_used: int | None = None
+    ram_total: int | None = None
+    run_rss: int | None = None  # resident memory of the run's processes
+
+
+def read_machine(probe: Any, run_pids: list[int]) -> Readings:
+    """One reading (call from a worker thread): GPUs via the probe, CPU and RAM via psutil."""
+    import psutil
+
+    report = probe()
+    vm = psutil.virtual_memory()
+    rss = 0
+    for pid in run_pids:
+        try:
+            proc = psutil.Process(pid)
+            rss += proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+        except psutil.Error:
+            continue
+    return Readings(list(getattr(report, "gpus", []) if getattr(report, "available", False) else []),
+                    getattr(report, "reason", ""), psutil.cpu_percent(interval=None), vm.used, vm.total,
+                    rss or None)
+
+
+def meter(fraction: float, width: int = 10) -> str:
+    filled = max(0, min(width, round(fraction * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+class GpuPanel(Static):
+    HELP = """
+## Machine
+Per GPU: memory in use against the estimate made at launch (`est`), utilisation, temperature and
+power, refreshed every couple of seconds. CPU and RAM below, with the run's own resident memory.
+"""
+
+    def show(self, readings: Readings, estimate_bytes: int | None) -> None:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if not readings.gpus:
+            text.append("No GPU", style="bold")
+            if readings.gpu_reason:
+                text.append(f": {readings.gpu_reason}", style="dim")
+            text.append("\n")
+        for g in readings.gpus:
+            fraction = g.used_bytes / g.total_bytes if g.total_bytes else 0.0
+            over = estimate_bytes is not None and g.used_bytes > estimate_bytes * 1.1
+            text.append(f"GPU{g.index} ", style="bold")
+            text.append(f"{g.name}\n", style="dim")
+            text.append(meter(fraction), style="red" if fraction > 0.95 else "green")
+            text.append(f" {g.used_bytes / GIB:.1f}/{g.total_bytes / GIB:.0f} GiB")
+            if estimate_bytes is not None:
+                text.append(f" est {estimate_bytes / GIB:.1f}", style="yellow" if over else "dim")
+            text.append("\n  ")
+            text.append(f"util {g.utilization_percent}%  " if g.utilization_percent is not None else "util -  ")
+            text.append(f"{g.temperature_c}°C  " if g.temperature_c is not None else "")
+            text.append(f"{g.power_w:.0f} W" if g.power_w is not None else "")
+            others = [p for p in getattr(g, "processes", [])]
+            if others:
+                text.append(f"  {len(others)} proc", style="dim")
+            text.append("\n")
+        if readings.cpu_percent is not None:
+            text.append("CPU ", style="bold")
+            text.append(meter(readings.cpu_percent / 100))
+            text.append(f" {readings.cpu_percent:.0f}%\n")
+        if readings.ram_total:
+            text.append("RAM ", style="bold")
+            text.append(meter((readings.ram_used or 0) / readings.ram_total))
+            text.append(f" {(readings.ram_used or 0) / GIB:.1f}/{readings.ram_total / GIB:.0f} GiB")
+            if readings.run_rss:
+                text.append(f"  run {readings.run_rss / GIB:.2f} GiB", style="dim")
+        self.update(text)
