@@ -98,9 +98,10 @@ def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 class EventTail:
     """Incremental reader: each `poll()` returns the events appended since the previous poll."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], from_end: bool = False):
+        """`from_end`: skip what the file already holds (e.g. the earlier launches of a resumed run)."""
         self.path = Path(path)
-        self._offset = 0
+        self._offset = self.path.stat().st_size if from_end and self.path.exists() else 0
         self._partial = b""
 
     def poll(self) -> list[dict[str, Any]]:

@@ -81,7 +81,7 @@ def build_argv(config: Config, run_dir: str | os.PathLike[str], *, cuda: bool, r
     total_processes = launch.num_processes * launch.num_machines
     argv = [python or sys.executable, "-m", "accelerate.commands.launch"]
     if launch.strategy in ("fsdp", "deepspeed"):
-        argv += ["--config_file", str(run_path / "accelerate_config.json")]
+        argv += ["--config_file", str(RunDir(run_path).accelerate_config)]
     elif total_processes > 1:
         # DDP. On CPU too: accelerate's --cpu starts a single process, so several CPU processes go
         # through torchrun (--multi_gpu) and the trainer selects the CPU/gloo backend itself.

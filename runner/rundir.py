@@ -68,7 +68,7 @@ class RunDir:
 
     @property
     def accelerate_config(self) -> Path:
-        return self.path / "accelerate_config.yaml"
+        return self.path / "accelerate_config.json"  # JSON is valid for accelerate and needs no YAML writer
 
     def exists(self) -> bool:
         return self.config.is_file()

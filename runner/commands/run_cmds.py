@@ -127,11 +127,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.overrides:
         presets.save(loaded.config, run.config)
     print(f"resuming {run.name} from {checkpoint.name}")
+    from runner.events import EventTail
+
+    tail = EventTail(run.events, from_end=True)  # this launch's events only
     proc = launch.start(run, resume=True)
     print(f"run directory: {run.path}")
     if args.detach:
         return EXIT_OK
-    return watch(run, proc)
+    return watch(run, proc, tail=tail)
 
 
 def _checkpoint_digest(checkpoint: Path) -> str | None:
@@ -142,13 +145,13 @@ def _checkpoint_digest(checkpoint: Path) -> str | None:
 
 
 # --- watching a run in the foreground ----------------------------------------------------------
-def watch(run, proc=None, out=sys.stdout) -> int:
+def watch(run, proc=None, out=sys.stdout, tail=None) -> int:
     """Print a progress line per log event until the run ends; Ctrl-C stops it gracefully."""
     from runner.events import TERMINAL_TYPES, EventTail
     from runner.registry import effective_state
     from runner.stop import stop
 
-    tail = EventTail(run.events)
+    tail = tail or EventTail(run.events)
     interactive = out.isatty()
     interrupted = 0
     terminal: dict[str, Any] | None = None
