@@ -20,7 +20,6 @@ from runner.paths import shipped_presets_dir
 from . import drafts
 from .screens.confirm import ConfirmScreen
 from .screens.editor import EditorScreen
-from .services import optional_module
 from .state import EditorState
 
 UNSAVED_CHOICES = [("save", "Save", "s"), ("discard", "Discard", "d"), ("cancel", "Cancel", "c")]
@@ -36,18 +35,23 @@ def state_from(loaded: presets.Loaded) -> EditorState:
 
 
 class TunedeckApp(App):
-    CSS_PATH = ["styles/editor.tcss", "styles/widgets.tcss", "styles/dialogs.tcss"]
+    CSS_PATH = ["styles/editor.tcss", "styles/widgets.tcss", "styles/dialogs.tcss", "styles/monitor.tcss"]
+    BINDINGS = [("f6", "runs", "Runs")]
     TITLE = "tunedeck"
     ENABLE_COMMAND_PALETTE = True
 
     def __init__(self, state: EditorState, *, probe: Callable[[], Any] | None = None,
-                 any_draft: bool = False) -> None:
+                 any_draft: bool = False, runs_dir: str | Path | None = None, open_runs: bool = False,
+                 attach: Any = None) -> None:
         """`probe` replaces the GPU probe (tests pass a fixed report); `any_draft` offers the newest
         draft of any preset, not only of this one (used when started without a file)."""
         super().__init__()
         self.state = state
         self.probe = probe
         self.any_draft = any_draft
+        self.runs_dir = runs_dir  # where the runs screen looks (None: runner.registry's default)
+        self.open_runs = open_runs or attach is not None  # start on the runs screen (`tunedeck runs`)
+        self.attach = attach  # a RunDir to open straight into its monitor (`tunedeck attach RUN`)
 
     def get_default_screen(self) -> Screen:
         return EditorScreen(self.state)
@@ -57,6 +61,11 @@ class TunedeckApp(App):
         return next(s for s in self.screen_stack if isinstance(s, EditorScreen))
 
     def on_mount(self) -> None:
+        if self.open_runs:
+            self.action_runs()
+            if self.attach is not None:
+                self.open_monitor(self.attach)
+            return
         draft = drafts.find_draft(self.state.source)
         if draft is None and self.any_draft:
             draft = drafts.latest_draft()
@@ -144,14 +153,26 @@ class TunedeckApp(App):
 
     # --- launch --------------------------------------------------------------------------------------------
     def launch(self, state: EditorState) -> None:
-        """Hand a valid config to the launcher. The launch dialog and monitor (issue 6) replace this."""
-        launcher = optional_module("runner.launch")
-        if launcher is None:
-            self.notify("The launcher (runner.launch) is not installed yet; save and run `tunedeck launch FILE`.",
-                        title="Cannot launch", severity="warning")
-            return
-        self.notify("Launching from the editor arrives with the launch dialog; save and run `tunedeck launch FILE`.",
-                    title="Launch", severity="information")
+        """Hand a valid config to the launch dialog; once started, watch it in the monitor."""
+        from .screens.launch_dialog import LaunchDialog
+
+        def started(run: Any) -> None:
+            if run is not None:
+                self.open_monitor(run)
+
+        self.push_screen(LaunchDialog(state.config, state.name, probe=self.probe, runs_dir=self.runs_dir), started)
+
+    # --- runs ----------------------------------------------------------------------------------------------
+    def action_runs(self) -> None:
+        from .screens.runs import RunsScreen
+
+        if not isinstance(self.screen, RunsScreen):
+            self.push_screen(RunsScreen(self.runs_dir, monitor_options={"probe": self.probe}))
+
+    def open_monitor(self, run: Any) -> None:
+        from .screens.monitor import MonitorScreen
+
+        self.push_screen(MonitorScreen(run, probe=self.probe))
 
     # --- command palette -----------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -166,6 +187,7 @@ class TunedeckApp(App):
             yield SystemCommand("Changes", "What differs from the preset and the defaults (F3)", editor.action_changes)
             yield SystemCommand("Toggle help panel", "Show or hide the field help (F4)", editor.action_toggle_help)
             yield SystemCommand("Full help", "The focused field's full explanation (F1)", editor.action_full_help)
+            yield SystemCommand("Runs", "Every run: open its monitor, compare two (F6)", self.action_runs)
             yield SystemCommand("Discard draft", "Delete the autosaved draft of this preset",
                                 lambda: drafts.delete_draft(editor.state.source))
         yield from super().get_system_commands(screen)

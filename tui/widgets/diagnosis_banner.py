@@ -33,13 +33,13 @@ suggested change applied, to launch as a new run.
         text = Text()
         text.append(f"{top.title}: ", style="bold")
         text.append(top.detail)
-        for suggestion in top.suggestions[:3]:
-            text.append("\n • ")
-            text.append(suggestion.title)
-        if top.changes:
-            text.append("\n[a] ", style="bold")
-            text.append("open the config with the first change applied, as a new run")
         others = [f.title for f in findings[1:]]
         if others:
-            text.append("   also: " + "; ".join(others), style="dim")
+            text.append("  (also: " + "; ".join(others) + ")", style="dim")
+        if top.changes:
+            text.append("\n[a] ", style="bold")
+            text.append("new run with: ")
+        for i, suggestion in enumerate(top.suggestions[:3]):
+            text.append("\n • " if i or not top.changes else "")
+            text.append(suggestion.title)
         self.update(text)

@@ -92,8 +92,16 @@ Follows the end of output.log. Scroll up to pause following; `End` resumes.
         self.total = total
         self.virtual_size = Size(max(self._widest, 1), total)
         if self.following:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._stick()
+            self.call_after_refresh(self._stick)  # again once the layout knows the new size
         self.refresh()
+
+    def _stick(self) -> None:
+        if self.following and self.scroll_y < self.max_scroll_y:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+
+    def on_resize(self) -> None:
+        self._stick()
 
     def line_number(self, row: int) -> int | None:
         """The log line shown on `row` of the view."""

@@ -47,8 +47,7 @@ class LossPlot(PlotextPlot):
         limit = max(20, self.size.width * 2)
         x = model.train[x_axis]
         losses = model.train["loss"]
-        plt.title("loss")
-        plt.xlabel(x_axis)
+        plt.title(f"loss · x: {x_axis}")
         drawn = False
         if len(losses):
             xs, ys = thin(x, losses, limit)
@@ -59,7 +58,7 @@ class LossPlot(PlotextPlot):
                 drawn = True
         ex, ey = thin(model.evals[x_axis], model.evals["eval_loss"], limit)
         if ex:
-            plt.plot(ex, ey, label="eval", marker="dot" if len(ex) < 30 else MARKER, color="orange")
+            plt.plot(ex, ey, label="eval", marker=MARKER, color="orange")
             drawn = True
         if not drawn:
             plt.title("loss: waiting for the first log")
@@ -72,8 +71,7 @@ class RatePlot(PlotextPlot):
         plt.clear_data()
         limit = max(20, self.size.width * 2)
         x = model.train[x_axis]
-        plt.title("learning rate / grad norm")
-        plt.xlabel(x_axis)
+        plt.title(f"learning rate (left) · grad norm (right) · x: {x_axis}")
         lx, ly = thin(x, model.train["learning_rate"], limit)
         if lx:
             plt.plot(lx, ly, label="lr", marker=MARKER, color="green", yside="left")

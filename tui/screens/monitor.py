@@ -1,0 +1,343 @@
+"""Watch one run, live or finished: progress, diagnosis, plots, GPUs, samples and the log.
+
+Everything comes from the run directory on disk (tui.run_watch), so the monitor can be closed and
+opened again at any time (or from another SSH session) and shows the run's whole history.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+
+from runner.rundir import ACTIVE_STATES, RunDir
+
+from .. import run_ops
+from ..run_diagnosis import Finding, diagnose
+from ..run_model import RunModel
+from ..run_watch import WARNINGS_AND_ERRORS, RunWatcher, filter_pattern
+from ..widgets.diagnosis_banner import DiagnosisBanner
+from ..widgets.gpu_panel import GpuPanel, Readings, read_machine
+from ..widgets.log_view import LogView
+from ..widgets.run_plots import RunPlots
+from ..widgets.run_progress import RunProgress
+from ..widgets.samples_panel import SamplesPanel
+
+REDRAW_INTERVAL = 0.5  # seconds between plot / diagnosis refreshes (the log and progress update at once)
+MACHINE_INTERVAL = 2.0  # seconds between GPU/CPU readings
+
+
+class WatchPing(Message):
+    """The watcher thread has something new: `take()` it."""
+
+
+class MonitorScreen(Screen):
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("w", "warnings", "Warn/err", show=False),
+        Binding("x", "axis", "Step/epoch", show=False),
+        Binding("p", "cycle_plot", "Plot", show=False),
+        Binding("g", "toggle_side", "GPU/samples", show=False),
+        Binding("s", "stop", "Stop"),
+        Binding("k", "kill", "Kill", show=False),
+        Binding("r", "resume", "Resume"),
+        Binding("e", "clone", "Clone&edit"),
+        Binding("a", "apply_fix", "Apply fix"),
+        Binding("o", "output", "Output", show=False),
+        Binding("c", "compare", "Compare", show=False),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, run: RunDir, *, probe: Callable[[], Any] | None = None,
+                 machine: Callable[[], Readings] | None = None, clock: Callable[[], float] | None = None) -> None:
+        """`probe` replaces the GPU probe and `machine` the whole machine reading, `clock` the time
+        (tests and snapshots pass fixed ones)."""
+        super().__init__()
+        self.run = run
+        self.probe = probe
+        self.machine = machine
+        self.clock = clock or time.time
+        self.model = RunModel()
+        self.status: dict[str, Any] = {}
+        self.state = "starting"
+        self.config = run_ops.load_config(run)
+        self.findings: list[Finding] = []
+        self.watcher: RunWatcher | None = None
+        self.loaded = False
+        self._filter_label = ""
+        self._drawn_version = -1
+        self._readings: Readings | None = None
+
+    # --- layout ------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header(icon="")
+        yield RunProgress(id="run-progress")
+        yield DiagnosisBanner(id="diagnosis")
+        with Horizontal(id="monitor-top"):
+            yield RunPlots(id="plots")
+            with Vertical(id="monitor-side"):
+                yield GpuPanel(id="gpu")
+                yield SamplesPanel(id="samples")
+        yield Input(placeholder="filter the log (Enter applies, Esc clears)", id="log-filter")
+        yield LogView(id="log")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.title = f"run {self.run.name}"
+        self.query_one("#log-filter").display = False
+        self.query_one(LogView).border_title = "output.log"
+        self.query_one(RunProgress).update("loading the run from disk…")
+        self.watcher = RunWatcher(self.run.path, lambda: self.post_message(WatchPing()))
+        self.watcher.start()
+        self.set_interval(REDRAW_INTERVAL, self.redraw)
+        self.set_interval(MACHINE_INTERVAL, self.read_machine)
+        self.read_machine()
+        self.query_one(LogView).focus()
+
+    def on_unmount(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    # --- updates from disk -------------------------------------------------------------------------------
+    @on(WatchPing)
+    def _ping(self) -> None:
+        watcher = self.watcher
+        if watcher is None:
+            return
+        update = watcher.take()
+        if not self.loaded and watcher.loaded.is_set():
+            self.loaded = True
+            self.model = watcher.model  # folded by the thread until now; ours from here on
+        before = self.model.terminal
+        if self.loaded and update.events:
+            self.model.fold(update.events)
+        if update.status is not None:
+            self.status = update.status
+        log = self.query_one(LogView)
+        if update.reset or update.filter_changed or log.index is not watcher.index:
+            active = watcher.filter if watcher.filter is not None and watcher.filter.complete else None
+            log.show(watcher.index, active)
+        else:
+            log.grew()
+        self.refresh_state()
+        self.query_one(RunProgress).show(self.model, self.state, epochs=self._epochs())
+        self.update_log_title()
+        if before is None and self.model.terminal is not None and update.events:
+            run_ops.announce_end(self.app, self.run, self.model.state)
+        if self._drawn_version < 0:
+            self.redraw()
+
+    def refresh_state(self) -> None:
+        from runner.registry import effective_state
+
+        state = effective_state(self.status) if self.status else self.model.state
+        if state in ACTIVE_STATES and self.model.terminal is not None and self.model.state != "running":
+            state = self.model.state  # the trainer said it ended; status.json catches up a moment later
+        self.state = state
+        self.sub_title = f"{self.state} · {self.run.path}"
+
+    def redraw(self) -> None:
+        """Plots, diagnosis, samples and the live clock; only what changed since the last time."""
+        if not self.loaded:
+            return
+        if self.state in ACTIVE_STATES:
+            self.refresh_state()
+            self.query_one(RunProgress).show(self.model, self.state, now=self.clock(), epochs=self._epochs())
+        if self.model.version == self._drawn_version:
+            return
+        self._drawn_version = self.model.version
+        self.query_one(RunPlots).show(self.model)
+        self.query_one(SamplesPanel).show(self.model.samples)
+        self.findings = diagnose(self.model, self.config)
+        self.query_one(DiagnosisBanner).show(self.findings)
+        self.refresh_bindings()
+        if self._readings is not None:
+            self.query_one(GpuPanel).show(self._readings, self._estimate())
+
+    def update_log_title(self) -> None:
+        log = self.query_one(LogView)
+        watcher = self.watcher
+        lines = watcher.index.lines if watcher is not None else 0
+        title = f"output.log · {lines:,} lines"
+        if watcher is not None and watcher.filter is not None:
+            done = watcher.filter.complete
+            title += f" · filter {self._filter_label}: " + (f"{len(watcher.filter.matches):,} match" if done else "searching…")
+        title += " · following" if log.following else " · paused (End follows)"
+        log.border_title = title
+
+    @on(LogView.FollowChanged)
+    def _follow_changed(self) -> None:
+        self.update_log_title()
+
+    # --- machine readings (worker thread) ----------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="machine", name="read GPUs and CPU")
+    def read_machine(self) -> None:
+        if self.machine is not None:
+            readings = self.machine()
+        else:
+            from ..services import probe_gpus
+
+            readings = read_machine(self.probe or probe_gpus, run_ops.run_pids(self.run))
+        self.app.call_from_thread(self._machine_read, readings)
+
+    def _machine_read(self, readings: Readings) -> None:
+        self._readings = readings
+        self.query_one(GpuPanel).show(readings, self._estimate())
+
+    def _estimate(self) -> int | None:
+        memory = (self.model.started or {}).get("estimated_memory") or {}
+        peak = memory.get("peak_bytes") if isinstance(memory, dict) else None
+        return int(peak) if peak else None
+
+    def _epochs(self) -> float | None:
+        if self.config is None or self.config.training.max_steps > 0:
+            return None
+        return self.config.training.num_train_epochs
+
+    # --- log filter --------------------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#log-filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        self.set_filter(filter_pattern(text) if text else None, repr(text))
+        self.query_one(LogView).focus()
+
+    def action_warnings(self) -> None:
+        active = self.watcher is not None and self.watcher.filter is not None
+        if active and self._filter_label == "warnings/errors":
+            self.set_filter(None, "")
+        else:
+            self.set_filter(WARNINGS_AND_ERRORS, "warnings/errors")
+
+    def set_filter(self, pattern: str | None, label: str) -> None:
+        if self.watcher is None:
+            return
+        self._filter_label = label
+        self.watcher.set_filter(pattern)
+        if pattern is None:
+            self.query_one("#log-filter", Input).value = ""
+            self.query_one("#log-filter").display = False
+        self.update_log_title()
+
+    def action_back(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        if box.display or (self.watcher is not None and self.watcher.filter is not None):
+            self.set_filter(None, "")
+            self.query_one(LogView).focus()
+            return
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    # --- plots -------------------------------------------------------------------------------------------
+    def action_axis(self) -> None:
+        axis = self.query_one(RunPlots).toggle_axis()
+        self.query_one(RunPlots).show(self.model, force=True)
+        self.notify(f"x-axis: {axis}", timeout=2)
+
+    def action_cycle_plot(self) -> None:
+        self.query_one(RunPlots).cycle()
+
+    def action_toggle_side(self) -> None:
+        self.toggle_class("-side")
+
+    # --- run control -------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        active = self.state in ACTIVE_STATES
+        if action in ("stop", "kill"):
+            return active
+        if action == "resume":
+            return not active and self.run.latest_checkpoint() is not None
+        if action == "apply_fix":
+            return any(f.changes for f in self.findings)
+        if action == "output":
+            return self.model.terminal is not None and self.model.terminal.get("type") == "run_finished"
+        return True
+
+    def action_stop(self) -> None:
+        self._confirm("Stop run", f"Stop {self.run.name}? It saves a checkpoint first (resume later with r);\n"
+                      "if it does not exit within a minute it is killed.", lambda: self.control("stop"))
+
+    def action_kill(self) -> None:
+        self._confirm("Kill run", f"Kill {self.run.name} now? No checkpoint is written; "
+                      "work since the last one is lost.", lambda: self.control("kill"))
+
+    def action_resume(self) -> None:
+        self.control("resume")
+
+    def _confirm(self, title: str, message: str, then: Callable[[], Any]) -> None:
+        from .confirm import ConfirmScreen
+
+        def answered(answer: str | None) -> None:
+            if answer == "yes":
+                then()
+
+        self.app.push_screen(ConfirmScreen(title, message, [("yes", "Yes", "y"), ("cancel", "No", "n")]), answered)
+
+    @work(thread=True, group="control", name="stop / kill / resume the run")
+    def control(self, what: str) -> None:
+        if what == "resume":
+            outcome = run_ops.resume(self.run)
+        else:
+            self.app.call_from_thread(self.notify, f"{'Stopping' if what == 'stop' else 'Killing'} {self.run.name}…",
+                                      timeout=3)
+            outcome = run_ops.stop(self.run, kill=what == "kill")
+        self.app.call_from_thread(self.notify, outcome.message, title=what.capitalize(),
+                                  severity="information" if outcome.ok else "warning")
+
+    async def action_clone(self) -> None:
+        await self.open_in_editor({})
+
+    async def action_apply_fix(self) -> None:
+        finding = next((f for f in self.findings if f.changes), None)
+        if finding is None:
+            self.notify("No suggested change to apply.", severity="warning")
+            return
+        await self.open_in_editor(finding.changes, finding.title)
+
+    async def open_in_editor(self, changes: dict[str, Any], why: str = "") -> None:
+        """This run's config in the editor as a new, unsaved preset (F5 launches it as a new run)."""
+        from ..state import EditorState
+        from .editor import EditorScreen
+
+        if self.config is None:
+            self.notify(f"Cannot read {self.run.config}", severity="error")
+            return
+        name = f"{self.status.get('preset') or 'run'}-from-{self.run.name}"
+        state = EditorState(config=self.config, baseline=self.config, source=f"run:{self.run.path}", name=name)
+        refused = {k: r for k, v in changes.items() if (r := state.set_value(k, v))}
+        editor = next((s for s in self.app.screen_stack if isinstance(s, EditorScreen)), None)
+        if editor is None:
+            self.notify("The editor is not open.", severity="error")
+            return
+        while self.app.screen is not editor:
+            self.app.pop_screen()
+        await editor.replace_state(state)
+        applied = ", ".join(f"{k} = {v!r}" for k, v in changes.items() if k not in refused)
+        self.app.notify((f"{why}: {applied}. " if applied else "") + "Press F5 to launch it as a new run.",
+                        title=f"Editing a copy of {self.run.name}", timeout=8)
+        if refused:
+            self.app.notify("\n".join(f"{k}: {r}" for k, r in refused.items()), title="Some changes were refused",
+                            severity="error")
+
+    def action_output(self) -> None:
+        terminal = self.model.terminal or {}
+        path = terminal.get("merged_path") or terminal.get("final_path") or str(self.run.final)
+        self.app.copy_to_clipboard(path)
+        self.notify(f"{path}\n(copied to the clipboard)", title="Final output", timeout=10)
+
+    def action_compare(self) -> None:
+        from .runs import RunsScreen
+
+        self.app.push_screen(RunsScreen(runs_dir=self.run.path.parent, compare_with=self.run))

@@ -1,0 +1,198 @@
+"""Every run in the runs directory, refreshed live: open any run's monitor, compare two runs.
+
+`tunedeck runs` opens here; a run launched earlier (from this TUI, another SSH session or the
+CLI) shows up with its state read from disk, still running or long finished.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from runner.rundir import ACTIVE_STATES, FINAL_STATES, RunDir
+
+from .. import run_ops
+from ..widgets.run_progress import STATE_STYLES, duration
+
+REFRESH_INTERVAL = 2.0
+COLUMNS = ("run", "state", "preset", "started", "duration", "progress", "loss", "best eval")
+
+
+class BestEval:
+    """Lowest eval loss in a run's events.jsonl, reading only the bytes appended since last time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.best: float | None = None
+
+    def update(self) -> float | None:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return self.best
+        cut = data.rfind(b"\n") + 1
+        self.offset += cut
+        for line in data[:cut].splitlines():
+            if b'"eval_loss"' not in line:  # skip the parse for the (many) other events
+                continue
+            try:
+                value = json.loads(line).get("eval_loss")
+            except ValueError:
+                continue
+            if isinstance(value, (int, float)) and (self.best is None or value < self.best):
+                self.best = float(value)
+        return self.best
+
+
+@dataclass
+class Row:
+    run: RunDir
+    state: str
+    cells: tuple[Any, ...]
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        Binding("enter", "open", "Monitor"),
+        Binding("m", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("e", "editor", "Editor"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, runs_dir: str | Path | None = None, compare_with: RunDir | None = None,
+                 monitor_options: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.compare_with = compare_with
+        self.monitor_options = monitor_options or {}
+        self.rows: dict[str, Row] = {}
+        self.marked: RunDir | None = None
+        self._best: dict[Path, BestEval] = {}
+        self._states: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="")
+        table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        yield table
+        yield Static("", id="runs-hint")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        from runner.registry import runs_root
+
+        self.title = "runs"
+        self.sub_title = str(runs_root(self.runs_dir).resolve())
+        hint = "Enter: monitor · m: mark · c: compare with the marked run · e: editor"
+        if self.compare_with is not None:
+            hint = f"Pick a run to compare with {self.compare_with.name} (Enter)"
+        self.query_one("#runs-hint", Static).update(hint)
+        self.refresh_runs()
+        self.set_interval(REFRESH_INTERVAL, self.refresh_runs)
+        self.query_one(DataTable).focus()
+
+    @work(thread=True, exclusive=True, group="runs", name="list runs")
+    def refresh_runs(self) -> None:
+        from runner.registry import list_runs
+
+        rows = []
+        for info in reversed(list_runs(self.runs_dir)):  # newest first
+            best = self._best.setdefault(info.run.events, BestEval(info.run.events)).update()
+            progress = f"{info.progress:.0%} ({info.step}/{info.total_steps})" if info.progress is not None else "-"
+            started = time.strftime("%m-%d %H:%M", time.localtime(info.started)) if info.started else "-"
+            cells = (info.name, Text(info.state, style=STATE_STYLES.get(info.state, "")), info.preset or "-",
+                     started, duration(info.duration), progress,
+                     f"{info.last_loss:.4f}" if info.last_loss is not None else "-",
+                     f"{best:.4f}" if best is not None else "-")
+            rows.append(Row(info.run, info.state, cells))
+        self.app.call_from_thread(self._show, rows)
+
+    def _show(self, rows: list[Row]) -> None:
+        table = self.query_one(DataTable)
+        current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
+        table.clear()
+        self.rows = {}
+        for row in rows:
+            name = row.run.name
+            self.rows[name] = row
+            cells = list(row.cells)
+            if self.marked is not None and self.marked.path == row.run.path:
+                cells[0] = Text(f"* {name}", style="bold")
+            table.add_row(*cells, key=name)
+            before = self._states.get(name)
+            if before in ACTIVE_STATES and row.state in (*FINAL_STATES, "lost"):
+                run_ops.announce_end(self.app, row.run, row.state)
+            self._states[name] = row.state
+        if current in self.rows:
+            table.move_cursor(row=table.get_row_index(current))
+        if not rows:
+            self.query_one("#runs-hint", Static).update(f"No runs in {self.sub_title} yet: launch one from the editor (F5).")
+
+    def selected(self) -> RunDir | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        row = self.rows.get(key)
+        return row.run if row else None
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        if self.compare_with is not None:
+            from .compare import CompareScreen
+
+            self.app.switch_screen(CompareScreen(self.compare_with, run))
+            return
+        from .monitor import MonitorScreen
+
+        self.app.push_screen(MonitorScreen(run, **self.monitor_options))
+
+    def action_mark(self) -> None:
+        run = self.selected()
+        self.marked = None if run is None or (self.marked and self.marked.path == run.path) else run
+        if self.marked is not None:
+            self.notify(f"Marked {run.name}: move to another run and press c to compare.", timeout=4)
+        self.refresh_runs()
+
+    def action_compare(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        other = self.marked or self.compare_with
+        if other is None or other.path == run.path:
+            self.notify("Mark a run with m first, then pick the other one and press c.", severity="warning")
+            return
+        from .compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(other, run))
+
+    def action_editor(self) -> None:
+        from .editor import EditorScreen
+
+        while len(self.app.screen_stack) > 1 and not isinstance(self.app.screen, EditorScreen):
+            self.app.pop_screen()
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
