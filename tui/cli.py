@@ -35,6 +35,35 @@ def edit(source: str, any_draft: bool = False) -> int:
     return run_editor(state_from(loaded), any_draft=any_draft)
 
 
+def runs_parser(command: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"tunedeck {command}", description=(
+        "Open a run's live monitor (re-attach to a running run, or review a finished one)." if command == "attach"
+        else "Open the runs screen: every run with its state, progress and best eval loss."))
+    if command == "attach":
+        parser.add_argument("run", metavar="RUN", nargs="?", default="latest",
+                            help="a run directory, run name, unique prefix or 'latest' (default)")
+    parser.add_argument("--runs-dir", metavar="DIR", help="where runs live (default: $TUNEDECK_RUNS_DIR or ./runs)")
+    return parser
+
+
+def open_runs(runs_dir: str | None, attach: str | None = None) -> int:
+    """The TUI on the runs screen, or straight in RUN's monitor; the editor sits underneath."""
+    from runner import presets
+
+    run = None
+    if attach is not None:
+        from tui.run_ops import resolve
+
+        run, why = resolve(attach, runs_dir)
+        if run is None:
+            print(f"error: {why}", file=sys.stderr)
+            return 2
+    from tui.app import TunedeckApp, state_from
+
+    TunedeckApp(state_from(presets.require(DEFAULT_PRESET)), runs_dir=runs_dir, open_runs=True, attach=run).run()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
@@ -42,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] == "edit":
         options = edit_parser().parse_args(args[1:])
         return edit(options.file)
+    if args[0] == "attach":
+        options = runs_parser("attach").parse_args(args[1:])
+        return open_runs(options.runs_dir, options.run)
+    if args[0] == "runs" and "--json" not in args and sys.stdin.isatty() and sys.stdout.isatty():
+        options = runs_parser("runs").parse_args(args[1:])  # interactive: the live screen; piped: runner's table
+        return open_runs(options.runs_dir)
     return runner_cli.main(args)
 
 
