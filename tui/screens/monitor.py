@@ -142,7 +142,7 @@ class MonitorScreen(Screen):
         if state in ACTIVE_STATES and self.model.terminal is not None and self.model.state != "running":
             state = self.model.state  # the trainer said it ended; status.json catches up a moment later
         self.state = state
-        self.sub_title = f"{self.state} · {self.run.path}"
+        self.sub_title = self.state
 
     def redraw(self) -> None:
         """Plots, diagnosis, samples and the live clock; only what changed since the last time."""
