@@ -109,7 +109,7 @@ async def test_real_tiny_cpu_run_launched_from_the_editor(tmp_path) -> None:
     """F5 in the editor -> launch dialog -> Enter -> monitor of a real accelerate launch on CPU."""
     from tui.screens.launch_dialog import LaunchDialog
 
-    overrides = ["training.num_train_epochs=1", "training.eval_steps=10", "training.save_steps=10",
+    overrides = ["training.max_steps=12", "training.eval_steps=6", "training.save_strategy=\"no\"",
                  "training.logging_steps=2"]
     from runner import presets
     from tui.app import state_from
