@@ -106,7 +106,7 @@ def diagnose_exception(exc: BaseException) -> Diagnosis:
 
 def diagnose_text(log_tail: str, exit_code: int | None = None) -> Diagnosis:
     """For a process that died without reporting: guess from its exit code and last output."""
-    signum = signal_of(exit_code)
+    signum = signal_of(exit_code) or signal_in_text(log_tail)
     if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         reason = classify_text(log_tail)
         if reason != "oom":
@@ -128,6 +128,17 @@ def signal_of(exit_code: int | None) -> int | None:
     if 128 < exit_code < 160:
         return exit_code - 128
     return None
+
+
+def signal_in_text(text: str) -> int | None:
+    """A worker's death by signal as accelerate ("died with <Signals.SIGKILL: 9>") or torchrun report it."""
+    found = None
+    for m in re.finditer(r"died with <Signals\.(SIG[A-Z]+)|Signal \d+ \((SIG[A-Z]+)\) received", text):
+        found = m.group(1) or m.group(2)
+    try:
+        return int(signal.Signals[found]) if found else None
+    except KeyError:
+        return None
 
 
 def traceback_tail(exc: BaseException, lines: int = 12) -> str:

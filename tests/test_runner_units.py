@@ -161,6 +161,8 @@ def test_a_signal_death_is_reported_as_killed_with_advice() -> None:
     diagnosis = diagnose_text("step 3/10 | loss 4.0", -signal.SIGKILL)
     assert diagnosis.reason == "killed" and "SIGKILL" in diagnosis.message and "resume" in diagnosis.suggestion
     assert diagnose_text("Traceback...\nRuntimeError: CUDA out of memory", 1).reason == "oom"
+    accelerate_said = "subprocess.CalledProcessError: Command '['python', '-m', 'runner.train']' died with <Signals.SIGKILL: 9>."
+    assert diagnose_text(accelerate_said, 1).reason == "killed"
 
 
 # --- registry ----------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="PRESET_OR_FILE")
     _add_set(p)
     p.add_argument("--detach", "-d", action="store_true", help="return at once and print the run directory")
-    p.add_argument("--runs-dir", metavar="DIR", help="where run directories go (default: training.output_dir, ./runs)")
+    p.add_argument("--runs-dir", metavar="DIR", help="where run directories go (default: $TUNEDECK_RUNS_DIR, else training.output_dir)")
     p.add_argument("--run-dir", metavar="DIR", help="use exactly this (new) run directory")
     p.set_defaults(func=cmd_run)
 
@@ -85,7 +87,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: not launching {args.source}: fix the error(s) above", file=sys.stderr)
         return EXIT_USAGE
     try:
-        run = launch.prepare(loaded.config, preset_name=loaded.name, runs_dir=args.runs_dir,
+        from runner.registry import RUNS_DIR_ENV
+
+        runs_dir = args.runs_dir or os.environ.get(RUNS_DIR_ENV) or None  # else training.output_dir
+        run = launch.prepare(loaded.config, preset_name=loaded.name, runs_dir=runs_dir,
                              run_dir=args.run_dir, cuda=cuda)
     except FileExistsError:
         print(f"error: --run-dir {args.run_dir} already exists; choose a new directory", file=sys.stderr)
@@ -180,8 +185,11 @@ def watch(run, proc=None, out=sys.stdout, tail=None) -> int:
             else:
                 print("\nkilling the run...", file=out, flush=True)
                 stop(run, grace=0)
-    if proc is not None:
-        proc.poll()  # reap the supervisor if it was our child
+    if proc is not None and terminal is not None:
+        try:
+            proc.wait(timeout=120)  # the supervisor records the exit code once every process is gone
+        except subprocess.TimeoutExpired:
+            pass
     if interactive:
         print(file=out)
     state = run.read_status().get("state")
@@ -195,8 +203,6 @@ def watch(run, proc=None, out=sys.stdout, tail=None) -> int:
 
 def _stop_async(run) -> None:
     """Signal the group and return: the loop above keeps printing while the trainer saves."""
-    import os
-
     pgid = run.read_status().get("pgid")
     if pgid:
         run.update_status(state="stopping", stop_requested=time.time())
