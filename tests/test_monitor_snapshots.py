@@ -1,0 +1,35 @@
+"""Snapshots of the monitor at 80x24 and 160x48 (pytest-textual-snapshot).
+
+Deterministic by construction: a run written at once with fixed times and a fixed name, fixed
+machine readings, isolated user dirs. Update after an intended UI change with
+`pytest tests/test_monitor_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.monitor_app import MonitorTestApp, history_run
+from tui.screens.monitor import MonitorScreen
+
+
+async def settle(pilot) -> None:
+    for _ in range(100):
+        await pilot.pause(0.05)
+        screen = pilot.app.screen
+        if isinstance(screen, MonitorScreen) and screen.loaded and screen._drawn_version >= 0:
+            break
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.3)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_monitor_of_an_overfitting_run(snap_compare, tmp_path, size) -> None:
+    run = history_run(tmp_path / "runs", "overfit", steps=200)
+    assert snap_compare(MonitorTestApp(tmp_path / "runs", attach=run), terminal_size=size, run_before=settle)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+def test_monitor_of_a_run_that_ran_out_of_memory(snap_compare, tmp_path, size) -> None:
+    run = history_run(tmp_path / "runs", "oom", steps=120)
+    assert snap_compare(MonitorTestApp(tmp_path / "runs", attach=run), terminal_size=size, run_before=settle)
