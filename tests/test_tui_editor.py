@@ -43,7 +43,17 @@ def user_preset(tmp_path: Path) -> Path:
     return path
 
 
+async def settle(pilot) -> None:
+    while not pilot.app.editor.ready:  # the form fills in just after the first frame
+        await pilot.pause(0.05)
+    """Let the form fill in and the background workers (probe, example count) finish."""
+    await pilot.pause(0.1)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.1)
+
+
 async def goto_group(pilot, group: str) -> None:
+    await settle(pilot)
     editor = pilot.app.editor
     editor.query_one("#sections").focus()
     editor.query_one("#sections").highlighted = GROUPS.index(group)
@@ -118,14 +128,16 @@ async def test_lora_fields_appear_only_when_lora_is_on() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await goto_group(pilot, "LoRA")
-        rank = app.editor.query_one(f"#{row_id('lora.r')}", FieldRow)
-        assert not rank.display
-        assert "hidden" in str(app.editor.query_one("#hidden-note", Static).render())
+        form = app.editor.query_one(FieldForm)
+        assert form.row("lora.r") is None
+        assert "8 field(s) hidden: they apply when Use LoRA is on" in str(
+            app.editor.query_one("#hidden-note", Static).render())
         app.editor.query_one(f"#{row_id('lora.enabled')}").query_one("Switch").focus()
         await pilot.press("space")
         await pilot.pause()
         assert app.editor.state.config.lora.enabled
-        assert rank.display
+        assert form.row("lora.r") is not None and form.row("lora.target_modules") is not None
+        assert app.focused is form.row("lora.enabled").query_one("Switch")  # focus stays on the switch
 
 
 async def test_help_panel_follows_focus_and_f1_opens_full_help() -> None:
@@ -314,7 +326,7 @@ def peak_gib(app: TunedeckApp) -> float:
 async def test_gauge_follows_batch_size_and_quantization() -> None:
     app = make_app("lora-1b")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
+        await settle(pilot)
         start = peak_gib(app)
         assert app.editor.query_one("#gauge").has_class("-nofit")  # 1B LoRA at batch 8 > a 24 GB target
         await goto_group(pilot, "Batch & steps")
@@ -333,7 +345,7 @@ async def test_gauge_follows_batch_size_and_quantization() -> None:
 async def test_a_suggestion_applies_with_one_key() -> None:
     app = make_app("lora-1b")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
+        await settle(pilot)
         suggestion = app.editor.estimate.suggestions[0]
         await pilot.press("f6")
         await pilot.pause(0.3)
@@ -346,7 +358,7 @@ async def test_a_suggestion_applies_with_one_key() -> None:
 async def test_without_a_gpu_the_user_picks_a_target_card() -> None:
     app = make_app("lora-1b")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
+        await settle(pilot)
         assert "24.0 GiB target" in gauge_text(app) and "No GPU" in gauge_text(app)
         app.editor.query_one("#target-card").value = 80
         await pilot.pause(0.3)

@@ -19,6 +19,8 @@ def app_for(preset: str) -> TunedeckApp:
 
 
 async def settle(pilot) -> None:
+    while not pilot.app.editor.ready:  # the form fills in just after the first frame
+        await pilot.pause(0.05)
     await pilot.pause(0.2)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.2)

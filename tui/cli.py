@@ -10,8 +10,6 @@ import argparse
 import sys
 from typing import Sequence
 
-from runner import cli as runner_cli
-
 DEFAULT_PRESET = "demo"
 
 
@@ -77,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] == "runs" and "--json" not in args and sys.stdin.isatty() and sys.stdout.isatty():
         options = runs_parser("runs").parse_args(args[1:])  # interactive: the live screen; piped: runner's table
         return open_runs(options.runs_dir)
+    from runner import cli as runner_cli  # only when dispatching: the editor does not need argparse trees
+
     return runner_cli.main(args)
 
 

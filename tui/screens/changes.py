@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,7 +16,7 @@ from ..state import EditorState
 from ..values import short_value
 
 # Called with (key, value) to set a field from this dialog; the editor updates its form and gauge.
-SetValue = Callable[[str, Any], None]
+SetValue = Callable[[str, Any], Awaitable[str | None]]
 
 
 class ChangesScreen(ModalScreen[None]):
@@ -59,16 +59,16 @@ class ChangesScreen(ModalScreen[None]):
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
-    def action_revert(self) -> None:
+    async def action_revert(self) -> None:
         key = self._current_key()
         if key:
-            self._set_value(key, get_value(self._state.baseline, key))
+            await self._set_value(key, get_value(self._state.baseline, key))
             self._fill()
 
-    def action_default(self) -> None:
+    async def action_default(self) -> None:
         key = self._current_key()
         if key:
-            self._set_value(key, FIELDS_BY_KEY[key].default)
+            await self._set_value(key, FIELDS_BY_KEY[key].default)
             self._fill()
 
     def action_close(self) -> None:

@@ -14,6 +14,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.events import DescendantFocus
 from textual.screen import Screen
 from textual.timer import Timer
@@ -66,6 +67,7 @@ class EditorScreen(Screen):
         self.focused_key: str | None = None
         self._recompute_timer: Timer | None = None
         self._autosave_timer: Timer | None = None
+        self.ready = False  # the form is filled and the background checks are started
 
     # --- layout ----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -81,12 +83,17 @@ class EditorScreen(Screen):
         yield DerivedBar(id="derived")
         yield Footer(compact=True)
 
-    async def on_mount(self) -> None:
+    def on_mount(self) -> None:
+        self.query_one(MemoryGauge).show_message("[dim]estimating…[/]")
+        # The frame (panes, sections, keys) paints first; the form and the numbers fill in right after.
+        self.call_after_refresh(self._after_first_frame)
+
+    async def _after_first_frame(self) -> None:
         await self.query_one(FieldForm).show_group(GROUPS[0], self.state)
-        self.query_one(MemoryGauge).show_message("[dim]probing GPUs…[/]")
+        self.recompute()
         self.probe()
         self.count()
-        self.recompute()
+        self.ready = True
 
     # --- workers: slow or blocking calls off the UI thread ----------------------------------------------
     @work(thread=True, exclusive=True, group="probe", name="probe GPUs")
@@ -95,6 +102,8 @@ class EditorScreen(Screen):
         self.app.call_from_thread(self._probed, report)
 
     def _probed(self, report: Any) -> None:
+        if not self.is_attached:
+            return  # the app closed while the worker ran
         self.gpu_report = report
         self.query_one(MemoryGauge).show_target_picker(not (report.available and report.gpus))
         self.recompute()
@@ -107,6 +116,8 @@ class EditorScreen(Screen):
         self.app.call_from_thread(self._counted, n)
 
     def _counted(self, n: int | None) -> None:
+        if not self.is_attached:
+            return  # the app closed while the worker ran
         self.num_examples = n
         self.recompute()
 
@@ -120,26 +131,30 @@ class EditorScreen(Screen):
 
     # --- edits -------------------------------------------------------------------------------------------
     @on(FieldRow.Edited)
-    def _edited(self, event: FieldRow.Edited) -> None:
+    async def _edited(self, event: FieldRow.Edited) -> None:
         event.stop()
+        unchanged = event.error is None and event.key not in self.state.invalid and \
+            event.value == get_value(self.state.config, event.key)
+        if unchanged:
+            return  # widgets echo their initial value on mount; nothing was edited
         if event.error:
             self.state.mark_invalid(event.key, event.text, event.error)
             event.row.show_error(event.error)
         else:
             event.row.show_error(self.state.set_value(event.key, event.value, event.text))
-        self.after_edit(count_again=event.key.startswith("data."))
+        await self.after_edit(count_again=event.key.startswith("data."), focus_key=event.key)
 
-    def set_field(self, key: str, value: Any) -> str | None:
+    async def set_field(self, key: str, value: Any) -> str | None:
         """Set a field from outside the form (revert, suggestion); the form row follows."""
         reason = self.state.set_value(key, value)
         row = self.query_one(FieldForm).row(key)
         if row is not None and reason is None:
             row.set_value(get_value(self.state.config, key))
-        self.after_edit(count_again=key.startswith("data."))
+        await self.after_edit(count_again=key.startswith("data."))
         return reason
 
-    def after_edit(self, count_again: bool = False) -> None:
-        self.query_one(FieldForm).refresh_applicability(self.state.config)
+    async def after_edit(self, count_again: bool = False, focus_key: str | None = None) -> None:
+        await self.query_one(FieldForm).refresh_applicability(self.state, focus_key)
         if count_again:
             self.count()
         self.schedule_recompute()
@@ -163,6 +178,12 @@ class EditorScreen(Screen):
         return [p for p in self.problems if p.is_error]
 
     def recompute(self) -> None:
+        try:
+            self._recompute()
+        except NoMatches:
+            pass  # a worker finished while the app was tearing the screen down; nothing left to update
+
+    def _recompute(self) -> None:
         state = self.state
         invalid = [Problem("error", reason, key=key) for key, (_, reason) in state.invalid.items()]
         self.problems = invalid + check(state.config, self.context())
@@ -313,13 +334,13 @@ class EditorScreen(Screen):
 
         self.app.push_screen(ChangesScreen(self.state, self.set_field))
 
-    def action_apply_suggestion(self, index: int) -> None:
+    async def action_apply_suggestion(self, index: int) -> None:
         est = self.estimate
         if est is None or index >= len(est.suggestions):
             self.notify("No suggestion with that number right now.", severity="warning")
             return
         suggestion = est.suggestions[index]
-        refused = [f"{k}: {r}" for k, v in suggestion.changes.items() if (r := self.set_field(k, v))]
+        refused = [f"{k}: {r}" for k, v in suggestion.changes.items() if (r := await self.set_field(k, v))]
         if refused:
             self.notify("\n".join(refused), title="Some changes were refused", severity="error")
         else:

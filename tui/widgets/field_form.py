@@ -31,21 +31,31 @@ hidden; the note at the bottom says which.
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.group: str | None = None
+        self._shown: frozenset[str] = frozenset()
 
-    async def show_group(self, group: str, state: EditorState) -> None:
+    async def show_group(self, group: str, state: EditorState, focus_key: str | None = None) -> None:
+        """Build the rows of `group` that apply to this config (only those: fewer widgets, faster)."""
         self.group = group
         self.border_title = group
+        self._shown = self._applicable(group, state.config)
         changed = {c.key for c in state.changes() if c.from_preset}
         rows = [
             FieldRow(spec, get_value(state.config, spec.key), changed=spec.key in changed,
                      invalid=state.invalid.get(spec.key))
-            for spec in group_fields(group)
+            for spec in group_fields(group) if spec.key in self._shown
         ]
         with self.app.batch_update():
             await self.remove_children()
-            await self.mount_all([*rows, Static("", id="hidden-note")])
-            self.refresh_applicability(state.config)
-        self.scroll_home(animate=False)
+            await self.mount_all([*rows, Static(self._hidden_note(group, state.config), id="hidden-note")])
+        row = self.row(focus_key) if focus_key else None
+        if row is not None:
+            row.focus_control()
+        else:
+            self.scroll_home(animate=False)
+
+    @staticmethod
+    def _applicable(group: str, config: Config) -> frozenset[str]:
+        return frozenset(spec.key for spec in group_fields(group) if applies(spec, config))
 
     def rows(self) -> list[FieldRow]:
         return list(self.query(FieldRow))
@@ -54,17 +64,19 @@ hidden; the note at the bottom says which.
         found = self.query(f"#{row_id(key)}")
         return found.first(FieldRow) if found else None
 
-    def refresh_applicability(self, config: Config) -> None:
-        hidden_because: dict[str, int] = {}
-        for row in self.rows():
-            relevant = applies(row.spec, config)
-            row.display = relevant
-            if not relevant:
-                hidden_because[row.spec.applies or ""] = hidden_because.get(row.spec.applies or "", 0) + 1
-        notes = [f"{n} field(s) hidden: they apply when {_condition_text(cond)}" for cond, n in hidden_because.items()]
-        note = self.query_one("#hidden-note", Static)
-        note.update("\n".join(f"[dim]{escape(n)}[/]" for n in notes))
-        note.display = bool(notes)
+    async def refresh_applicability(self, state: EditorState, focus_key: str | None = None) -> None:
+        """Rebuild the rows when an edit changed which fields apply (LoRA on, 4-bit on, ...)."""
+        if self.group is not None and self._applicable(self.group, state.config) != self._shown:
+            await self.show_group(self.group, state, focus_key)
+
+    @staticmethod
+    def _hidden_note(group: str, config: Config) -> str:
+        hidden: dict[str, int] = {}
+        for spec in group_fields(group):
+            if not applies(spec, config):
+                hidden[spec.applies or ""] = hidden.get(spec.applies or "", 0) + 1
+        return "\n".join(f"[dim]{n} field(s) hidden: they apply when {escape(_condition_text(cond))}[/]"
+                         for cond, n in hidden.items())
 
     def refresh_changed(self, changed: set[str]) -> None:
         for row in self.rows():

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.message import Message
-from textual.widgets import Input, Label, Select, Static, Switch, TextArea
+from textual.widgets import Input, Label, Select, Static, Switch
 
 from runner.schema import FieldSpec
 
@@ -88,7 +88,9 @@ not allowed. Lists take one item per line. `F1` shows the field's full explanati
             yield Input(text, compact=True, classes="field-control", select_on_focus=False,
                         placeholder="(empty)" if spec.kind == "str" else spec.allowed())
 
-    def _list_editor(self, items: list[str]) -> TextArea:
+    def _list_editor(self, items: list[str]):
+        from textual.widgets import TextArea  # imported on first use: it is the costliest widget to load
+
         editor = TextArea(format_value(self.spec, items), compact=True, soft_wrap=True, show_line_numbers=False,
                           classes="field-control field-list", tab_behavior="focus")
         editor.border_subtitle = "one per line"
@@ -108,7 +110,7 @@ not allowed. Lists take one item per line. `F1` shows the field's full explanati
     def _select_changed(self, event: Select.Changed) -> None:
         event.stop()
         if self.spec.kind == "list_or_choice":
-            editor = self.query_one(TextArea)
+            editor = self.query_one(".field-list")
             editor.display = event.value == CUSTOM_LIST
             if event.value == CUSTOM_LIST:
                 self._post(parse_text(self.spec, editor.text) or [], editor.text)
@@ -125,8 +127,7 @@ not allowed. Lists take one item per line. `F1` shows the field's full explanati
             return
         self._post(value, event.value)
 
-    @on(TextArea.Changed)
-    def _list_changed(self, event: TextArea.Changed) -> None:
+    def on_text_area_changed(self, event) -> None:  # by name, so TextArea loads only when a list is shown
         event.stop()
         text = event.text_area.text
         value = parse_text(self.spec, text)
@@ -137,17 +138,23 @@ not allowed. Lists take one item per line. `F1` shows the field's full explanati
     # --- updates from the screen ---------------------------------------------------------------------
     def show_error(self, reason: str | None) -> None:
         self.set_class(bool(reason), "-invalid")
-        self.query_one(".field-error", Static).update(escape(reason or ""))
+        for error in self.query(".field-error").results(Static):  # none when the row is being replaced
+            error.update(escape(reason or ""))
 
     def show_changed(self, changed: bool) -> None:
         if changed != self._changed:
             self._changed = changed
             self.query_one(".field-label", Label).update(self._label_markup())
 
+    def focus_control(self) -> None:
+        self.query(".field-control").first().focus()
+
     def set_value(self, value: Any) -> None:
         """Show a value set elsewhere (revert, suggestion, restore) without echoing an edit back."""
         self._value = value
         self.show_error(None)
+        from textual.widgets import TextArea
+
         with self.prevent(Switch.Changed, Select.Changed, Input.Changed, TextArea.Changed):
             if self.spec.kind == "bool":
                 self.query_one(Switch).value = bool(value)
