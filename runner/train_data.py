@@ -2,9 +2,9 @@
 
 Each example becomes `input_ids` and `labels` (prompt tokens set to -100 when
 data.completion_only_loss is on). Packing places several examples in one row of at most
-max_seq_length tokens with position ids restarting per example; batches of such rows are
-then flattened into a single padding-free row, and the model keeps attention inside each
+max_seq_length tokens with position ids restarting per example, and the model keeps attention inside each
 example (transformers derives the block-diagonal mask from the restarting position ids).
+With flash_attention_2 a batch is flattened into one padding-free row; see PackedCollator.
 """
 
 from __future__ import annotations
@@ -231,24 +231,45 @@ class PadCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-class FlattenCollator:
-    """Padding-free: concatenates the batch into one row; position ids mark where examples start."""
+class PackedCollator:
+    """Batches packed rows (position ids restart at each example; no attention mask, so transformers
+    builds a block-diagonal mask from the position ids and no example attends to another).
+
+    flatten=True concatenates the batch into one padding-free row: ideal with flash_attention_2,
+    whose variable-length kernels cost nothing for the extra length. With sdpa/eager attention a
+    flattened row would compute a (batch*len)^2 mask, so rows are instead padded to the longest
+    one; the few pad tokens form their own segment with labels -100 and touch nothing else.
+    """
+
+    def __init__(self, pad_id: int, flatten: bool):
+        self.pad_id = pad_id
+        self.flatten = flatten
 
     def __call__(self, rows: list[dict]) -> dict:
         import torch
 
-        ids, labels, positions = [], [], []
-        for row in rows:
+        if self.flatten:
+            rows = [{key: [v for row in rows for v in _positions_or(row, key)]
+                     for key in ("input_ids", "labels", "position_ids")}]
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+        positions = torch.arange(width, dtype=torch.long).repeat(len(rows), 1)
+        for r, row in enumerate(rows):
             n = len(row["input_ids"])
-            pos = row.get("position_ids") or list(range(n))
-            ids += row["input_ids"]
-            positions += pos
-            labels += [IGNORE if p == 0 else label for p, label in zip(pos, row["labels"])]
-        return {
-            "input_ids": torch.tensor([ids], dtype=torch.long),
-            "labels": torch.tensor([labels], dtype=torch.long),
-            "position_ids": torch.tensor([positions], dtype=torch.long),
-        }
+            pos = torch.tensor(_positions_or(row, "position_ids"), dtype=torch.long)
+            ids[r, :n] = torch.tensor(row["input_ids"])
+            # The first token of each example is not predicted from the end of the previous one.
+            labels[r, :n] = torch.where(pos == 0, IGNORE, torch.tensor(row["labels"]))
+            positions[r, :n] = pos
+            positions[r, n:] = torch.arange(width - n)  # padding: a separate, fully masked segment
+        return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
+def _positions_or(row: dict, key: str) -> list[int]:
+    if key == "position_ids" and not row.get("position_ids"):
+        return list(range(len(row["input_ids"])))
+    return row[key]
 
 
 # --- the whole pipeline -------------------------------------------------------------------------
@@ -283,8 +304,8 @@ def prepare(config, tokenizer, *, main_process_first=None) -> PreparedData:
 
 
 def collator_for(config, tokenizer):
-    if config.data.packing:
-        return FlattenCollator()
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if config.data.packing:
+        return PackedCollator(pad_id, flatten=config.model.attn_implementation == "flash_attention_2")
     pad_to = config.data.max_seq_length if config.data.padding == "max_length" else None
     return PadCollator(pad_id, pad_to)

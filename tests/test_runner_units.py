@@ -249,40 +249,48 @@ def test_chat_loss_covers_only_assistant_turns(demo_tokenizer) -> None:
     assert "3 4 5" in trained and "7 8 9" in trained and "Count" not in trained and "assistant" not in trained
 
 
-def test_packing_fills_rows_and_flattening_keeps_examples_apart(demo_tokenizer, shared_cache_dir: Path) -> None:
+@pytest.mark.parametrize("flatten", [False, True])
+def test_packed_batches_keep_examples_apart(demo_tokenizer, flatten: bool) -> None:
     import datasets
     import torch
     from transformers import AutoModelForCausalLM
 
-    from runner.train_data import IGNORE, FlattenCollator, pack
+    from runner.train_data import IGNORE, PackedCollator, pack
     from runner.train_demo import demo_model_dir
 
     texts = ["Count up from the number. 3 -> 3 4 5", "hot -> cold", "Write the plural of the word. cat -> cats",
-             "Repeat the word three times. dog -> dog dog dog"]
+             "Repeat the word three times. dog -> dog dog dog", "Italy -> Rome"]
     encoded = [demo_tokenizer(t)["input_ids"] for t in texts]
     ds = datasets.Dataset.from_dict({"input_ids": encoded, "labels": encoded})
     max_len = max(map(len, encoded)) + 6
     packed = pack(ds, max_len)
-    assert len(packed) < len(ds)  # several examples share a row
+    assert 1 < len(packed) < len(ds)  # several examples share a row
     assert sum(map(len, packed["input_ids"])) == sum(map(len, encoded))  # no token lost
     assert all(len(row) <= max_len for row in packed["input_ids"])
 
-    batch = FlattenCollator()([dict(r) for r in packed])
-    assert batch["input_ids"].shape[0] == 1  # padding-free: one row, no pad token
-    starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()
-    assert len(starts) == len(texts) and all(batch["labels"][0, s] == IGNORE for s in starts)
+    batch = PackedCollator(demo_tokenizer.pad_token_id, flatten=flatten)([dict(r) for r in packed])
+    assert "attention_mask" not in batch  # the mask comes from the position ids
+    if flatten:
+        assert batch["input_ids"].shape[0] == 1 and (batch["input_ids"] != demo_tokenizer.pad_token_id).all()
+    real = batch["input_ids"] != demo_tokenizer.pad_token_id
+    assert (batch["labels"][~real] == IGNORE).all()
+    assert (batch["labels"][batch["position_ids"] == 0] == IGNORE).all()
 
-    # The packed forward pass gives each example the logits it gets alone: no attention leaks across examples.
-    # use_cache=False as in training (the Trainer turns the KV cache off; with one, transformers skips the
-    # packed-sequence mask).
+    # Each example gets the logits it gets alone: no attention leaks across examples or from padding.
+    # use_cache=False as in training (the Trainer turns the KV cache off; with one, transformers skips
+    # the packed-sequence mask).
     model = AutoModelForCausalLM.from_pretrained(demo_model_dir()).eval()
+    seen = 0
     with torch.no_grad():
-        packed_logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                              use_cache=False).logits[0]
-        bounds = starts + [batch["input_ids"].shape[1]]
-        for begin, end in zip(bounds, bounds[1:]):
-            alone = model(input_ids=batch["input_ids"][:, begin:end]).logits[0]
-            torch.testing.assert_close(packed_logits[begin:end], alone, atol=1e-4, rtol=1e-4)
+        packed_logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
+        for r in range(batch["input_ids"].shape[0]):
+            n = int(real[r].sum())
+            starts = (batch["position_ids"][r, :n] == 0).nonzero().flatten().tolist() + [n]
+            for begin, end in zip(starts, starts[1:]):
+                alone = model(input_ids=batch["input_ids"][r:r + 1, begin:end]).logits[0]
+                torch.testing.assert_close(packed_logits[r, begin:end], alone, atol=1e-4, rtol=1e-4)
+                seen += 1
+    assert seen == len(texts)
 
 
 def test_missing_column_and_missing_file_are_data_errors_with_the_fix(demo_tokenizer, tmp_path: Path) -> None:
