@@ -159,8 +159,9 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     model, info = train_model.load_model(config, tokenizer, cuda=cuda, device_index=local_rank)
     for message in info.warnings:
         events.emit("warning", 0, message=message, code="model")
-    print(f"parameters: {info.params_trainable:,} trainable of {info.params_total:,} "
-          f"({info.trainable_percent:.2f}%)", flush=True)
+    if is_main:
+        print(f"parameters: {info.params_trainable:,} trainable of {info.params_total:,} "
+              f"({info.trainable_percent:.2f}%)", flush=True)
 
     # --- trainer -----------------------------------------------------------------------------
     event_callback = EventCallback(events, digest, stop, world_size)
@@ -201,8 +202,9 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
         memory_signature=_memory_signature(config),
         device=_device_info(cuda, world_size),
     )
-    print(f"{'resuming from ' + resume_from.name if resume_from else 'starting'}: {total_steps} steps, "
-          f"{data.num_train_examples} examples, world size {world_size}", flush=True)
+    if is_main:
+        print(f"{'resuming from ' + resume_from.name if resume_from else 'starting'}: {total_steps} steps, "
+              f"{data.num_train_examples} examples, world size {world_size}", flush=True)
 
     # --- train -------------------------------------------------------------------------------
     t0 = time.time()

@@ -197,6 +197,20 @@ def test_stop_checkpoints_and_resume_continues_from_that_step(env) -> None:
     assert run.read_status()["state"] == "finished"
 
 
+def test_ctrl_c_in_the_foreground_stops_the_run_gracefully(env) -> None:
+    cli = subprocess.Popen([sys.executable, "-m", "runner.cli", "run", "demo", *SLOW_RUN], env=env, cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = cli.stdout.readline()
+    assert first.startswith("run directory: "), first
+    run = RunDir(Path(first.split(": ", 1)[1].strip()))
+    wait_for(lambda: any(e["type"] == "log" for e in read_events(run.events)), 120, "the first log")
+    cli.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground command
+    out, _ = cli.communicate(timeout=120)
+    assert cli.returncode == 130 and "stopping (saving a checkpoint first" in out, out
+    assert run.read_status()["state"] == "stopped" and read_events(run.events)[-1]["type"] == "run_stopped"
+    assert run.latest_checkpoint() is not None
+
+
 # --- failure classes ----------------------------------------------------------------------------------
 FAILURES = {
     "data_error": ("--set", "data.path='/nonexistent/train.jsonl'"),
