@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "runner.commands.config_cmds",
     "runner.commands.convert_cmds",
     "runner.commands.estimate_cmds",
+    "runner.commands.export_cmds",
     "runner.commands.run_cmds",
 )
 

@@ -190,6 +190,13 @@ def prepare(config: Config, *, preset_name: str, runs_dir: str | os.PathLike[str
     """Create the run directory with the config snapshot, accelerate config and command.json."""
     from runner import presets  # the TOML writer; light
 
+    from runner.trackers import tracker_problem
+
+    missing = tracker_problem(config.training.report_to)
+    if missing is not None:  # fail before creating anything, not minutes into the run
+        from runner.problems import ConfigError
+
+        raise ConfigError([missing])
     if cuda is None:
         cuda = detect_cuda()[0]
     if run_dir is not None:

@@ -82,6 +82,8 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
 
     from runner import presets
     from runner import train_data, train_model
+    from runner.trackers import require_tracker
+    from runner.training_args import training_arguments
     from runner.train_callbacks import EventCallback, SampleCallback, gpu_memory
 
     transformers.logging.set_verbosity_warning()
@@ -105,48 +107,10 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     tokenizer = train_model.load_tokenizer(config)
     has_eval = bool(d.eval_path) or d.eval_split > 0
     eval_strategy = t.eval_strategy if has_eval else "no"
-    args = TrainingArguments(
-        output_dir=str(run.checkpoints),
-        run_name=run.name,
-        per_device_train_batch_size=t.per_device_train_batch_size,
-        per_device_eval_batch_size=t.per_device_eval_batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        num_train_epochs=t.num_train_epochs,
-        max_steps=t.max_steps,
-        seed=t.seed,
-        learning_rate=t.learning_rate,
-        optim=t.optim,
-        weight_decay=t.weight_decay,
-        adam_beta1=t.adam_beta1,
-        adam_beta2=t.adam_beta2,
-        adam_epsilon=t.adam_epsilon,
-        max_grad_norm=t.max_grad_norm,
-        lr_scheduler_type=t.lr_scheduler_type,
-        warmup_steps=t.warmup_steps,  # a float below 1 is a fraction of all steps
-        bf16=t.bf16,
-        fp16=t.fp16,
-        tf32=t.tf32 if cuda else None,
-        activation_checkpointing=t.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
-        save_strategy=t.save_strategy,
-        save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit or None,  # 0 means keep all
-        eval_strategy=eval_strategy,
-        eval_steps=t.eval_steps,
-        load_best_model_at_end=t.load_best_model_at_end and eval_strategy != "no",
-        metric_for_best_model=t.metric_for_best_model if (t.load_best_model_at_end or t.early_stopping_patience
-                                                          or t.save_strategy == "best") else None,
-        logging_strategy="steps",
-        logging_steps=t.logging_steps,
-        logging_nan_inf_filter=False,  # a NaN loss must surface, not be averaged away
-        report_to=[] if t.report_to == "none" else [t.report_to],
-        disable_tqdm=True,  # the events carry progress; output.log stays readable
-        use_cpu=not cuda,
-        include_num_input_tokens_seen="non_padding",  # real tokens for tokens/s
-        remove_unused_columns=False,  # our columns are exactly the model inputs
-        ddp_find_unused_parameters=False,
-        dataloader_num_workers=0,
-    )
+    require_tracker(t.report_to)
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.path / "tensorboard")  # tracker logs stay in the run dir
+    args = TrainingArguments(**training_arguments(config, output_dir=str(run.checkpoints), run_name=run.name,
+                                                  cuda=cuda, has_eval=has_eval))
     with args.main_process_first(desc="tokenizing the dataset"):
         data = train_data.prepare(config, tokenizer)
     for message in data.warnings:

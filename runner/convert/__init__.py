@@ -3,7 +3,8 @@
 Every source key either maps to a tunedeck field or is listed, with the reason, in a
 report and as a comment in the produced preset; nothing is dropped silently.
 Formats: Axolotl YAML, LLaMA-Factory YAML, transformers TrainingArguments JSON /
-trainer_state.json, torchtune recipe YAML.
+trainer_state.json, torchtune recipe YAML, accelerate config YAML, and every file
+`tunedeck export` writes (read back from its embedded preset block).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tomlkit
 from runner.atomic import atomic_write_text
 from runner.problems import ConfigError, Problem
 
-from . import axolotl, hf_args, llama_factory, torchtune
+from . import axolotl, exported, hf_args, llama_factory, torchtune
 from ._common import Imported, Unmapped
 
 FORMATS: dict[str, Callable[[dict[str, Any]], Imported]] = {
@@ -27,6 +28,7 @@ FORMATS: dict[str, Callable[[dict[str, Any]], Imported]] = {
     "hf-args": hf_args.convert_training_args,
     "trainer-state": hf_args.convert_trainer_state,
     "torchtune": torchtune.convert,
+    "accelerate": exported.convert_accelerate_yaml,
 }
 SECRET_KEY = re.compile(r"(?:^|_)token$|api_key|secret|password", re.IGNORECASE)
 
@@ -37,6 +39,8 @@ def detect_format(data: dict[str, Any]) -> str | None:
         return "trainer-state"
     if any(isinstance(v, dict) and "_component_" in v for v in data.values()):
         return "torchtune"
+    if {"distributed_type", "compute_environment"} & data.keys():
+        return "accelerate"
     if {"base_model", "micro_batch_size", "sequence_len", "adapter", "datasets"} & data.keys():
         return "axolotl"
     if {"finetuning_type", "stage", "cutoff_len", "lora_target", "template"} & data.keys():
@@ -44,6 +48,13 @@ def detect_format(data: dict[str, Any]) -> str | None:
     if {"per_device_train_batch_size", "learning_rate", "lr_scheduler_type"} & data.keys():
         return "hf-args"
     return None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem("error", f"cannot read the file: {exc}", file=str(path))]) from None
 
 
 def read_source(path: Path) -> dict[str, Any]:
@@ -73,6 +84,9 @@ def read_source(path: Path) -> dict[str, Any]:
 
 def import_file(path: str | Path, fmt: str | None = None) -> Imported:
     source = Path(path)
+    text = _read_text(source)
+    if fmt is None and exported.looks_exported(text):
+        return exported.convert_exported(text, source)  # our own export: its embedded preset
     data = read_source(source)
     fmt = fmt or detect_format(data)
     if fmt not in FORMATS:

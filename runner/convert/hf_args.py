@@ -23,6 +23,11 @@ RUN_LOCAL = {
     "do_train": "implied", "do_eval": "implied by eval_strategy", "do_predict": "not handled by tunedeck",
     "run_name": "tunedeck names runs after the preset",
 }
+# Arguments tunedeck sets the same way for every run (runner/training_args.py), so nothing to import.
+for _key in ("logging_strategy", "logging_nan_inf_filter", "disable_tqdm", "use_cpu", "include_num_input_tokens_seen",
+             "remove_unused_columns", "ddp_find_unused_parameters", "dataloader_num_workers",
+             "activation_checkpointing_kwargs"):
+    RUN_LOCAL.setdefault(_key, "tunedeck sets this itself for every run")
 
 
 def convert_training_args(data: dict[str, Any]) -> Imported:
