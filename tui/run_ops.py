@@ -29,6 +29,7 @@ class Outcome:
 def launch(config: Config, preset_name: str, runs_dir: str | Path | None = None) -> Outcome:
     """Create the run directory and start it detached (it outlives the TUI)."""
     from runner import launch as launcher
+    from runner.problems import ConfigError
 
     cuda, _ = launcher.detect_cuda()
     try:
@@ -36,6 +37,8 @@ def launch(config: Config, preset_name: str, runs_dir: str | Path | None = None)
         launcher.start(run)
     except OSError as exc:
         return Outcome(False, f"could not start the run: {exc}")
+    except ConfigError as exc:  # e.g. report_to names a tracker that is not installed
+        return Outcome(False, f"not started: {exc}")
     return Outcome(True, f"started {run.name}", run)
 
 

@@ -178,7 +178,22 @@ def convert_exported(text: str, source: Path) -> Imported:
             result.notes.append(f"launch.{key} = {value!r} taken from the edited {kind} (the preset block "
                                 f"says {launch.get(key)!r})")
             launch[key] = value
+    _settle_precision(result)
     return result
+
+
+def _settle_precision(result: Imported) -> None:
+    """accelerate's mixed_precision becomes training.bf16/fp16 (the trainer's switch) with launch 'auto'."""
+    launch = result.raw.get("launch", {})
+    chosen = launch.get("mixed_precision")
+    if chosen not in ("bf16", "fp16", "no"):
+        return
+    training = result.raw.setdefault("training", {})
+    if chosen == "no" and not (training.get("bf16") or training.get("fp16")):
+        return
+    training["bf16"], training["fp16"] = chosen == "bf16", chosen == "fp16"
+    launch["mixed_precision"] = "auto"
+    result.notes.append(f"mixed_precision {chosen!r} became training.bf16/fp16 with launch.mixed_precision = 'auto'")
 
 
 def presets_text(raw: dict[str, Any]) -> str:
@@ -192,6 +207,7 @@ def convert_accelerate_yaml(data: dict[str, Any]) -> Imported:
     result = Imported("accelerate config YAML")
     launch = accelerate_yaml_launch(data, result)
     result.raw["launch"] = launch
+    _settle_precision(result)
     result.notes.append("an accelerate config describes only how to launch; model, data and training keep "
                         "their defaults")
     return result

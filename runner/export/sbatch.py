@@ -34,6 +34,11 @@ def sbatch_script(config: Config, *, name: str) -> str:
             + yaml.safe_dump(accelerate_yaml_dict(config, cuda=True), sort_keys=False)
             + "TUNEDECK_ACCELERATE\n"
         )
+    fill_ip = ""
+    if not launch.main_process_ip:
+        # The run's snapshot records the main node (a multi-node preset needs one to validate).
+        fill_ip = ('sed -i "s|^main_process_ip = \\"\\"|main_process_ip = \\"$MAIN_PROCESS_IP\\"|" '
+                   '"$RUN_DIR/config.toml"\n')
     return f"""#!/bin/bash
 # SLURM job for tunedeck preset {name!r}: {nodes} node(s) x {gpus} GPU(s).
 # Submit with `sbatch THIS_FILE`. Assumes tunedeck is installed in the environment activated
@@ -52,13 +57,14 @@ GPUS_PER_NODE={gpus}
 RUN_DIR="${{TUNEDECK_RUN_DIR:-$PWD/runs/{job}-$SLURM_JOB_ID}}"
 mkdir -p "$RUN_DIR/checkpoints"
 
+# Rank 0 runs on the first node of the allocation; every node connects to it.
+MAIN_PROCESS_IP=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)
+
 # The preset, written once by the batch host into the shared run directory.
 cat > "$RUN_DIR/config.toml" <<'TUNEDECK_PRESET'
 {block.raw(config).rstrip()}
 TUNEDECK_PRESET
-{accel_yaml}
-# Rank 0 runs on the first node of the allocation; every node connects to it.
-MAIN_PROCESS_IP=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)
+{fill_ip}{accel_yaml}
 export MAIN_PROCESS_IP RUN_DIR GPUS_PER_NODE
 export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 
