@@ -174,6 +174,37 @@ class TunedeckApp(App):
 
         self.push_screen(MonitorScreen(run, probe=self.probe))
 
+    # --- export (runner.export) ----------------------------------------------------------------------------
+    def export_config(self, editor: EditorScreen, fmt: str) -> None:
+        """Ask for a path (Save-as dialog), then write the export in a thread: the script may build the demo model."""
+        from runner.export import DESCRIPTIONS, SUFFIXES
+
+        from .screens.save_as import SaveAsScreen
+
+        if editor.refuse_if_invalid("export"):
+            return
+        config, name = editor.state.config, editor.state.name
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.run_worker(lambda: self._write_export(config, name, fmt, path), thread=True, group="export")
+
+        self.push_screen(SaveAsScreen(f"Export {DESCRIPTIONS[fmt]}", f"./{name}{SUFFIXES[fmt]}"), chosen)
+
+    def _write_export(self, config: Any, name: str, fmt: str, path: Path) -> None:
+        from runner.atomic import atomic_write_text
+        from runner.export import export_text
+        from runner.launch import detect_cuda
+        from runner.problems import ConfigError
+
+        try:
+            atomic_write_text(path, export_text(config, fmt, name=name, cuda=detect_cuda()[0]))
+        except (OSError, ConfigError) as exc:
+            self.call_from_thread(self.notify, f"Could not export to {path}: {exc}", title="Not exported",
+                                  severity="error")
+            return
+        self.call_from_thread(self.notify, str(path), title=f"Exported ({fmt})")
+
     # --- command palette -----------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         editor = screen if isinstance(screen, EditorScreen) else None
@@ -183,6 +214,11 @@ class TunedeckApp(App):
             yield SystemCommand("Save as", "Save under a new name or path (F2)", editor.action_save_as)
             yield SystemCommand("Export TOML", "Write the config to another file, keep editing this one",
                                 lambda: editor.action_save_as(export=True))
+            from runner.export import DESCRIPTIONS
+
+            for fmt, description in DESCRIPTIONS.items():
+                yield SystemCommand(f"Export {fmt}", f"Write {description}; `tunedeck import` reads it back",
+                                    lambda fmt=fmt: self.export_config(editor, fmt))
             yield SystemCommand("Launch", "Start training with this config (F5)", editor.action_launch)
             yield SystemCommand("Changes", "What differs from the preset and the defaults (F3)", editor.action_changes)
             yield SystemCommand("Toggle help panel", "Show or hide the field help (F4)", editor.action_toggle_help)
