@@ -223,6 +223,12 @@ class RunWatcher(threading.Thread):
     def run(self) -> None:
         try:
             self._read_status(force=True)
+            # The log first: its end is on screen after one pass over the file, before the
+            # (slower to parse) event history is folded.
+            while self._step_log():
+                if self._stopping.is_set():
+                    return
+            self._signal(force=True)
             while self._step_log() | self._step_events(fold=True):
                 if self._stopping.is_set():
                     return

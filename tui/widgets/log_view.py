@@ -80,7 +80,7 @@ Follows the end of output.log. Scroll up to pause following; `End` resumes.
             self._highlight = re.compile(filter.pattern, re.IGNORECASE) if filter is not None else None
         self.grew()
         if changed and self.following:
-            self.scroll_end(animate=False, immediate=True)
+            self.scroll_end(animate=False, immediate=True, force=True)
 
     def grew(self) -> None:
         """More lines (or matches) arrived: extend the scroll range; follow the end when following."""
@@ -98,7 +98,7 @@ Follows the end of output.log. Scroll up to pause following; `End` resumes.
 
     def _stick(self) -> None:
         if self.following and self.scroll_y < self.max_scroll_y:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
 
     def on_resize(self) -> None:
         self._stick()
@@ -133,7 +133,7 @@ Follows the end of output.log. Scroll up to pause following; `End` resumes.
 
     def action_follow(self) -> None:
         self.following = True
-        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
 
     def action_top(self) -> None:
         self.scroll_home(animate=False, immediate=True)
