@@ -20,6 +20,8 @@ MAX_WARNINGS = 200
 
 def num(value: Any) -> float:
     """A metric as float; missing or non-numeric is NaN (so the arrays stay aligned)."""
+    if type(value) is float:  # the common case first: this runs for every metric of every event
+        return value
     if isinstance(value, bool) or value is None:
         return NAN
     try:
@@ -84,20 +86,29 @@ class RunModel:
 
     def fold_one(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        step = int(num(event.get("step")) if not math.isnan(num(event.get("step"))) else 0)
+        step = event.get("step")
+        step = int(step) if isinstance(step, (int, float)) and step == step else 0
         self.events_seen += 1
-        self.step = max(self.step, step) if kind != "run_started" else step
-        if kind == "log":
-            loss = event.get("loss")
-            if "loss" in event and (loss is None or not math.isfinite(num(loss))):
+        if kind == "log":  # the bulk of every file: kept lean
+            if step > self.step:
+                self.step = step
+            loss = num(event.get("loss"))
+            if "loss" in event and not math.isfinite(loss):
                 self.nonfinite_losses += 1
-            self.train.append(step=step, epoch=num(event.get("epoch")), loss=num(loss),
-                              learning_rate=num(event.get("learning_rate")), grad_norm=num(event.get("grad_norm")),
-                              tokens_per_s=num(event.get("tokens_per_s")), time=num(event.get("time")))
+            columns = self.train.data
+            columns["step"].append(step)
+            columns["epoch"].append(num(event.get("epoch")))
+            columns["loss"].append(loss)
+            columns["learning_rate"].append(num(event.get("learning_rate")))
+            columns["grad_norm"].append(num(event.get("grad_norm")))
+            columns["tokens_per_s"].append(num(event.get("tokens_per_s")))
+            columns["time"].append(num(event.get("time")))
             self.last_log = event
             if event.get("total_steps"):
                 self.total_steps = int(event["total_steps"])
-        elif kind == "eval":
+            return
+        self.step = max(self.step, step) if kind != "run_started" else step
+        if kind == "eval":
             self.evals.append(step=step, epoch=num(event.get("epoch")), eval_loss=num(event.get("eval_loss")),
                               time=num(event.get("time")))
         elif kind == "sample":

@@ -152,17 +152,18 @@ class EventReader:
         data = self._partial + data
         cut = data.rfind(b"\n") + 1
         self._partial = data[cut:]
-        events = []
-        for line in data[:cut].splitlines():
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a corrupt line: skip it, like runner.events does
-            if isinstance(event, dict) and "type" in event:
-                events.append(event)
-        return events, more
+        lines = [line for line in data[:cut].split(b"\n") if line.strip()]
+        try:
+            # One parse for the whole chunk: much faster than a json.loads call per line.
+            parsed = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            parsed = []
+            for line in lines:
+                try:
+                    parsed.append(json.loads(line))
+                except ValueError:
+                    continue  # a corrupt line: skip it, like runner.events does
+        return [e for e in parsed if isinstance(e, dict) and "type" in e], more
 
 
 @dataclass
