@@ -196,3 +196,28 @@ async def test_compare_shows_only_config_differences_and_both_curves(tmp_path) -
         assert rows == [["training.learning_rate", "0.002", "0.001"]] or rows == [["training.learning_rate", "0.001", "0.002"]]
         built = screen.query_one("#compare-plot").plt.build()
         assert "A train" in built and "B train" in built
+
+
+MONITOR_APP = """
+import asyncio, sys, tempfile
+sys.path.insert(0, "tests")
+from pathlib import Path
+from fixtures.monitor_app import MonitorTestApp, history_run
+
+async def main():
+    root = Path(tempfile.mkdtemp()) / "runs"
+    run = history_run(root, "overfit", steps=50)
+    app = MonitorTestApp(root, attach=run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(1.0)
+        await pilot.press("f9")
+        await pilot.pause(0.5)
+
+asyncio.run(main())
+"""
+
+
+def test_monitor_and_runs_screens_import_no_ml_libraries(tmp_path, monkeypatch) -> None:
+    from conftest import imported_heavy_modules
+
+    assert imported_heavy_modules(MONITOR_APP) == []

@@ -36,7 +36,7 @@ def state_from(loaded: presets.Loaded) -> EditorState:
 
 class TunedeckApp(App):
     CSS_PATH = ["styles/editor.tcss", "styles/widgets.tcss", "styles/dialogs.tcss", "styles/monitor.tcss"]
-    BINDINGS = [("f6", "runs", "Runs")]
+    BINDINGS = [("f9", "runs", "Runs")]  # F6-F8 apply the memory gauge suggestions in the editor
     TITLE = "tunedeck"
     ENABLE_COMMAND_PALETTE = True
 
@@ -223,7 +223,7 @@ class TunedeckApp(App):
             yield SystemCommand("Changes", "What differs from the preset and the defaults (F3)", editor.action_changes)
             yield SystemCommand("Toggle help panel", "Show or hide the field help (F4)", editor.action_toggle_help)
             yield SystemCommand("Full help", "The focused field's full explanation (F1)", editor.action_full_help)
-            yield SystemCommand("Runs", "Every run: open its monitor, compare two (F6)", self.action_runs)
+            yield SystemCommand("Runs", "Every run: open its monitor, compare two (F9)", self.action_runs)
             yield SystemCommand("Discard draft", "Delete the autosaved draft of this preset",
                                 lambda: drafts.delete_draft(editor.state.source))
         yield from super().get_system_commands(screen)
