@@ -89,7 +89,8 @@ def build_argv(config: Config, run_dir: str | os.PathLike[str], *, cuda: bool, r
     elif not cuda:
         argv.append("--cpu")
     argv += [
-        "--num_processes", str(launch.num_processes),
+        # accelerate's --num_processes is the total over all machines; it divides by --num_machines.
+        "--num_processes", str(total_processes),
         "--num_machines", str(launch.num_machines),
         "--machine_rank", str(launch.machine_rank),
         "--main_process_port", str(launch.main_process_port),
