@@ -13,7 +13,8 @@ figures are bytes; gpu_* keys are omitted on CPU):
     device: {type: "cpu"|"cuda", name, count, torch, transformers, peft, cuda (version or null)}
 ``log``
     loss, learning_rate, grad_norm, epoch, total_steps, progress (0..1), tokens_per_s (real,
-    non-padding tokens), samples_per_s, elapsed_s (since this launch), eta_s,
+    non-padding tokens), samples_per_s, elapsed_s (wall seconds since this launch's training
+    loop began), cpu_s (CPU seconds rank 0's process used in that time), eta_s,
     tokens_seen (real tokens so far in this launch), gpu_mem_allocated, gpu_mem_reserved,
     gpu_mem_peak_allocated, gpu_mem_peak_reserved, gpu_mem_nvml_used
 ``eval``

@@ -80,8 +80,8 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from runner import presets
-    from runner import train_data, train_model
+    from runner import presets, train_data, train_model
+    from runner.derived import derive
     from runner.trackers import require_tracker
     from runner.training_args import training_arguments
     from runner.train_callbacks import EventCallback, SampleCallback, gpu_memory
@@ -145,7 +145,8 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     trainer.remove_callback(PrinterCallback)  # replaced by EventCallback's one-line summaries
     trainer.remove_callback(ProgressCallback)
 
-    total_steps = _planned_steps(trainer, args, data.train)
+    # Rows after packing are what the sampler splits across processes.
+    total_steps = derive(config, num_examples=len(data.train), world=world_size).total_steps
     start_step = _checkpoint_step(resume_from) if resume_from else 0
     events.emit(
         "run_started", start_step,
@@ -247,15 +248,6 @@ class Sampler:
                 print(f"sample ({when}, step {step}): {prompt!r} -> {completion!r}", flush=True)
         finally:
             model.train(was_training)
-
-
-def _planned_steps(trainer, args, train_dataset) -> int:
-    """Optimizer steps the run will take (what the Trainer computes as max_steps)."""
-    if args.max_steps > 0:
-        return args.max_steps
-    batches = len(trainer.get_train_dataloader())
-    per_epoch = max(1, batches // args.gradient_accumulation_steps + int(batches % args.gradient_accumulation_steps > 0))
-    return math.ceil(args.num_train_epochs * per_epoch)
 
 
 def _checkpoint_step(path: Path) -> int:

@@ -51,6 +51,7 @@ class EventCallback(TrainerCallback):
         self.stop = stop
         self.world_size = world_size
         self.t0 = time.time()
+        self.cpu0 = time.process_time()
         self.start_step = 0
         self.start_tokens = 0
         self.last = (time.time(), 0, 0)  # (time, step, tokens) at the previous log
@@ -58,6 +59,7 @@ class EventCallback(TrainerCallback):
     # --- progress --------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         self.t0 = time.time()
+        self.cpu0 = time.process_time()
         self.start_step = state.global_step
         self.start_tokens = state.num_input_tokens_seen
         self.last = (self.t0, state.global_step, state.num_input_tokens_seen)
@@ -107,6 +109,7 @@ class EventCallback(TrainerCallback):
             "tokens_per_s": (tokens - last_tokens) / dt,
             "samples_per_s": (step - last_step) * samples_per_step / dt,
             "elapsed_s": elapsed,
+            "cpu_s": time.process_time() - self.cpu0,
             "eta_s": eta,
             "tokens_seen": tokens - self.start_tokens,
             **gpu_memory(),
