@@ -7,7 +7,8 @@ figures are bytes; gpu_* keys are omitted on CPU):
 
 ``run_started``
     config_digest, preset, resumed_from (checkpoint dir name or null), start_step,
-    total_steps, num_train_examples, num_eval_examples, world_size, effective_batch_size,
+    total_steps, num_train_examples, num_eval_examples, packed_rows (rows after packing, or null),
+    world_size, effective_batch_size,
     params_total, params_trainable, trainable_percent, estimated_memory (dict from
     runner.estimate or null), memory_signature (str or null),
     device: {type: "cpu"|"cuda", name, count, torch, transformers, peft, cuda (version or null)}
@@ -24,16 +25,20 @@ figures are bytes; gpu_* keys are omitted on CPU):
 ``sample``
     prompt, completion, max_new_tokens, temperature, top_p, top_k, do_sample, when ("eval"|"end")
 ``warning``
-    message, code (short id such as "nan_loss", "unused_columns")
+    message, code ("data": examples dropped, "model": a setting the model cannot use,
+    "no_eval_data": evaluation asked for without eval data)
 ``run_finished``
-    reason ("completed" | "early_stopping" | "max_steps"), final_path, merged_path (or null),
+    reason ("completed" | "early_stopping"), final_path, merged_path (or null),
     train_loss, total_steps, elapsed_s, gpu_mem_* as in ``log``
 ``run_stopped``
-    reason ("stop requested (SIGTERM)" ...), checkpoint (path or null), elapsed_s
+    reason ("stop requested (SIGTERM)" from the trainer; "stop requested" / "killed after the grace
+    period" when written by the supervisor or `tunedeck stop` because the trainer could not),
+    checkpoint (path or null), elapsed_s (trainer only)
 ``run_failed``
     reason (one of runner.diagnose.REASONS: "oom", "nan_loss", "data_error", "model_not_found",
     "missing_dependency", "killed", "config_error", "error"), message (one line),
-    suggestion (what to try), traceback_tail (last lines of the traceback, str), elapsed_s
+    suggestion (what to try), traceback_tail (last lines of the traceback or of output.log, str),
+    elapsed_s (absent when the supervisor reports a trainer that died without a word)
 
 Terminal events are exactly one of run_finished / run_stopped / run_failed per launch; a
 resumed run appends a new run_started (with resumed_from) to the same file.

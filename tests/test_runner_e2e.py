@@ -125,6 +125,10 @@ def test_runs_and_logs_show_the_finished_demo(env, demo) -> None:
     assert run.name in table and "finished" in table
     logs = tunedeck(env, "logs", run.name[:-2], "-n", "3")  # a unique prefix is enough
     assert logs.returncode == 0 and "finished at step" in logs.stdout
+    followed = tunedeck(env, "logs", "latest", "-f", timeout=30)  # an ended run: -f returns at once
+    assert followed.returncode == 0 and "finished at step" in followed.stdout
+    events = tunedeck(env, "logs", run.name, "--events", "-n", "1")
+    assert json.loads(events.stdout)["type"] == "run_finished"
     missing = tunedeck(env, "logs", "no-such-run")
     assert missing.returncode == 2 and "no run 'no-such-run'" in missing.stderr
 
