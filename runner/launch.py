@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from runner.rundir import FINAL_STATES, RunDir, new_run_dir
+from runner.rundir import FINAL_STATES, RunDir, new_run_dir, read_tail
 from runner.schema import Config
 
 TRAIN_MODULE = "runner.train"
@@ -340,14 +340,7 @@ def _last_step(run: RunDir) -> int:
 
 def tail_text(path: str | os.PathLike[str], lines: int = 20, max_bytes: int = 64_000) -> str:
     """The last `lines` lines of a (possibly large) text file."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read()
-    except OSError:
-        return ""
+    data, _ = read_tail(path, max_bytes)
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.problems import did_you_mean
-from runner.rundir import ACTIVE_STATES, RunDir
+from runner.rundir import ACTIVE_STATES, RunDir, read_tail
 from runner.schema import FIELDS_BY_KEY
 
 RUNS_DIR_ENV = "TUNEDECK_RUNS_DIR"
@@ -121,16 +121,9 @@ def effective_state(status: dict[str, Any]) -> str:
 
 def _tail_events(path: Path, max_bytes: int = 256_000) -> list[dict[str, Any]]:
     """The events in the last `max_bytes` of the file (enough for the latest log line)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read()
-    except OSError:
-        return []
+    data, cut = read_tail(path, max_bytes)
     lines = data.split(b"\n")
-    if size > max_bytes:
+    if cut:
         lines = lines[1:]  # probably a partial line
     events = []
     for line in lines:

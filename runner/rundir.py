@@ -124,3 +124,15 @@ def new_run_dir(base: str | os.PathLike[str], preset_name: str, now: datetime | 
     run = RunDir(candidate.resolve())
     run.checkpoints.mkdir()
     return run
+
+
+def read_tail(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, bool]:
+    """The last `max_bytes` of a file (b"" when unreadable), and whether the start was cut off."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            return handle.read(), size > max_bytes
+    except OSError:
+        return b"", False
