@@ -444,7 +444,7 @@ def dumps(
             if doc[key] != value:
                 doc[key] = value
         elif value:
-            _insert_top(doc, key, value)
+            doc = _with_top_key(doc, key, value)
     for section in SECTIONS:
         for spec in (s for s in FIELDS if s.section == section):
             value = _toml_value(get_value(config, spec.key))
@@ -475,28 +475,22 @@ def save(
     """Atomically write `config` to `path` (keeping `document`'s comments when given)."""
     target = Path(path)
     text = dumps(config, document, with_help=with_help, relative_to=target.parent)
-    loads_check = tomllib.loads(text)  # never write a file we could not read back
-    del loads_check
+    tomllib.loads(text)  # never write a file we could not read back
     atomic_write_text(target, text)
     return target
 
 
-def _insert_top(doc: tomlkit.TOMLDocument, key: str, value: Any) -> None:
-    """Add a top-level key before the first table (TOML requires bare keys to come first)."""
+def _with_top_key(doc: tomlkit.TOMLDocument, key: str, value: Any) -> tomlkit.TOMLDocument:
+    """`doc` with a top-level key added before the first table (TOML requires bare keys to come first)."""
     body = doc.body
     index = next((i for i, (_, item) in enumerate(body) if isinstance(item, (tomlkit.items.Table, tomlkit.items.AoT))), len(body))
     new = tomlkit.document()
-    new.add(key, value)
     for k, item in body[:index]:
-        if k is not None and k.key == key:
-            return
-    items = list(body)
-    doc.clear()
-    for k, item in items[:index]:
-        doc.add(k, item) if k is not None else doc.add(item)
-    doc.add(key, value)
-    for k, item in items[index:]:
-        doc.add(k, item) if k is not None else doc.add(item)
+        new.add(k, item) if k is not None else new.add(item)
+    new.add(key, value)
+    for k, item in body[index:]:
+        new.add(k, item) if k is not None else new.add(item)
+    return new
 
 
 def _toml_value(value: Any) -> Any:

@@ -205,3 +205,12 @@ def test_a_writer_killed_at_any_moment_never_leaves_a_torn_file(tmp_path: Path) 
         text = path.read_text()
         assert text.startswith("# version ") and text.endswith("done = true\n")
         tomllib.loads(text)
+
+
+def test_saving_a_description_into_a_file_without_one_keeps_its_header_once(tmp_path: Path) -> None:
+    path = tmp_path / "plain.toml"
+    path.write_text("# head\n[training]\nseed = 3\n")
+    loaded = presets.require(path)
+    presets.save(loaded.config.model_copy(update={"description": "new"}), path, document=loaded.document)
+    assert path.read_text() == '# head\ndescription = "new"\n\n[training]\nseed = 3\n'
+    assert presets.require_config(path).description == "new"
