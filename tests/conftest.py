@@ -27,6 +27,15 @@ def isolated_user_dirs(tmp_path: Path, shared_cache_dir: Path, monkeypatch: pyte
     return tmp_path
 
 
+async def settle_editor(pilot, pause: float = 0.1) -> None:
+    """Let the editor's form fill in (just after the first frame) and its background workers finish."""
+    while not pilot.app.editor.ready:
+        await pilot.pause(0.05)
+    await pilot.pause(pause)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(pause)
+
+
 def python_env() -> dict[str, str]:
     """Environment for subprocesses that import the project from this checkout."""
     env = dict(os.environ)

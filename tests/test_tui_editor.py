@@ -24,6 +24,8 @@ from tui.widgets.field_form import FieldForm
 from tui.widgets.field_row import FieldRow, row_id
 from tui.widgets.problems_list import ProblemsList
 
+from tests.conftest import settle_editor as settle
+
 SIZE = (100, 40)
 
 
@@ -41,15 +43,6 @@ def user_preset(tmp_path: Path) -> Path:
     path = tmp_path / "mine.toml"
     shutil.copy(shipped_presets_dir() / "demo.toml", path)
     return path
-
-
-async def settle(pilot) -> None:
-    while not pilot.app.editor.ready:  # the form fills in just after the first frame
-        await pilot.pause(0.05)
-    """Let the form fill in and the background workers (probe, example count) finish."""
-    await pilot.pause(0.1)
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.1)
 
 
 async def goto_group(pilot, group: str) -> None:

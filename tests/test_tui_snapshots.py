@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from runner import presets
 from runner.schema import GROUPS
+
+from tests.conftest import settle_editor
 from tui.app import TunedeckApp, state_from
 from tui.services import NoProbe
 from tui.widgets.field_row import row_id
@@ -19,11 +21,7 @@ def app_for(preset: str) -> TunedeckApp:
 
 
 async def settle(pilot) -> None:
-    while not pilot.app.editor.ready:  # the form fills in just after the first frame
-        await pilot.pause(0.05)
-    await pilot.pause(0.2)
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.2)
+    await settle_editor(pilot, pause=0.2)
 
 
 def test_main_screen_80x24(snap_compare) -> None:
