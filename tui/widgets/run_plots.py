@@ -40,7 +40,27 @@ def smooth(values: Sequence[float], weight: float = SMOOTHING) -> array:
     return out
 
 
-class LossPlot(PlotextPlot):
+class _RunPlot(PlotextPlot):
+    """A plot thinned to its own width: drawn again when that width changes (the first draw can
+    come before layout settles, and a resized terminal deserves the resolution it has)."""
+
+    _last: tuple[RunModel, str] | None = None
+    _drawn_width = -1
+
+    def show(self, model: RunModel, x_axis: str) -> None:
+        self._last = (model, x_axis)
+        self._drawn_width = self.size.width
+        self.draw(model, x_axis)
+
+    def on_resize(self) -> None:
+        if self._last is not None and self.size.width != self._drawn_width:
+            self.show(*self._last)
+
+    def draw(self, model: RunModel, x_axis: str) -> None:
+        raise NotImplementedError
+
+
+class LossPlot(_RunPlot):
     def draw(self, model: RunModel, x_axis: str) -> None:
         plt = self.plt
         plt.clear_data()
@@ -65,7 +85,7 @@ class LossPlot(PlotextPlot):
         self.refresh()
 
 
-class RatePlot(PlotextPlot):
+class RatePlot(_RunPlot):
     def draw(self, model: RunModel, x_axis: str) -> None:
         plt = self.plt
         plt.clear_data()
@@ -103,8 +123,8 @@ below. `x` switches the x-axis between step and epoch; `p` cycles the plots on n
             return
         self._drawn = key
         x_axis = self.x_axis if len(model.train) == 0 or self._has_epochs(model) else "step"
-        self.query_one(LossPlot).draw(model, x_axis)
-        self.query_one(RatePlot).draw(model, x_axis)
+        self.query_one(LossPlot).show(model, x_axis)
+        self.query_one(RatePlot).show(model, x_axis)
 
     @staticmethod
     def _has_epochs(model: RunModel) -> bool:
