@@ -36,6 +36,7 @@ class Series:
 
     columns: tuple[str, ...]
     data: dict[str, array] = field(default_factory=dict)
+    generation: int = 0  # bumped when points are dropped, so incremental readers start over
 
     def __post_init__(self) -> None:
         self.data = {c: array("d") for c in self.columns}
@@ -53,6 +54,7 @@ class Series:
         if cut < len(self):
             for c in self.columns:
                 del self.data[c][cut:]
+            self.generation += 1
 
     def __getitem__(self, column: str) -> array:
         return self.data[column]

@@ -1,5 +1,10 @@
 """Terminal plots of a run (textual-plotext): loss (raw, smoothed, eval on the same axes) and
-learning rate with grad norm; x by step or epoch. Long runs are thinned to a few points per column."""
+learning rate with grad norm; x by step or epoch. Long runs are thinned to a few points per column.
+
+A redraw costs O(points drawn + points new since the last one), not O(history): each plot keeps,
+per curve, the indices of its finite points and the smoothed loss, extended as the run grows
+(`Curve`), so a 100k-step run redraws as fast as a short one. A plot that is not on screen
+(narrow layout, side pane shown) is drawn when it is shown again."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual_plotext import PlotextPlot
 
-from ..run_model import RunModel
+from ..run_model import RunModel, Series
 
 SMOOTHING = 0.9  # EMA weight of the past: smoothed = 0.9 * smoothed + 0.1 * loss
 MARKER = "braille"  # 2x4 dots per cell: the most resolution a terminal gives
@@ -40,21 +45,95 @@ def smooth(values: Sequence[float], weight: float = SMOOTHING) -> array:
     return out
 
 
+class Curve:
+    """One (x, y) curve of a growing run, kept incrementally: the indices of its finite points (and,
+    with `smoothed`, the EMA of y). `update` costs O(new points); `thin` O(limit). Same output as
+    `thin(xs, ys)` / `thin(xs, smooth(ys))` over the whole history.
+
+    The columns are the run's own arrays, which only grow, except when a resumed run truncates
+    them (`Series.generation` changes) or the model is replaced: then it starts over."""
+
+    def __init__(self, smoothed: bool = False) -> None:
+        self.smoothed = smoothed
+        self._source: tuple[array, array, int] | None = None
+        self._finite = array("L")  # indices i where xs[i] and ys[i] (or the smoothed y) are finite
+        self._ema = array("d")
+        self._avg, self._n = 0.0, 0
+        self._seen = 0
+
+    def update(self, xs: array, ys: array, generation: int = 0) -> None:
+        source = self._source
+        if source is None or source[0] is not xs or source[1] is not ys or source[2] != generation \
+                or len(ys) < self._seen:
+            self._source = (xs, ys, generation)
+            self._finite = array("L")
+            self._ema = array("d")
+            self._avg, self._n, self._seen = 0.0, 0, 0
+        n = min(len(xs), len(ys))
+        if n <= self._seen:
+            return
+        isfinite = math.isfinite
+        values: Sequence[float] = ys
+        if self.smoothed:
+            weight, avg, count, ema = SMOOTHING, self._avg, self._n, self._ema
+            for v in ys[self._seen:n]:  # exactly smooth()'s loop, resumed where it stopped
+                if isfinite(v):
+                    avg = weight * avg + (1 - weight) * v
+                    count += 1
+                ema.append(avg / (1 - weight**count) if count else math.nan)
+            self._avg, self._n = avg, count
+            values = ema
+        self._finite.extend(i for i in range(self._seen, n) if isfinite(xs[i]) and isfinite(values[i]))
+        self._seen = n
+
+    def thin(self, limit: int) -> tuple[list[float], list[float]]:
+        if self._source is None:
+            return [], []
+        xs = self._source[0]
+        ys = self._ema if self.smoothed else self._source[1]
+        finite = self._finite
+        if len(finite) > limit > 1:
+            stride = len(finite) / limit
+            picked: Sequence[int] = [finite[int(i * stride)] for i in range(limit - 1)] + [finite[-1]]
+        else:
+            picked = finite
+        return [xs[i] for i in picked], [ys[i] for i in picked]
+
+
 class _RunPlot(PlotextPlot):
     """A plot thinned to its own width: drawn again when that width changes (the first draw can
-    come before layout settles, and a resized terminal deserves the resolution it has)."""
+    come before layout settles, and a resized terminal deserves the resolution it has). While it
+    is not on screen, drawing waits until it is shown."""
 
     _last: tuple[RunModel, str] | None = None
     _drawn_width = -1
+    _pending = False
 
     def show(self, model: RunModel, x_axis: str) -> None:
         self._last = (model, x_axis)
+        if not self.is_on_screen:
+            self._pending = True
+            return
+        self._pending = False
         self._drawn_width = self.size.width
         self.draw(model, x_axis)
+
+    def on_show(self) -> None:
+        if self._pending and self._last is not None:
+            self.show(*self._last)
 
     def on_resize(self) -> None:
         if self._last is not None and self.size.width != self._drawn_width:
             self.show(*self._last)
+
+    def curve(self, name: str, series: Series, x: str, y: str, smoothed: bool = False) -> Curve:
+        """The incremental curve `name` of `series[x]` against `series[y]`, brought up to date."""
+        curves: dict[str, Curve] = self.__dict__.setdefault("_curves", {})
+        curve = curves.get(name)
+        if curve is None:
+            curve = curves[name] = Curve(smoothed)
+        curve.update(series[x], series[y], series.generation)
+        return curve
 
     def draw(self, model: RunModel, x_axis: str) -> None:
         raise NotImplementedError
@@ -65,18 +144,16 @@ class LossPlot(_RunPlot):
         plt = self.plt
         plt.clear_data()
         limit = max(20, self.size.width * 2)
-        x = model.train[x_axis]
-        losses = model.train["loss"]
         plt.title(f"loss · x: {x_axis}")
         drawn = False
-        if len(losses):
-            xs, ys = thin(x, losses, limit)
+        if len(model.train):
+            xs, ys = self.curve(f"train {x_axis}", model.train, x_axis, "loss").thin(limit)
             if xs:
                 plt.plot(xs, ys, label="train", marker=MARKER, color="cyan")
-                sx, sy = thin(x, smooth(losses), limit)
+                sx, sy = self.curve(f"smoothed {x_axis}", model.train, x_axis, "loss", smoothed=True).thin(limit)
                 plt.plot(sx, sy, label="smoothed", marker=MARKER, color="blue+")
                 drawn = True
-        ex, ey = thin(model.evals[x_axis], model.evals["eval_loss"], limit)
+        ex, ey = self.curve(f"eval {x_axis}", model.evals, x_axis, "eval_loss").thin(limit)
         if ex:
             plt.plot(ex, ey, label="eval", marker=MARKER, color="orange")
             drawn = True
@@ -90,12 +167,11 @@ class RatePlot(_RunPlot):
         plt = self.plt
         plt.clear_data()
         limit = max(20, self.size.width * 2)
-        x = model.train[x_axis]
         plt.title(f"learning rate (left) · grad norm (right) · x: {x_axis}")
-        lx, ly = thin(x, model.train["learning_rate"], limit)
+        lx, ly = self.curve(f"lr {x_axis}", model.train, x_axis, "learning_rate").thin(limit)
         if lx:
             plt.plot(lx, ly, label="lr", marker=MARKER, color="green", yside="left")
-        gx, gy = thin(x, model.train["grad_norm"], limit)
+        gx, gy = self.curve(f"gn {x_axis}", model.train, x_axis, "grad_norm").thin(limit)
         if gx:
             plt.plot(gx, gy, label="grad norm", marker=MARKER, color="magenta", yside="right")
         self.refresh()
