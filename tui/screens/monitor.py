@@ -30,7 +30,10 @@ from ..widgets.run_plots import RunPlots
 from ..widgets.run_progress import RunProgress
 from ..widgets.samples_panel import SamplesPanel
 
-REDRAW_INTERVAL = 0.5  # seconds between plot / diagnosis refreshes (the log and progress update at once)
+REDRAW_INTERVAL = 0.5  # seconds between looks at the clock, plots and diagnosis (log and progress update at once)
+LIVE_PLOT_INTERVAL = 1.0  # while the run is live, plots and diagnosis are redrawn at most this often:
+# a redraw re-plots and re-renders both plots (~10-20 ms of the event loop), which new log lines
+# should not wait behind 2-20 times a second. The end of a run and the first draw are never held back.
 MACHINE_INTERVAL = 2.0  # seconds between GPU/CPU readings
 
 
@@ -74,6 +77,8 @@ class MonitorScreen(Screen):
         self.loaded = False
         self._filter_label = ""
         self._drawn_version = -1
+        self._plotted_at = -LIVE_PLOT_INTERVAL  # time.monotonic() of the last plot / diagnosis redraw
+        self._bindings_key: tuple[Any, ...] | None = None
         self._readings: Readings | None = None
 
     # --- layout ------------------------------------------------------------------------------------------
@@ -130,10 +135,11 @@ class MonitorScreen(Screen):
         self.refresh_state()
         self.query_one(RunProgress).show(self.model, self.state, epochs=self._epochs())
         self.update_log_title()
-        if before is None and self.model.terminal is not None and update.events:
+        ended = before is None and self.model.terminal is not None and bool(update.events)
+        if ended:
             run_ops.announce_end(self.app, self.run, self.model.state)
-        if self._drawn_version < 0:
-            self.redraw()
+        if self._drawn_version < 0 or ended:
+            self.redraw(force=True)  # the first picture and the final one are not held back
 
     def refresh_state(self) -> None:
         from runner.registry import effective_state
@@ -143,22 +149,38 @@ class MonitorScreen(Screen):
             state = self.model.state  # the trainer said it ended; status.json catches up a moment later
         self.state = state
         self.sub_title = self.state
+        self._refresh_bindings_if_changed()
 
-    def redraw(self) -> None:
-        """Plots, diagnosis, samples and the live clock; only what changed since the last time."""
+    def _refresh_bindings_if_changed(self) -> None:
+        """The footer's keys depend on the state and the findings; refreshing them rebuilds the
+        footer, so only when what `check_action` answers may have changed."""
+        key = (self.state, self.model.terminal is not None and self.model.terminal.get("type"),
+               any(f.changes for f in self.findings), self.model.last_checkpoint is not None)
+        if key != self._bindings_key:
+            self._bindings_key = key
+            self.refresh_bindings()
+
+    def redraw(self, force: bool = False) -> None:
+        """Plots, diagnosis, samples and the live clock; only what changed since the last time, and
+        while the run is live at most every LIVE_PLOT_INTERVAL (`force`: now)."""
         if not self.loaded:
             return
-        if self.state in ACTIVE_STATES:
+        live = self.state in ACTIVE_STATES
+        if live:
             self.refresh_state()
             self.query_one(RunProgress).show(self.model, self.state, now=self.clock(), epochs=self._epochs())
         if self.model.version == self._drawn_version:
             return
+        now = time.monotonic()
+        if live and not force and now - self._plotted_at < LIVE_PLOT_INTERVAL:
+            return  # drawn at a later tick, with everything that arrived meanwhile
+        self._plotted_at = now
         self._drawn_version = self.model.version
         self.query_one(RunPlots).show(self.model)
         self.query_one(SamplesPanel).show(self.model.samples)
         self.findings = diagnose(self.model, self.config)
         self.query_one(DiagnosisBanner).show(self.findings)
-        self.refresh_bindings()
+        self._refresh_bindings_if_changed()
         if self._readings is not None:
             self.query_one(GpuPanel).show(self._readings, self._estimate())
 

@@ -36,20 +36,30 @@ def elapsed(model: RunModel, now: float | None = None) -> float | None:
 
 
 class RunProgress(Static):
+    """Updated on every batch from disk: rebuilt only when what it shows changed, and without a
+    layout pass (its height is fixed by the stylesheet)."""
+
+    _shown: tuple | None = None
+
     def show(self, model: RunModel, state: str, now: float | None = None, epochs: float | None = None) -> None:
         total = model.total_steps
         step = model.step
-        done = (step / total) if total else 0.0
-        bar = ProgressBar(total=float(total or 1), completed=float(min(step, total or 1)), width=None)
         epoch = model.epoch
         tokens = model.latest("tokens_per_s")
         eta = model.latest("eta_s") if state == "running" else None
+        spent = duration(elapsed(model, now))
+        key = (state, step, total, epoch, epochs, spent, eta, tokens)
+        if key == self._shown:
+            return
+        self._shown = key
+        done = (step / total) if total else 0.0
+        bar = ProgressBar(total=float(total or 1), completed=float(min(step, total or 1)), width=None)
         parts = [
             (f"{state}", STATE_STYLES.get(state, "bold")),
             ("  step ", "dim"), (f"{step:,}/{total:,}" if total else f"{step:,}", "bold"),
             (f" ({done:.0%})" if total else "", ""),
             ("  epoch ", "dim"), (f"{epoch:.2f}" + (f"/{epochs:g}" if epochs else "") if epoch is not None else "-", ""),
-            ("  elapsed ", "dim"), (duration(elapsed(model, now)), ""),
+            ("  elapsed ", "dim"), (spent, ""),
             ("  ETA ", "dim"), (duration(eta) if eta is not None else "-", ""),
             ("  tok/s ", "dim"), (f"{tokens:,.0f}" if isinstance(tokens, (int, float)) else "-", ""),
         ]
@@ -57,4 +67,4 @@ class RunProgress(Static):
         grid = Table.grid(expand=True)
         grid.add_column()
         grid.add_row(line)
-        self.update(Group(grid, bar))
+        self.update(Group(grid, bar), layout=False)
