@@ -89,12 +89,14 @@ Follows the end of output.log. Scroll up to pause following; `End` resumes.
         total = len(self.filter.matches) if self.filter is not None else self.index.lines
         if total == self.total and self.virtual_size.height == total:
             return
-        self.total = total
+        before, self.total = self.total, total
         self.virtual_size = Size(max(self._widest, 1), total)
         if self.following:
             self._stick()
             self.call_after_refresh(self._stick)  # again once the layout knows the new size
-        self.refresh()
+            self.refresh()
+        elif total < before or self.scroll_offset.y + self.scrollable_content_region.height > before:
+            self.refresh()  # rows on screen changed; a paused view over old lines has nothing to redraw
 
     def _stick(self) -> None:
         if self.following and self.scroll_y < self.max_scroll_y:
