@@ -6,6 +6,12 @@ appended events in bounded chunks and re-reads status.json now and then. It neve
 widgets: it collects what is new and calls `notify()` at most once per pending batch; the UI
 then `take()`s everything gathered so far. While the UI is busy, batches grow instead of
 messages piling up, so a fast writer cannot flood the app (coalescing).
+
+A large log (over TAIL_FROM bytes) opens at its end: the first index covers only its last
+TAIL_BYTES, so the first frame does not wait for a pass over the whole file; the events are
+folded next (the curves), and the full index is built in the background a few chunks per tick,
+then replaces the tail index (`Update.shift` says how many lines came before, so a view that was
+scrolled up keeps its place). Filters wait for the full index.
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ STRIDE = 32  # the index keeps the byte offset of every 32nd line: 0.25 bytes a 
 CHUNK = 4 << 20  # bytes read per step, so one step never stalls the thread for long
 POLL_INTERVAL = 0.05  # seconds between looks at the files: bounds the write-to-screen lag
 STATUS_INTERVAL = 1.0
+TAIL_FROM = 16 << 20  # logs larger than this (bytes) open at their tail, indexed in full afterwards
+TAIL_BYTES = 1 << 20  # how much of the end the first index covers: many screens of lines
+FULL_CHUNKS_PER_TICK = 8  # chunks of the full index built per poll tick: live updates keep flowing
+EVENT_CHUNK = 1 << 20  # bytes of events.jsonl parsed at a time: one json.loads holds the GIL ~10 ms
+# and its dicts (several times the text) are all alive at once, so small chunks keep the UI thread
+# responsive and the peak memory low while a long history is folded.
+FIRST_FRAME_WAIT = 1.0  # seconds the history fold waits for the UI to take the log's first batch
 WARNINGS_AND_ERRORS = r"warn|error|exception|traceback|fatal|critical|killed|out of memory|\bnan\b"
 
 
@@ -36,10 +49,12 @@ class LogIndex:
     new `end` and `lines`, so a reader never sees a line count the offsets do not cover.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, start: int = 0) -> None:
+        """Lines from byte offset `start` (the beginning of a line) on: line 0 starts there."""
         self.path = Path(path)
+        self.start = start
         self.blocks = array("Q")  # blocks[k] = byte offset where line k*STRIDE starts
-        self.end = 0  # byte offset just after the last complete line
+        self.end = start  # byte offset just after the last complete line
         self.lines = 0  # complete lines indexed
         self._cache: OrderedDict[tuple[int, int], list[str]] = OrderedDict()
 
@@ -139,7 +154,7 @@ class EventReader:
         self.offset = 0
         self._partial = b""
 
-    def poll(self, limit: int = CHUNK) -> tuple[list[dict[str, Any]], bool]:
+    def poll(self, limit: int = EVENT_CHUNK) -> tuple[list[dict[str, Any]], bool]:
         """(events, more): `more` is True when the file holds more than was read this time."""
         try:
             with open(self.path, "rb") as handle:
@@ -175,6 +190,7 @@ class Update:
     status: dict[str, Any] | None  # status.json when it changed, else None
     filter_changed: bool
     reset: bool  # the log was truncated or replaced: forget what was shown
+    shift: int = 0  # the tail index was replaced by the full one: this many lines now come before
 
 
 class RunWatcher(threading.Thread):
@@ -188,6 +204,7 @@ class RunWatcher(threading.Thread):
         self.status: dict[str, Any] = {}
         self.filter: LineFilter | None = None
         self.loaded = threading.Event()
+        self._taken = threading.Event()  # the UI took a batch
         self._events = EventReader(self.run_dir / "events.jsonl")
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -197,6 +214,8 @@ class RunWatcher(threading.Thread):
         self._status_changed = False
         self._filter_changed = False
         self._reset = False
+        self._shift = 0
+        self._full: LogIndex | None = None  # the whole log, being indexed while `index` covers its tail
         self._in_flight = False
         self._status_raw = b""
         self._status_due = 0.0
@@ -205,10 +224,12 @@ class RunWatcher(threading.Thread):
     def take(self) -> Update:
         with self._lock:
             update = Update(self._pending, self.index.lines, dict(self.status) if self._status_changed else None,
-                            self._filter_changed, self._reset)
+                            self._filter_changed, self._reset, self._shift)
             self._pending = []
             self._status_changed = self._filter_changed = self._reset = False
+            self._shift = 0
             self._in_flight = False
+        self._taken.set()
         return update
 
     def set_filter(self, pattern: str | None) -> None:
@@ -224,12 +245,16 @@ class RunWatcher(threading.Thread):
     def run(self) -> None:
         try:
             self._read_status(force=True)
-            # The log first: its end is on screen after one pass over the file, before the
-            # (slower to parse) event history is folded.
+            self._start_at_tail()
+            # The log first: its end is on screen after one pass over the file (or over its tail),
+            # before the (slower to parse) event history is folded.
             while self._step_log():
                 if self._stopping.is_set():
                     return
             self._signal(force=True)
+            # Let the UI draw the log before the history fold competes with it for the GIL: the
+            # curves can appear a moment after the first frame.
+            self._taken.wait(FIRST_FRAME_WAIT)
             while self._step_log() | self._step_events(fold=True):
                 if self._stopping.is_set():
                     return
@@ -243,7 +268,7 @@ class RunWatcher(threading.Thread):
     def poll_once(self) -> None:
         import time
 
-        changed = False
+        changed = self._step_full()
         for _ in range(8):  # bounded work per tick: a huge burst is spread over a few ticks
             grew = self._step_log()
             got = self._step_events(fold=False)
@@ -257,6 +282,24 @@ class RunWatcher(threading.Thread):
             changed |= self._read_status()
         if changed:
             self._signal()
+
+    def _start_at_tail(self) -> None:
+        """A large log: index only its last TAIL_BYTES for now (from the start of a line)."""
+        path = self.index.path
+        try:
+            with open(path, "rb") as handle:
+                size = handle.seek(0, 2)
+                if size <= TAIL_FROM:
+                    return
+                handle.seek(size - TAIL_BYTES)
+                data = handle.read(TAIL_BYTES)
+        except FileNotFoundError:
+            return
+        newline = data.find(b"\n")
+        if newline < 0:
+            return
+        self._full = LogIndex(path)
+        self.index = LogIndex(path, start=size - TAIL_BYTES + newline + 1)
 
     def _step_log(self) -> bool:
         index = self.index
@@ -272,13 +315,9 @@ class RunWatcher(threading.Thread):
                 data = handle.read(CHUNK)
         except FileNotFoundError:
             return False
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            if len(data) < CHUNK:
-                return False  # an unfinished line: wait for its newline
-            cut = len(data)  # a line longer than a chunk: index the chunk as if it ended one
-            data = data[:-1] + b"\n"
-        body = data[:cut]
+        body = self._complete_lines(data)
+        if body is None:
+            return False
         first = index.lines
         active = self.filter
         index.feed(body)
@@ -286,8 +325,42 @@ class RunWatcher(threading.Thread):
             active.scan(body, first)
         return True
 
+    @staticmethod
+    def _complete_lines(data: bytes) -> bytes | None:
+        """The complete lines at the start of `data` (None: only an unfinished line)."""
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            if len(data) < CHUNK:
+                return None  # an unfinished line: wait for its newline
+            return data[:-1] + b"\n"  # a line longer than a chunk: index the chunk as if it ended one
+        return data[:cut]
+
+    def _step_full(self) -> bool:
+        """Build the full index a few chunks further, up to where the tail index is; once there,
+        it replaces the tail index (True then)."""
+        full, tail = self._full, self.index
+        if full is None:
+            return False
+        with open(full.path, "rb") as handle:
+            for _ in range(FULL_CHUNKS_PER_TICK):
+                if full.end >= tail.end:
+                    break
+                handle.seek(full.end)
+                body = self._complete_lines(handle.read(min(CHUNK, tail.end - full.end)))
+                if body is None:  # cannot happen below tail.end (complete lines); be safe
+                    break
+                full.feed(body)
+        if full.end < tail.end:
+            return False
+        with self._lock:
+            self._shift += full.lines - tail.lines
+            self.index = full
+            self._full = None
+        return True
+
     def _restart_log(self) -> None:
         with self._lock:
+            self._full = None
             self.index = LogIndex(self.index.path)
             if self.filter is not None:
                 self.filter = LineFilter(self.filter.pattern)
@@ -304,6 +377,8 @@ class RunWatcher(threading.Thread):
         return bool(events) or more
 
     def _apply_filter_change(self) -> bool:
+        if self._full is not None:
+            return False  # line numbers are the full index's: search once it is built
         with self._lock:
             if not self._filter_dirty:
                 pattern = None if self.filter is None or self.filter.complete else self.filter.pattern
