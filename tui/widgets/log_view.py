@@ -71,16 +71,23 @@ Follows the end of output.log. Scroll up to pause following; `End` resumes.
         self._highlight: re.Pattern[str] | None = None
 
     # --- feeding -----------------------------------------------------------------------------------------
-    def show(self, index: LogIndex, filter: LineFilter | None = None) -> None:
-        """Point at `index` (and `filter`), e.g. after the log was replaced or the filter changed."""
+    def show(self, index: LogIndex, filter: LineFilter | None = None, shift: int = 0) -> None:
+        """Point at `index` (and `filter`), e.g. after the log was replaced or the filter changed.
+        `shift`: the new index has this many lines before the old one's first (tail index replaced
+        by the full one): a view scrolled up stays on the same lines."""
         changed = index is not self.index or filter is not self.filter
         self.index, self.filter = index, filter
         if changed:
             self._texts.clear()
             self._highlight = re.compile(filter.pattern, re.IGNORECASE) if filter is not None else None
+        following = self.following
         self.grew()
-        if changed and self.following:
+        if changed and following:
             self.scroll_end(animate=False, immediate=True, force=True)
+        elif changed and shift and filter is None:
+            self.scroll_to(y=self.scroll_offset.y + shift, animate=False, immediate=True, force=True)
+            self.following = False
+            self.refresh()
 
     def grew(self) -> None:
         """More lines (or matches) arrived: extend the scroll range; follow the end when following."""
@@ -90,13 +97,26 @@ Follows the end of output.log. Scroll up to pause following; `End` resumes.
         if total == self.total and self.virtual_size.height == total:
             return
         before, self.total = self.total, total
-        self.virtual_size = Size(max(self._widest, 1), total)
+        self._set_virtual_size(Size(max(self._widest, 1), total))
         if self.following:
             self._stick()
             self.call_after_refresh(self._stick)  # again once the layout knows the new size
             self.refresh()
         elif total < before or self.scroll_offset.y + self.scrollable_content_region.height > before:
             self.refresh()  # rows on screen changed; a paused view over old lines has nothing to redraw
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """The scroll range. Growing taller with the vertical scrollbar already shown changes only
+        the scrollbar: done without the layout pass (of the whole screen) and the repaint of every
+        row that assigning `virtual_size` costs, since this happens for every batch of lines."""
+        old = self.virtual_size
+        scroll_update = getattr(self, "_scroll_update", None)  # Textual's own resize of the scrollbars
+        if scroll_update is not None and size.width == old.width and size.height >= old.height \
+                and self.show_vertical_scrollbar:
+            self.set_reactive(LogView.virtual_size, size)
+            scroll_update(size)
+        else:
+            self.virtual_size = size
 
     def _stick(self) -> None:
         if self.following and self.scroll_y < self.max_scroll_y:
@@ -139,6 +159,14 @@ Follows the end of output.log. Scroll up to pause following; `End` resumes.
 
     def action_top(self) -> None:
         self.scroll_home(animate=False, immediate=True)
+
+    # Not animated: while lines stream in, an animated page-up races the follow-the-end scroll of the
+    # next batch (which could cancel it and leave the view following); a log pager jumps anyway.
+    def action_page_up(self) -> None:
+        self.scroll_page_up(animate=False)
+
+    def action_page_down(self) -> None:
+        self.scroll_page_down(animate=False)
 
     # --- rendering ---------------------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
