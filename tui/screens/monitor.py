@@ -34,6 +34,7 @@ REDRAW_INTERVAL = 0.5  # seconds between looks at the clock, plots and diagnosis
 LIVE_PLOT_INTERVAL = 1.0  # while the run is live, plots and diagnosis are redrawn at most this often:
 # a redraw re-plots and re-renders both plots (~10-20 ms of the event loop), which new log lines
 # should not wait behind 2-20 times a second. The end of a run and the first draw are never held back.
+TITLE_INTERVAL_PAUSED = 1.0  # seconds between line-count updates of a paused log's title
 MACHINE_INTERVAL = 2.0  # seconds between GPU/CPU readings
 
 
@@ -79,6 +80,7 @@ class MonitorScreen(Screen):
         self._drawn_version = -1
         self._plotted_at = -LIVE_PLOT_INTERVAL  # time.monotonic() of the last plot / diagnosis redraw
         self._bindings_key: tuple[Any, ...] | None = None
+        self._titled_at = 0.0
         self._readings: Readings | None = None
 
     # --- layout ------------------------------------------------------------------------------------------
@@ -127,14 +129,15 @@ class MonitorScreen(Screen):
         if update.status is not None:
             self.status = update.status
         log = self.query_one(LogView)
-        if update.reset or update.filter_changed or log.index is not watcher.index:
+        replaced = update.reset or update.filter_changed or log.index is not watcher.index
+        if replaced:
             active = watcher.filter if watcher.filter is not None and watcher.filter.complete else None
-            log.show(watcher.index, active)
+            log.show(watcher.index, active, update.shift)
         else:
             log.grew()
         self.refresh_state()
         self.query_one(RunProgress).show(self.model, self.state, epochs=self._epochs())
-        self.update_log_title()
+        self.update_log_title(force=replaced)
         ended = before is None and self.model.terminal is not None and bool(update.events)
         if ended:
             run_ops.announce_end(self.app, self.run, self.model.state)
@@ -165,6 +168,7 @@ class MonitorScreen(Screen):
         while the run is live at most every LIVE_PLOT_INTERVAL (`force`: now)."""
         if not self.loaded:
             return
+        self.update_log_title(force=False)  # a paused view's title catches up here
         live = self.state in ACTIVE_STATES
         if live:
             self.refresh_state()
@@ -184,11 +188,19 @@ class MonitorScreen(Screen):
         if self._readings is not None:
             self.query_one(GpuPanel).show(self._readings, self._estimate())
 
-    def update_log_title(self) -> None:
+    def update_log_title(self, force: bool = True) -> None:
+        """The log's border title. Unforced (a new batch) while the view is paused, at most once a
+        second: a new title repaints the whole view, and a paused view's rows have not changed."""
         log = self.query_one(LogView)
+        now = time.monotonic()
+        if not force and not log.following and now - self._titled_at < TITLE_INTERVAL_PAUSED:
+            return
+        self._titled_at = now
         watcher = self.watcher
         lines = watcher.index.lines if watcher is not None else 0
         title = f"output.log · {lines:,} lines"
+        if watcher is not None and watcher.index.start > 0:
+            title = f"output.log · last {lines:,} lines (indexing the rest…)"
         if watcher is not None and watcher.filter is not None:
             done = watcher.filter.complete
             title += f" · filter {self._filter_label}: " + (f"{len(watcher.filter.matches):,} match" if done else "searching…")
