@@ -86,7 +86,7 @@ def _nonfinite(model: RunModel, config: Config | None) -> Finding | None:
 
 
 def _flat_loss(model: RunModel, config: Config | None) -> Finding | None:
-    losses = [x for x in model.train["loss"] if math.isfinite(x)]
+    losses = model.finite("loss")
     if len(losses) < MIN_POINTS_FOR_TREND:
         return None
     total = model.total_steps or 0
@@ -126,14 +126,20 @@ def _overfitting(model: RunModel, config: Config | None) -> Finding | None:
 
 
 def _grad_spikes(model: RunModel, config: Config | None) -> Finding | None:
-    norms = [x for x in model.train["grad_norm"] if math.isfinite(x)]
-    spikes, worst = 0, 0.0
-    for i in range(SPIKE_WINDOW // 2, len(norms)):
+    norms = model.finite("grad_norm")
+    # Each point is judged against the points before it only, so the scan resumes where the last
+    # diagnosis stopped (a live run is diagnosed every second; its history need not be rescanned).
+    scan = model.derived.get("grad spikes")
+    if scan is None or scan[0] is not norms or scan[1] > len(norms):
+        scan = model.derived["grad spikes"] = [norms, SPIKE_WINDOW // 2, 0, 0.0]
+    _, start, spikes, worst = scan
+    for i in range(start, len(norms)):
         window = norms[max(0, i - SPIKE_WINDOW):i]
         typical = statistics.median(window)
         if typical > 0 and norms[i] > SPIKE_FACTOR * typical:
             spikes += 1
             worst = max(worst, norms[i] / typical)
+    scan[1:] = [max(start, len(norms)), spikes, worst]
     if not spikes:
         return None
     return Finding("grad_spike", "warning", "Gradient-norm spikes",

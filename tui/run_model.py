@@ -78,6 +78,26 @@ class RunModel:
     nonfinite_losses: int = 0  # logs whose loss was NaN/inf (sanitised to null by the trainer)
     events_seen: int = 0
     version: int = 0  # bumped on every fold, so widgets redraw only when something changed
+    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # incremental caches
+
+    def finite(self, column: str) -> array:
+        """The finite values of train[column], in order: kept up to date in O(new points), so
+        readers that look at the whole history (diagnosis) need not rescan it on every redraw."""
+        values = self.train[column]
+        key = f"finite {column}"
+        cached = self.derived.get(key)
+        if cached is None or cached[0] is not values or cached[1] != self.train.generation or cached[2] > len(values):
+            cached = [values, self.train.generation, 0, array("d")]
+            self.derived[key] = cached
+        seen, out = cached[2], cached[3]
+        if seen < len(values):
+            new = values[seen:]
+            if math.isfinite(sum(new)):  # all finite (the usual case): one C-level copy
+                out.extend(new)
+            else:
+                out.extend(v for v in new if math.isfinite(v))
+            cached[2] = len(values)
+        return out
 
     # --- folding -----------------------------------------------------------------------------------------
     def fold(self, events: list[dict[str, Any]]) -> None:
