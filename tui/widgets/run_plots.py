@@ -83,7 +83,10 @@ class Curve:
                 ema.append(avg / (1 - weight**count) if count else math.nan)
             self._avg, self._n = avg, count
             values = ema
-        self._finite.extend(i for i in range(self._seen, n) if isfinite(xs[i]) and isfinite(values[i]))
+        if isfinite(sum(xs[self._seen:n])) and isfinite(sum(values[self._seen:n])):
+            self._finite.extend(range(self._seen, n))  # all finite (the usual case): no per-point test
+        else:
+            self._finite.extend(i for i in range(self._seen, n) if isfinite(xs[i]) and isfinite(values[i]))
         self._seen = n
 
     def thin(self, limit: int) -> tuple[list[float], list[float]]:
