@@ -54,3 +54,94 @@ def test_edit_of_a_broken_file_names_the_line(tmp_path, capsys) -> None:
 def test_other_commands_go_to_the_runner_cli(capsys) -> None:
     assert cli.main(["presets"]) == 0
     assert "demo" in capsys.readouterr().out
+
+
+def test_the_first_frame_needs_neither_pydantic_nor_the_schema() -> None:
+    """`tunedeck` paints before the schema side loads: importing the app must not pull it in."""
+    code = ("import sys, tui.cli, tui.app\n"
+            "print(sorted(m for m in ('pydantic', 'tomlkit', 'runner.schema', 'runner.presets') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env(), cwd=ROOT,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+async def test_the_editor_loads_its_preset_after_the_first_frame() -> None:
+    from textual.widgets import Input
+
+    from tui.app import TunedeckApp
+    from tui.services import NoProbe
+
+    app = TunedeckApp(source="lora-1b", probe=lambda: NoProbe(reason="test"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        editor = app.editor
+        assert editor.state is None and not editor.ready  # the frame came first
+        assert not editor.query("FieldForm")
+        while not editor.ready:
+            await pilot.pause(0.02)
+        assert editor.state.name == "lora-1b" and editor.state.config.lora.enabled
+        await pilot.press("tab")  # from the section list into the first field: the keys work
+        assert isinstance(app.focused, Input) or app.focused is not None
+        assert app.focused is not editor.query_one("#sections")
+
+
+async def test_keys_pressed_while_loading_are_not_lost_or_crashing() -> None:
+    from tui.app import TunedeckApp
+    from tui.services import NoProbe
+
+    app = TunedeckApp(source="demo", probe=lambda: NoProbe(reason="test"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("down", "down", "f3", "ctrl+s")  # to LoRA; changes/save (dimmed until it loads)
+        while not app.editor.ready:
+            await pilot.pause(0.02)
+        await pilot.pause(0.1)
+        assert app.editor.form.group == "LoRA"  # the section moved to while loading is the one shown
+        assert app.editor in app.screen_stack
+
+
+def test_actions_that_need_the_preset_are_dimmed_until_it_is_loaded() -> None:
+    from tui.screens.editor import EditorScreen
+
+    loading = EditorScreen(source="demo")
+    assert loading.check_action("launch", ()) is None and loading.check_action("save", ()) is None
+
+
+async def test_quitting_while_the_preset_loads_exits_cleanly() -> None:
+    from tui.app import TunedeckApp
+    from tui.services import NoProbe
+
+    for _ in range(3):
+        app = TunedeckApp(source="qlora-8b", probe=lambda: NoProbe(reason="test"))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("ctrl+q")
+        assert app.return_code == 0
+
+
+async def test_an_unreadable_preset_exits_with_its_problems(tmp_path, capsys) -> None:
+    from tui.app import TunedeckApp
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[training]\nlearnig_rate = 3e-4\n")
+    app = TunedeckApp(source=str(broken))
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(100):
+            if app.return_code is not None:
+                break
+            await pilot.pause(0.02)
+    assert app.return_code == 2
+    message = capsys.readouterr().err  # printed once the terminal is restored
+    assert "broken.toml:2" in message and "learning_rate" in message  # where, and "did you mean"
+
+
+async def test_started_on_the_runs_screen_the_editor_loads_only_when_shown(tmp_path) -> None:
+    from tui.app import TunedeckApp
+    from tui.services import NoProbe
+
+    app = TunedeckApp(source="demo", probe=lambda: NoProbe(reason="test"), runs_dir=tmp_path, open_runs=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        assert type(app.screen).__name__ == "RunsScreen"
+        assert app.editor.state is None  # nothing built behind the runs screen
+        await pilot.press("escape")
+        while not app.editor.ready:
+            await pilot.pause(0.02)
+        assert app.editor.state.name == "demo"

@@ -8,25 +8,32 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from textual.app import App, SystemCommand
 from textual.markup import escape
 from textual.screen import Screen
 
-from runner import presets
-from runner.paths import shipped_presets_dir
-
-from . import drafts
 from .screens.confirm import ConfirmScreen
 from .screens.editor import EditorScreen
-from .state import EditorState
+
+if TYPE_CHECKING:  # runner's schema side loads after the first frame (see tui.screens.editor)
+    from runner import presets
+
+    from . import drafts
+    from .state import EditorState
+
+DEFAULT_PRESET = "demo"  # what `tunedeck` opens without arguments (shipped, trains on CPU)
 
 UNSAVED_CHOICES = [("save", "Save", "s"), ("discard", "Discard", "d"), ("cancel", "Cancel", "c")]
 
 
 def state_from(loaded: presets.Loaded) -> EditorState:
     """An editor document for a successfully loaded preset."""
+    from runner.paths import shipped_presets_dir
+
+    from .state import EditorState
+
     assert loaded.config is not None and loaded.path is not None
     path = loaded.path.resolve()
     shipped = path.parent == shipped_presets_dir().resolve()
@@ -40,13 +47,15 @@ class TunedeckApp(App):
     TITLE = "tunedeck"
     ENABLE_COMMAND_PALETTE = True
 
-    def __init__(self, state: EditorState, *, probe: Callable[[], Any] | None = None,
-                 any_draft: bool = False, runs_dir: str | Path | None = None, open_runs: bool = False,
-                 attach: Any = None) -> None:
-        """`probe` replaces the GPU probe (tests pass a fixed report); `any_draft` offers the newest
-        draft of any preset, not only of this one (used when started without a file)."""
+    def __init__(self, state: EditorState | None = None, *, source: str = DEFAULT_PRESET,
+                 probe: Callable[[], Any] | None = None, any_draft: bool = False,
+                 runs_dir: str | Path | None = None, open_runs: bool = False, attach: Any = None) -> None:
+        """Edit `state`, or the preset `source`, loaded just after the first frame. `probe` replaces
+        the GPU probe (tests pass a fixed report); `any_draft` offers the newest draft of any
+        preset, not only of this one (used when started without a file)."""
         super().__init__()
         self.state = state
+        self.source = source
         self.probe = probe
         self.any_draft = any_draft
         self.runs_dir = runs_dir  # where the runs screen looks (None: runner.registry's default)
@@ -54,7 +63,7 @@ class TunedeckApp(App):
         self.attach = attach  # a RunDir to open straight into its monitor (`tunedeck attach RUN`)
 
     def get_default_screen(self) -> Screen:
-        return EditorScreen(self.state)
+        return EditorScreen(self.state, self.source, load_when_shown=self.open_runs)
 
     @property
     def editor(self) -> EditorScreen:
@@ -65,11 +74,18 @@ class TunedeckApp(App):
             self.action_runs()
             if self.attach is not None:
                 self.open_monitor(self.attach)
+
+    def editor_ready(self, editor: EditorScreen) -> None:
+        """The editor has its preset: offer a kept draft (once, and not when started on the runs)."""
+        if self.open_runs or getattr(self, "_drafts_offered", False):
             return
-        draft = drafts.find_draft(self.state.source)
+        self._drafts_offered = True
+        from . import drafts
+
+        draft = drafts.find_draft(editor.state.source)
         if draft is None and self.any_draft:
             draft = drafts.latest_draft()
-        if draft is not None and draft.config != self.state.config:
+        if draft is not None and draft.config != editor.state.config:
             self.offer_draft(draft)
 
     # --- drafts ------------------------------------------------------------------------------------------
@@ -89,6 +105,10 @@ class TunedeckApp(App):
                                         ("cancel", "Not now", "n")]), answered)
 
     async def restore_draft(self, draft: drafts.Draft) -> None:
+        from runner import presets
+
+        from .state import EditorState
+
         state = self.editor.state
         if draft.source != state.source:
             loaded = presets.load(draft.source)
@@ -104,12 +124,14 @@ class TunedeckApp(App):
     def ask_unsaved(self, then: Callable[[], Any]) -> None:
         """Run `then` now when nothing is unsaved; otherwise ask Save / Discard / Cancel first."""
         editor = self.editor
-        if not editor.state.dirty:
+        if editor.state is None or not editor.state.dirty:
             then()
             return
 
         def answered(answer: str | None) -> None:
             if answer == "discard":
+                from . import drafts
+
                 drafts.delete_draft(editor.state.source)
                 then()
             elif answer == "save":
@@ -134,6 +156,10 @@ class TunedeckApp(App):
         self.push_screen(OpenScreen(self.editor.summarise), chosen)
 
     async def open_source(self, source: str) -> bool:
+        from runner import presets
+
+        from . import drafts
+
         loaded = presets.load(source)
         if loaded.config is None:
             from .screens.problems_screen import ProblemsScreen
@@ -207,8 +233,10 @@ class TunedeckApp(App):
 
     # --- command palette -----------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        editor = screen if isinstance(screen, EditorScreen) else None
+        editor = screen if isinstance(screen, EditorScreen) and screen.state is not None else None
         if editor is not None:
+            from . import drafts
+
             yield SystemCommand("Open preset", "Pick a shipped, user or recent preset (ctrl+o)", editor.action_open)
             yield SystemCommand("Save", "Save the preset, keeping its comments (ctrl+s)", editor.action_save)
             yield SystemCommand("Save as", "Save under a new name or path (F2)", editor.action_save_as)
@@ -229,10 +257,16 @@ class TunedeckApp(App):
         yield from super().get_system_commands(screen)
 
 
-def run_editor(state: EditorState, any_draft: bool = False) -> int:
-    TunedeckApp(state, any_draft=any_draft).run()
-    return 0
+def run_editor(state: EditorState | None = None, any_draft: bool = False, source: str = DEFAULT_PRESET) -> int:
+    """Run the editor on `state`, or on the preset `source` loaded after the first frame.
+
+    Returns the exit code: 2 when the preset could not be read (the app prints why)."""
+    app = TunedeckApp(state, source=source, any_draft=any_draft)
+    app.run()
+    return app.return_code or 0
 
 
 def default_path() -> Path:
+    from runner.paths import shipped_presets_dir
+
     return shipped_presets_dir() / "demo.toml"

@@ -21,6 +21,7 @@ def edit_parser() -> argparse.ArgumentParser:
 
 
 def edit(source: str, any_draft: bool = False) -> int:
+    """Open `source` in the editor; a file that cannot be read is reported here, before the TUI starts."""
     from runner import presets
 
     loaded = presets.load(source)
@@ -46,8 +47,6 @@ def runs_parser(command: str) -> argparse.ArgumentParser:
 
 def open_runs(runs_dir: str | None, attach: str | None = None) -> int:
     """The TUI on the runs screen, or straight in RUN's monitor; the editor sits underneath."""
-    from runner import presets
-
     run = None
     if attach is not None:
         from tui.run_ops import resolve
@@ -56,16 +55,19 @@ def open_runs(runs_dir: str | None, attach: str | None = None) -> int:
         if run is None:
             print(f"error: {why}", file=sys.stderr)
             return 2
-    from tui.app import TunedeckApp, state_from
+    from tui.app import TunedeckApp
 
-    TunedeckApp(state_from(presets.require(DEFAULT_PRESET)), runs_dir=runs_dir, open_runs=True, attach=run).run()
+    # The editor underneath loads the demo preset only when the user goes back to it.
+    TunedeckApp(source=DEFAULT_PRESET, runs_dir=runs_dir, open_runs=True, attach=run).run()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args:
-        return edit(DEFAULT_PRESET, any_draft=True)
+    if not args:  # the shipped demo: the TUI paints first and loads it right after (fast first frame)
+        from tui.app import run_editor
+
+        return run_editor(source=DEFAULT_PRESET, any_draft=True)
     if args[0] == "edit":
         options = edit_parser().parse_args(args[1:])
         return edit(options.file)

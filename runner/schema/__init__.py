@@ -14,6 +14,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..groups import GROUPS  # the editor's groups, in screen order (no pydantic: painted first)
 from ._field import Section
 from .data import DataSection
 from .generation import GenerationSection
@@ -58,11 +59,6 @@ SECTIONS: dict[str, type[Section]] = {
     if name not in META_KEYS
 }
 
-# The editor's groups, in screen order. Training fields name their group; others use the section's.
-GROUPS = (
-    "Model", "Data", "LoRA", "Quantization", "Batch & steps", "Optimizer", "Schedule",
-    "Precision & memory", "Checkpoints & eval", "Logging", "Generation", "Launch",
-)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,10 @@
 """The main screen: section list, generated form, problems, help panel, memory gauge, derived numbers.
 
+The frame (panes, section list, keys) paints before anything heavy is imported: the preset is
+loaded, and pydantic, the schema, validation and the estimator imported, in a worker thread just
+after it; the form fills in when they are ready. So this module imports runner's schema-side
+modules inside the methods that run after loading, never at the top.
+
 Every edit is validated at once (per field by the schema); the costlier follow-ups (cross-field
 rules, estimate, derived numbers, labels) run once after a short debounce, and the autosave
 draft is written a couple of seconds after the last edit.
@@ -8,39 +13,44 @@ draft is written a couple of seconds after the last edit.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.widget import MountError
 from textual.events import DescendantFocus
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header
 
-from runner import presets
-from runner.derived import count_examples, derive
-from runner.problems import Problem
-from runner.schema import FIELDS_BY_KEY, GROUPS, FieldSpec, get_value
-from runner.validate import Context, check
+from runner.groups import GROUPS
 
-from .. import drafts
-from ..recent import remember
 from ..services import estimator as estimator_module
 from ..services import probe_gpus
-from ..state import EditorState
 from ..widgets.derived_bar import DerivedBar
-from ..widgets.field_form import FieldForm
-from ..widgets.field_row import FieldRow
 from ..widgets.help_panel import HelpPanel
 from ..widgets.memory_gauge import GIB, SUGGESTION_KEYS, MemoryGauge, gib
 from ..widgets.problems_list import ProblemsList
 from ..widgets.section_list import SectionList
 
+if TYPE_CHECKING:  # imported for real after the first frame (see the module docstring)
+    from runner.presets import Loaded
+    from runner.problems import Problem
+    from runner.schema import FieldSpec
+    from runner.validate import Context
+
+    from ..state import EditorState
+    from ..widgets.field_form import FieldForm
+    from ..widgets.field_row import FieldRow
+
 RECOMPUTE_DELAY = 0.08  # seconds of quiet typing before problems, estimate and derived numbers refresh
 AUTOSAVE_DELAY = 2.0  # seconds after the last edit before the draft is written
+# Actions that need the preset: dimmed in the footer for the moment before it is loaded.
+EDITOR_ACTIONS = frozenset({"save", "save_as", "open", "full_help", "changes", "toggle_help", "launch",
+                            "apply_suggestion"})
 
 
 class EditorScreen(Screen):
@@ -56,9 +66,16 @@ class EditorScreen(Screen):
         *[Binding(key.lower(), f"apply_suggestion({i})", f"Fix {i + 1}") for i, key in enumerate(SUGGESTION_KEYS)],
     ]
 
-    def __init__(self, state: EditorState) -> None:
+    def __init__(self, state: EditorState | None = None, source: str = "demo", *,
+                 load_when_shown: bool = False) -> None:
+        """Show `state`, or load the preset `source` (a name or path) in a worker after the first frame.
+        `load_when_shown`: the app starts on another screen; wait until the user comes here."""
         super().__init__()
-        self.state = state
+        self._wait_until_shown = load_when_shown
+        self._hidden_once = False
+        self.state: EditorState = state  # type: ignore[assignment]  # None only until loaded (ready is False)
+        self.source_was_lazy = state is None
+        self.source = source
         self.problems: list[Problem] = []
         self.estimate: Any = None
         self.num_examples: int | None = None
@@ -68,14 +85,14 @@ class EditorScreen(Screen):
         self._recompute_timer: Timer | None = None
         self._autosave_timer: Timer | None = None
         self.ready = False  # the form is filled and the background checks are started
+        self._fix_keys = 0  # how many "Fix n" keys the footer shows
 
     # --- layout ----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header(icon="")
         with Horizontal(id="body"):
             yield SectionList(id="sections")
-            with Vertical(id="centre"):
-                yield FieldForm(id="form")
+            with Vertical(id="centre"):  # the form is mounted here once the preset is loaded
                 yield ProblemsList(id="problems")
             with Vertical(id="side"):
                 yield HelpPanel(id="help")
@@ -85,15 +102,82 @@ class EditorScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(MemoryGauge).show_message("[dim]estimating…[/]")
+        # self.query_one("#centre").loading = True
         # The frame (panes, sections, keys) paints first; the form and the numbers fill in right after.
         self.call_after_refresh(self._after_first_frame)
 
-    async def _after_first_frame(self) -> None:
-        await self.query_one(FieldForm).show_group(GROUPS[0], self.state)
+    def _after_first_frame(self) -> None:
+        if self._wait_until_shown:
+            return  # on_screen_resume starts it
+        if self.state is None:
+            self.load()
+        else:
+            self.call_later(self._fill)
+
+    def on_screen_suspend(self) -> None:
+        self._hidden_once = True
+
+    def on_screen_resume(self) -> None:
+        if self._wait_until_shown and self._hidden_once:  # back from the screen the app started on
+            self._wait_until_shown = False
+            self._after_first_frame()
+
+    @work(thread=True, exclusive=True, group="load", name="load preset")
+    def load(self) -> None:
+        """Read and validate the preset, importing what the form needs on the way (off the UI thread)."""
+        from runner import presets
+
+        loaded = presets.load(self.source)
+        # Warm the imports the form and the first recompute use, so the UI thread does not pay them.
+        import runner.derived  # noqa: F401
+        import runner.validate  # noqa: F401
+
+        from ..widgets import field_form  # noqa: F401
+
+        estimator_module()
+        try:
+            self.app.call_from_thread(self._loaded, loaded)
+        except RuntimeError:
+            pass  # the app closed while the preset loaded
+
+    async def _loaded(self, loaded: Loaded) -> None:
+        if loaded.config is None:  # only an unreadable preset gets here: say why, exit non-zero
+            self.app.exit(return_code=2, message="\n".join(p.format() for p in loaded.problems))
+            return
+        from ..app import state_from
+
+        self.state = state_from(loaded)
+        await self._fill()
+
+    async def _fill(self) -> None:
+        from ..widgets.field_form import FieldForm
+
+        centre = self.query_one("#centre")
+        try:
+            await centre.mount(FieldForm(id="form"), before=0)
+            picked = self.query_one(SectionList).highlighted  # the user may have moved while it loaded
+            shown = self.state
+            await self.form.show_group(GROUPS[picked or 0], shown)
+            if self.state is not shown:  # another preset was opened meanwhile
+                await self.form.show_group(GROUPS[picked or 0], self.state)
+        except (MountError, NoMatches):
+            if self.is_attached and centre.is_attached:
+                raise
+            return  # the user quit while the form was being built: nothing left to fill
+        centre.loading = False
         self.recompute()
         self.probe()
         self.count()
         self.ready = True
+        if self.source_was_lazy:
+            self.refresh_bindings()  # the keys dimmed while loading light up
+        self.app.editor_ready(self)
+
+    @property
+    def form(self) -> FieldForm:
+        from ..widgets.field_form import FieldForm
+
+        return self.query_one(FieldForm)
 
     # --- workers: slow or blocking calls off the UI thread ----------------------------------------------
     @work(thread=True, exclusive=True, group="probe", name="probe GPUs")
@@ -112,6 +196,8 @@ class EditorScreen(Screen):
     def count(self) -> None:
         config = self.state.config
         base = self.state.path.parent if self.state.path else None
+        from runner.derived import count_examples
+
         n = count_examples(config, base)
         self.app.call_from_thread(self._counted, n)
 
@@ -123,6 +209,8 @@ class EditorScreen(Screen):
 
     @work(thread=True, exclusive=True, group="autosave", name="write draft")
     def write_draft(self) -> None:
+        from .. import drafts
+
         s = self.state
         if s.config != s.baseline:
             drafts.write_draft(s.source, s.name, s.path, s.config)
@@ -130,8 +218,9 @@ class EditorScreen(Screen):
             drafts.delete_draft(s.source)
 
     # --- edits -------------------------------------------------------------------------------------------
-    @on(FieldRow.Edited)
-    async def _edited(self, event: FieldRow.Edited) -> None:
+    async def on_field_row_edited(self, event: FieldRow.Edited) -> None:
+        from runner.schema import get_value
+
         event.stop()
         unchanged = event.error is None and event.key not in self.state.invalid and \
             event.value == get_value(self.state.config, event.key)
@@ -146,15 +235,18 @@ class EditorScreen(Screen):
 
     async def set_field(self, key: str, value: Any) -> str | None:
         """Set a field from outside the form (revert, suggestion); the form row follows."""
+        from runner.schema import get_value
+
         reason = self.state.set_value(key, value)
-        row = self.query_one(FieldForm).row(key)
+        row = self.form.row(key) if self.ready else None
         if row is not None and reason is None:
             row.set_value(get_value(self.state.config, key))
         await self.after_edit(count_again=key.startswith("data."))
         return reason
 
     async def after_edit(self, count_again: bool = False, focus_key: str | None = None) -> None:
-        await self.query_one(FieldForm).refresh_applicability(self.state, focus_key)
+        if self.ready:
+            await self.form.refresh_applicability(self.state, focus_key)
         if count_again:
             self.count()
         self.schedule_recompute()
@@ -169,6 +261,8 @@ class EditorScreen(Screen):
 
     # --- what follows from the config ----------------------------------------------------------------
     def context(self) -> Context:
+        from runner.validate import Context
+
         report = self.gpu_report
         if report is None or not hasattr(report, "driver") or "not available" in getattr(report, "reason", ""):
             return Context()  # unknown hardware: skip the rules that need it
@@ -178,12 +272,19 @@ class EditorScreen(Screen):
         return [p for p in self.problems if p.is_error]
 
     def recompute(self) -> None:
+        if not self.ready and self.state is None:
+            return  # nothing loaded yet (a worker or timer fired early)
         try:
             self._recompute()
         except NoMatches:
             pass  # a worker finished while the app was tearing the screen down; nothing left to update
 
     def _recompute(self) -> None:
+        from runner.derived import derive
+        from runner.problems import Problem
+        from runner.schema import FIELDS_BY_KEY
+        from runner.validate import check
+
         state = self.state
         invalid = [Problem("error", reason, key=key) for key, (_, reason) in state.invalid.items()]
         self.problems = invalid + check(state.config, self.context())
@@ -193,7 +294,8 @@ class EditorScreen(Screen):
         self.query_one(DerivedBar).show(derive(state.config, self.num_examples))
         self.update_gauge()
         changed = {c.key for c in state.changes() if c.from_preset}
-        self.query_one(FieldForm).refresh_changed(changed)
+        if self.ready:
+            self.form.refresh_changed(changed)
         self.sub_title = f"{state.name}{' (modified)' if state.dirty else ''} · {_where(state)}"
         self.refresh_help()
 
@@ -215,6 +317,7 @@ class EditorScreen(Screen):
         if estimator is None:
             self.estimate = None
             gauge.show_message("[dim]No estimate: the memory estimator (runner.estimate) is not installed.[/]")
+            self._sync_fix_keys()
             return
         budget, label = self.budget()
         try:
@@ -222,11 +325,20 @@ class EditorScreen(Screen):
         except getattr(estimator, "EstimateError", LookupError) as exc:
             self.estimate = None
             gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")
+            self._sync_fix_keys()
             return
         self.estimate = est
         verdict = estimator.verdict(est.peak_bytes, budget)
         gauge.show_estimate(est, budget, verdict, self.gpu_lines(estimator, est), label)
-        self.refresh_bindings()  # the Fix keys appear only while there are suggestions to apply
+        self._sync_fix_keys()
+
+    def _sync_fix_keys(self) -> None:
+        """The Fix keys appear only while there are suggestions to apply. The footer rebuilds
+        itself on every refresh_bindings, so refresh only when their number changes."""
+        fixes = len(getattr(self.estimate, "suggestions", ()))
+        if fixes != self._fix_keys:
+            self._fix_keys = fixes
+            self.refresh_bindings()
 
     def gpu_lines(self, estimator, est) -> list[str]:
         report = self.gpu_report
@@ -273,6 +385,10 @@ class EditorScreen(Screen):
     # --- help follows focus --------------------------------------------------------------------------------
     @on(DescendantFocus)
     def _focus_moved(self, event: DescendantFocus) -> None:
+        if self.state is None:
+            return
+        from ..widgets.field_row import FieldRow
+
         row = next((n for n in event.widget.ancestors_with_self if isinstance(n, FieldRow)), None)
         self.focused_key = row.spec.key if row is not None else None
         self.refresh_help(event.widget)
@@ -280,6 +396,8 @@ class EditorScreen(Screen):
     def refresh_help(self, widget=None) -> None:
         panel = self.query_one(HelpPanel)
         if self.focused_key is not None:
+            from runner.schema import FIELDS_BY_KEY, get_value
+
             spec = FIELDS_BY_KEY[self.focused_key]
             mine = [p for p in self.problems if p.key == spec.key]
             panel.show_field(spec, get_value(self.state.config, spec.key), self.facts(), mine)
@@ -293,7 +411,9 @@ class EditorScreen(Screen):
 
     @on(SectionList.Picked)
     async def _picked(self, event: SectionList.Picked) -> None:
-        form = self.query_one(FieldForm)
+        if not self.ready:
+            return  # the form shows the first group once the preset is loaded
+        form = self.form
         if form.group != event.group:
             await form.show_group(event.group, self.state)
 
@@ -303,6 +423,8 @@ class EditorScreen(Screen):
         self.schedule_recompute()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.state is None and action in EDITOR_ACTIONS:
+            return None  # shown dimmed until the preset is loaded (a fraction of a second)
         if action == "apply_suggestion":
             est = self.estimate
             return est is not None and parameters[0] < len(getattr(est, "suggestions", ()))
@@ -310,6 +432,8 @@ class EditorScreen(Screen):
 
     # --- actions ---------------------------------------------------------------------------------------
     def focused_spec(self) -> FieldSpec | None:
+        from runner.schema import FIELDS_BY_KEY
+
         return FIELDS_BY_KEY.get(self.focused_key or "")
 
     def action_full_help(self) -> None:
@@ -317,7 +441,9 @@ class EditorScreen(Screen):
 
         spec = self.focused_spec()
         if spec is None:
-            form = self.query_one(FieldForm)
+            if not self.ready:
+                return
+            form = self.form
             rows = [r for r in form.rows() if r.display]
             if not rows:
                 return
@@ -382,6 +508,11 @@ class EditorScreen(Screen):
         self.app.push_screen(SaveAsScreen(title, suggestion, self.state.path), chosen)
 
     def save_to(self, path: Path, export: bool = False) -> bool:
+        from runner import presets
+
+        from .. import drafts
+        from ..recent import remember
+
         state = self.state
         try:
             presets.save(state.config, path, document=state.document, with_help=True)
@@ -414,7 +545,9 @@ class EditorScreen(Screen):
         """Show another document (opened preset, restored draft)."""
         self.state = state
         self.focused_key = None
-        form = self.query_one(FieldForm)
+        if not self.ready:
+            return  # the form is being filled: it will show this state
+        form = self.form
         await form.show_group(form.group or GROUPS[0], state)
         self.count()
         self.recompute()

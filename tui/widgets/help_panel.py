@@ -6,16 +6,15 @@ cross-field rules raise for the field, so the advice is about this run, not a ge
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.widgets import Static
 
-from runner.problems import Problem
-from runner.schema import FieldSpec
-
-from ..values import short_value
+if TYPE_CHECKING:  # the panel paints in the first frame, before the schema is imported
+    from runner.problems import Problem
+    from runner.schema import FieldSpec
 
 
 class HelpPanel(VerticalScroll, can_focus=False):
@@ -29,6 +28,8 @@ advice for this config. `F1` opens the full page, `F4` hides or shows the panel.
         yield Static("", id="help-text")
 
     def show_field(self, spec: FieldSpec, value: Any, facts: list[str], problems: list[Problem]) -> None:
+        from ..values import short_value
+
         h = spec.help
         parts = [
             f"[b]{escape(spec.label)}[/b] [dim]{escape(spec.key)}[/]",

@@ -45,20 +45,25 @@ red does not fit. `F6`-`F8` apply the listed suggestions. Without a GPU, pick a 
         gb: float
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="target-row"):
-            yield Label("Target", id="target-label")
-            yield Select([(f"{gb} GB", gb) for gb in COMMON_CARDS_GB] + [("custom", CUSTOM)],
-                         value=COMMON_CARDS_GB[0], allow_blank=False, compact=True, id="target-card")
-            yield Input(placeholder="GB", id="target-custom", compact=True, type="number")
         yield Static("", id="gauge-body")
 
     def on_mount(self) -> None:
         self.border_title = "Memory"
-        self.query_one("#target-custom").display = False
 
     # --- the no-GPU target ----------------------------------------------------------------------------
     def show_target_picker(self, visible: bool) -> None:
-        self.query_one("#target-row").display = visible
+        """Show the target-card picker (only without a GPU: built then, not in the first frame)."""
+        rows = self.query("#target-row")
+        if rows:
+            rows.first().display = visible
+        elif visible:
+            custom = Input(placeholder="GB", id="target-custom", compact=True, type="number")
+            custom.display = False
+            self.mount(Horizontal(
+                Label("Target", id="target-label"),
+                Select([(f"{gb} GB", gb) for gb in COMMON_CARDS_GB] + [("custom", CUSTOM)],
+                       value=COMMON_CARDS_GB[0], allow_blank=False, compact=True, id="target-card"),
+                custom, id="target-row"), before=0)
 
     @on(Select.Changed, "#target-card")
     def _card(self, event: Select.Changed) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.markup import escape
 from textual.widgets import Static
 
-from runner.problems import Problem
-from runner.schema import FIELDS_BY_KEY
+if TYPE_CHECKING:  # the list paints in the first frame, before the schema is imported
+    from runner.problems import Problem
 
 
 class ProblemsList(Static):
@@ -17,6 +19,8 @@ entry disappears.
 """
 
     def show(self, problems: list[Problem]) -> None:
+        from runner.schema import FIELDS_BY_KEY
+
         errors = sum(p.is_error for p in problems)
         warnings = len(problems) - errors
         self.set_class(errors > 0, "-errors")

@@ -1,4 +1,4 @@
-"""The navigable list of editor groups (Model, Data, LoRA, ...), straight from `runner.schema.GROUPS`."""
+"""The navigable list of editor groups (Model, Data, LoRA, ...), straight from `runner.groups.GROUPS`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from runner.schema import GROUPS
+from runner.groups import GROUPS
 
 
 class SectionList(OptionList):
