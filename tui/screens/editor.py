@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widget import MountError
 from textual.events import DescendantFocus
+from textual.markup import escape
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header
@@ -102,7 +103,8 @@ class EditorScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(MemoryGauge).show_message("[dim]estimating…[/]")
-        # self.query_one("#centre").loading = True
+        if self.state is None:
+            self.query_one(ProblemsList).update(f"[dim]loading {escape(self.source)}…[/]")
         # The frame (panes, sections, keys) paints first; the form and the numbers fill in right after.
         self.call_after_refresh(self._after_first_frame)
 
@@ -164,7 +166,6 @@ class EditorScreen(Screen):
             if self.is_attached and centre.is_attached:
                 raise
             return  # the user quit while the form was being built: nothing left to fill
-        centre.loading = False
         self.recompute()
         self.probe()
         self.count()
