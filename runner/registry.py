@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.launch import TRAIN_MODULE
 from runner.problems import did_you_mean
 from runner.rundir import ACTIVE_STATES, RunDir, read_tail
 from runner.schema import FIELDS_BY_KEY
@@ -103,6 +104,39 @@ def group_pids(pgid: int) -> list[int]:
         except (ProcessLookupError, PermissionError, psutil.Error):
             continue
     return found
+
+
+def run_pids(run_path: str | os.PathLike[str], pgid: int | None) -> list[int]:
+    """Every live process of a run: its process group (supervisor, accelerate launch) and its trainers.
+
+    torch's multi-process launcher starts each trainer in a session of its own, outside the group,
+    so trainers are found by their command line (`python -m runner.train RUN_DIR`): that also finds
+    them orphaned, should their launcher have been killed.
+    """
+    import psutil
+
+    run_path = str(Path(run_path).resolve())
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if (pgid and os.getpgid(proc.pid) == pgid) or is_trainer_of(proc.info["cmdline"] or [], run_path):
+                found.append(proc.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found
+
+
+def is_trainer_of(cmdline: list[str], run_path: str | None = None) -> bool:
+    """Whether a command line runs the training entry point (for `run_path`, when given). The
+    module is the one after the first -m: the launcher's argv names runner.train too, later."""
+    if "-m" not in cmdline:
+        return False
+    rest = cmdline[cmdline.index("-m") + 1:]
+    if rest[:1] != [TRAIN_MODULE]:
+        return False
+    return run_path is None or (len(rest) > 1 and str(Path(rest[1]).resolve()) == run_path)
 
 
 def effective_state(status: dict[str, Any]) -> str:

@@ -1,5 +1,11 @@
-"""Stop a run: SIGTERM to its process group (the trainer checkpoints and exits "stopped"), then
-SIGKILL to the whole group after a grace period, then confirm nothing of the run is left."""
+"""Stop a run: SIGTERM to its trainer processes (each checkpoints and exits "stopped"; the launcher
+above them sees a clean exit), then SIGKILL to the whole group after a grace period, then confirm
+nothing of the run is left.
+
+Only the trainers are signalled at first because torch's elastic agent (the multi-process launcher
+inside `accelerate launch`) turns a SIGTERM of its own into a traceback and exit code 1. While no
+trainer is up yet (accelerate still starting), the whole group gets the SIGTERM.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from runner.registry import effective_state, group_pids
+from runner.registry import effective_state, is_trainer_of, run_pids
 from runner.rundir import ACTIVE_STATES, FINAL_STATES, RunDir
 
 DEFAULT_GRACE_S = 60.0
@@ -32,13 +38,18 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
         return StopResult(state, False, message=f"{run.name} is not running (state: {state})")
     pgid = int(pgid)
     run.update_status(state="stopping", stop_requested=time.time())
-    pids_before = group_pids(pgid)
-    _signal_group(pgid, signal.SIGTERM)
-    escalated = not _wait_gone(pgid, grace, poll)
+    pids_before = run_pids(run.path, pgid)
+    trainers = trainer_pids(pids_before)
+    if trainers:
+        _signal_pids(trainers, signal.SIGTERM)
+    else:
+        _signal_group(pgid, signal.SIGTERM)
+    escalated = not _wait_gone(run, pgid, grace, poll)
     if escalated:
         _signal_group(pgid, signal.SIGKILL)
-        _wait_gone(pgid, 10.0, poll)
-    leftovers = group_pids(pgid)
+        _signal_pids(run_pids(run.path, pgid), signal.SIGKILL)  # trainers live outside the group
+        _wait_gone(run, pgid, 10.0, poll)
+    leftovers = run_pids(run.path, pgid)
     status = run.read_status()
     if status.get("state") not in FINAL_STATES:
         # Killed before the trainer (or its supervisor) could record the end.
@@ -54,6 +65,28 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
     return StopResult(final, True, escalated, leftovers, gpu_released(pids_before), message)
 
 
+def trainer_pids(pids: list[int]) -> list[int]:
+    """Those of `pids` that run the training entry point (`python -m runner.train RUN_DIR`)."""
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            if is_trainer_of(psutil.Process(pid).cmdline()):
+                found.append(pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _signal_pids(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pgid, sig)
@@ -61,13 +94,13 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _wait_gone(pgid: int, timeout: float, poll: float) -> bool:
+def _wait_gone(run: RunDir, pgid: int, timeout: float, poll: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not group_pids(pgid):
+        if not run_pids(run.path, pgid):
             return True
         time.sleep(poll)
-    return not group_pids(pgid)
+    return not run_pids(run.path, pgid)
 
 
 def gpu_released(pids: list[int]) -> bool | None:

@@ -201,6 +201,22 @@ def test_stop_checkpoints_and_resume_continues_from_that_step(env) -> None:
     assert run.read_status()["state"] == "finished"
 
 
+def test_stopping_a_two_process_run_checkpoints_and_leaves_no_traceback(env) -> None:
+    run = run_dir_of(tunedeck(env, "run", "demo", "--detach", *SLOW_RUN, "--set", "launch.num_processes=2",
+                              "--set", f"launch.main_process_port={free_port()}"))
+    wait_for(lambda: any(e["type"] == "log" and e["step"] >= 4 for e in read_events(run.events)), 180, "step 4")
+    pgid = run.read_status()["pgid"]
+    stopped = tunedeck(env, "stop", run.name, "--grace", "60")
+    assert stopped.returncode == 0 and "escalated" not in stopped.stdout, stopped.stdout
+    assert group_pids(pgid) == []
+    assert run.read_status()["state"] == "stopped"
+    events = read_events(run.events)
+    assert events[-1]["type"] == "run_stopped" and events[-1]["checkpoint"], events[-1]
+    log = run.log.read_text()
+    # Only the trainers are signalled: the launcher sees them exit cleanly instead of dying on SIGTERM.
+    assert "Traceback" not in log and "SignalException" not in log, log[-3000:]
+
+
 def test_ctrl_c_in_the_foreground_stops_the_run_gracefully(env) -> None:
     cli = subprocess.Popen([sys.executable, "-m", "runner.cli", "run", "demo", *SLOW_RUN], env=env, cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -305,3 +305,38 @@ def test_missing_column_and_missing_file_are_data_errors_with_the_fix(demo_token
         tokenize_dataset(ds, demo_tokenizer, data, 64, "t")
     with pytest.raises(DataError, match="no such file"):
         load_rows(str(tmp_path / "nope.jsonl"), "train")
+
+
+# --- which processes belong to a run ------------------------------------------------------------------
+def test_the_trainer_is_told_apart_from_the_launcher_that_names_it(tmp_path: Path) -> None:
+    from runner.registry import is_trainer_of
+
+    run = str(tmp_path.resolve())
+    launcher = ["python", "-m", "accelerate.commands.launch", "--multi_gpu", "-m", "runner.train", run]
+    trainer = ["python", "-u", "-m", "runner.train", run]
+    assert not is_trainer_of(launcher) and not is_trainer_of(launcher, run)
+    assert is_trainer_of(trainer) and is_trainer_of(trainer, run)
+    assert not is_trainer_of(trainer, str(tmp_path / "another-run"))
+
+
+def test_run_pids_finds_trainers_outside_the_process_group(tmp_path: Path) -> None:
+    """torch's launcher starts each rank in its own session: such a trainer is still the run's."""
+    from runner.registry import run_pids
+
+    # A stand-in with the trainer's command line (runner.train on a missing config would exit at once).
+    fake_module = tmp_path / "pkg" / "runner"
+    fake_module.mkdir(parents=True)
+    (fake_module / "__init__.py").write_text("")
+    (fake_module / "train.py").write_text("import time\ntime.sleep(30)\n")
+    trainer = subprocess.Popen([sys.executable, "-m", "runner.train", str(tmp_path)], cwd=tmp_path / "pkg",
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while trainer.pid not in run_pids(tmp_path, None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert trainer.pid in run_pids(tmp_path, None)
+        assert trainer.pid not in run_pids(tmp_path / "elsewhere", None)
+    finally:
+        trainer.kill()
+        trainer.wait()
+    assert trainer.pid not in run_pids(tmp_path, None)

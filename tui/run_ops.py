@@ -83,8 +83,13 @@ def resume(run: RunDir) -> Outcome:
 
 
 def run_pids(run: RunDir) -> list[int]:
+    """The run's live processes (its group and every trainer rank), for the GPU panel."""
+    from runner.registry import run_pids as live_pids
+
     status = run.read_status()
-    return [int(status[k]) for k in ("pid", "trainer_pid") if status.get(k)]
+    if status.get("state") not in ACTIVE_STATES:
+        return []
+    return live_pids(run.path, int(status["pgid"]) if status.get("pgid") else None)
 
 
 def command_line(run: RunDir) -> list[str]:

@@ -31,11 +31,18 @@ def read_machine(probe: Any, run_pids: list[int]) -> Readings:
 
     report = probe()
     vm = psutil.virtual_memory()
-    rss = 0
+    procs: dict[int, Any] = {}  # each process once: the pids given and their descendants overlap
     for pid in run_pids:
         try:
             proc = psutil.Process(pid)
-            rss += proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+            procs[pid] = proc
+            procs.update((c.pid, c) for c in proc.children(recursive=True))
+        except psutil.Error:
+            continue
+    rss = 0
+    for proc in procs.values():
+        try:
+            rss += proc.memory_info().rss
         except psutil.Error:
             continue
     return Readings(list(getattr(report, "gpus", []) if getattr(report, "available", False) else []),
