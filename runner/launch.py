@@ -284,27 +284,21 @@ def supervise(run: RunDir) -> int:
             break
         except InterruptedError:  # pragma: no cover - PEP 475 retries for us
             continue
-    _wait_for_group()
+    _wait_for_group(run)
     tail = tail_text(run.log, 60)
     return _settle(run, code, diagnose_text(tail, code), stop_signal)
 
 
-def _wait_for_group(timeout: float = 120.0) -> None:
-    """accelerate can exit before its workers (e.g. on SIGTERM); wait until we are alone in the group."""
-    import psutil
+def _wait_for_group(run: RunDir, timeout: float = 120.0) -> None:
+    """accelerate can exit before its workers (e.g. on SIGTERM); wait until no other process of the
+    run is left: none in our group, and no trainer (those may live in sessions of their own)."""
+    from runner.registry import run_pids
 
     me = os.getpid()
     pgid = os.getpgid(0)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        others = []
-        for proc in psutil.process_iter(["pid"]):
-            try:
-                if proc.pid != me and os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                    others.append(proc.pid)
-            except (ProcessLookupError, psutil.Error):
-                continue
-        if not others:
+        if not [pid for pid in run_pids(run.path, pgid) if pid != me]:
             return
         time.sleep(0.3)
 
