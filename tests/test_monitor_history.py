@@ -221,3 +221,20 @@ def test_monitor_and_runs_screens_import_no_ml_libraries(tmp_path, monkeypatch) 
     from conftest import imported_heavy_modules
 
     assert imported_heavy_modules(MONITOR_APP) == []
+
+
+def test_the_gpu_panel_tells_the_runs_memory_from_other_processes() -> None:
+    from runner.gpu import GpuInfo, GpuProcess
+    from tui.widgets.gpu_panel import Readings, machine_text
+
+    gib = 1024**3
+    gpu = GpuInfo(index=0, name="H100", total_bytes=80 * gib, free_bytes=30 * gib, used_bytes=50 * gib,
+                  processes=[GpuProcess(101, "python", 20 * gib), GpuProcess(102, "python", 18 * gib),
+                             GpuProcess(555, "jupyter", 12 * gib)])
+    text = str(machine_text(Readings(gpus=[gpu], run_pids=frozenset({100, 101, 102})), 36 * gib))
+    assert "50.0/80 GiB run 38.0 est 36.0" in text  # both ranks counted; the estimate beside the run's own
+    assert "others 12.0 GiB/1 proc" in text
+    # Without per-process figures (some containers), the whole GPU's use is compared instead.
+    blind = GpuInfo(index=0, name="H100", total_bytes=80 * gib, free_bytes=30 * gib, used_bytes=50 * gib,
+                    processes=[GpuProcess(101, "python", None)])
+    assert " run " not in str(machine_text(Readings(gpus=[blind], run_pids=frozenset({101})), 36 * gib))
