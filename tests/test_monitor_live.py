@@ -9,21 +9,12 @@ import time
 import pytest
 
 from fixtures import fake_runner
-from fixtures.monitor_app import MonitorTestApp
+from fixtures.monitor_app import MonitorTestApp, wait_for
 from runner import launch
 from runner.events import read_events
 from runner.registry import effective_state
 from tui.screens.monitor import MonitorScreen
 from tui.widgets.log_view import LogView
-
-
-async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -11,12 +11,9 @@ import threading
 import time
 from array import array
 
-import pytest
 
 from fixtures import fake_runner
-from fixtures.monitor_app import MonitorTestApp, history_run
-from runner import launch
-from runner.registry import effective_state
+from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
 from runner.rundir import new_run_dir
 from tui import run_watch
 from tui.run_diagnosis import diagnose
@@ -25,15 +22,6 @@ from tui.screens import monitor
 from tui.screens.monitor import MonitorScreen
 from tui.widgets.log_view import LogView
 from tui.widgets.run_plots import Curve, LossPlot, smooth, thin
-
-
-async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_a_large_log_opens_at_its_tail_and_the_full_index_keeps_the_view_in_place(tmp_path,
@@ -87,20 +75,34 @@ async def test_a_small_log_is_indexed_at_once(tmp_path) -> None:
         await pilot.pause(0.5)  # let the editor underneath finish mounting before the app exits
 
 
-@pytest.fixture
-def live_run(tmp_path):
-    """A fake run of 60 fast steps (~3 s), started detached; stopped at teardown if still going."""
-    run = fake_runner.prepare(tmp_path / "runs", steps=60, step_interval=0.05, lines_per_step=20)
-    launch.start(run)
-    yield run
-    if effective_state(run.read_status()) in ("starting", "running", "stopping"):
-        from runner.stop import stop
+def write_live_steps(run, steps: int, interval: float) -> None:
+    """Play a run's steps into its directory in real time, then finish it (the test's own writer,
+    started once the monitor is up, so the run is live for as long as the test needs)."""
+    from runner.events import EventWriter
 
-        stop(run, grace=5)
+    cfg = fake_runner.settings(steps=steps, lines_per_step=20)
+    events = EventWriter(run.events)
+    start = time.time()
+    fake_runner.started(events, cfg, start, 0, None)
+    with open(run.log, "a", encoding="utf-8") as log:
+        for step in range(1, steps + 1):
+            fake_runner.emit_step(run, events, log, cfg, step, time.time(), start, 0)
+            log.flush()
+            time.sleep(interval)
+    fake_runner.events_time(events, "run_finished", steps, time.time(), reason="completed",
+                            final_path=str(run.final), merged_path=None, train_loss=1.0, total_steps=steps,
+                            elapsed_s=time.time() - start)
+    run.update_status(state="finished", ended=time.time())
 
 
-async def test_live_plots_redraw_at_most_once_a_second_and_the_final_state_is_drawn(live_run) -> None:
-    app = MonitorTestApp(live_run.path.parent, attach=live_run)
+async def test_live_plots_redraw_at_most_once_a_second_and_the_final_state_is_drawn(tmp_path) -> None:
+    from runner import presets
+
+    run = new_run_dir(tmp_path / "runs", "live")
+    presets.save(presets.require("demo").config, run.config)
+    run.update_status(state="running", preset="demo", started=time.time())
+    run.log.write_text("[tunedeck] launching: fake\n")
+    app = MonitorTestApp(tmp_path / "runs", attach=run)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded,
                        what="monitor loaded")
@@ -114,13 +116,16 @@ async def test_live_plots_redraw_at_most_once_a_second_and_the_final_state_is_dr
             draw(model, x_axis)
 
         plot.draw = recording_draw
+        writer = threading.Thread(target=write_live_steps, args=(run, 80, 0.05))  # live for 4 s or more
+        writer.start()
         await wait_for(pilot, lambda: screen.state == "finished", timeout=60, what="run finished")
+        writer.join()
         await pilot.pause(0.2)
         live = [when for when, state, _ in draws if state in ("starting", "running")]
         assert len(live) >= 2, draws  # it did redraw while the run was live ...
         gaps = [b - a for a, b in zip(live, live[1:])]
         assert min(gaps) >= monitor.LIVE_PLOT_INTERVAL * 0.9, gaps  # ... but not for every batch
-        assert draws[-1][2] == 60 == len(screen.model.train)  # the last picture has every step
+        assert draws[-1][2] == 80 == len(screen.model.train)  # the last picture has every step
         assert screen._drawn_version == screen.model.version
         assert "train" in plot.plt.build()
 
