@@ -75,6 +75,23 @@ async def test_a_small_log_is_indexed_at_once(tmp_path) -> None:
         await pilot.pause(0.5)  # let the editor underneath finish mounting before the app exits
 
 
+def running_run(root, name: str, first_line: str):
+    """A run directory that says "running", with one log line and no events yet: the test writes the rest."""
+    from runner import presets
+
+    run = new_run_dir(root, name)
+    presets.save(presets.require("demo").config, run.config)
+    run.update_status(state="running", preset=name, started=time.time())
+    run.log.write_text(first_line + "\n")
+    return run
+
+
+async def monitor_loaded(pilot) -> MonitorScreen:
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded, what="monitor loaded")
+    return app.screen
+
+
 def write_live_steps(run, steps: int, interval: float) -> None:
     """Play a run's steps into its directory in real time, then finish it (the test's own writer,
     started once the monitor is up, so the run is live for as long as the test needs)."""
@@ -96,17 +113,10 @@ def write_live_steps(run, steps: int, interval: float) -> None:
 
 
 async def test_live_plots_redraw_at_most_once_a_second_and_the_final_state_is_drawn(tmp_path) -> None:
-    from runner import presets
-
-    run = new_run_dir(tmp_path / "runs", "live")
-    presets.save(presets.require("demo").config, run.config)
-    run.update_status(state="running", preset="demo", started=time.time())
-    run.log.write_text("[tunedeck] launching: fake\n")
+    run = running_run(tmp_path / "runs", "live", "[tunedeck] launching: fake")
     app = MonitorTestApp(tmp_path / "runs", attach=run)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded,
-                       what="monitor loaded")
-        screen = app.screen
+        screen = await monitor_loaded(pilot)
         plot = screen.query_one(LossPlot)
         draws: list[tuple[float, str, int]] = []  # (when, state, points drawn)
         draw = plot.draw
@@ -131,17 +141,10 @@ async def test_live_plots_redraw_at_most_once_a_second_and_the_final_state_is_dr
 
 
 async def test_a_fast_writer_is_coalesced_and_a_paused_view_is_not_repainted_per_batch(tmp_path) -> None:
-    run = new_run_dir(tmp_path / "runs", "flood")
-    from runner import presets
-
-    presets.save(presets.require("demo").config, run.config)
-    run.update_status(state="running", preset="flood", started=time.time())
-    run.log.write_text("first line\n")
+    run = running_run(tmp_path / "runs", "flood", "first line")
     app = MonitorTestApp(tmp_path / "runs", attach=run)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded,
-                       what="monitor loaded")
-        screen = app.screen
+        screen = await monitor_loaded(pilot)
         log = screen.query_one(LogView)
         watcher = screen.watcher
         takes = []
