@@ -238,3 +238,26 @@ def test_the_gpu_panel_tells_the_runs_memory_from_other_processes() -> None:
     blind = GpuInfo(index=0, name="H100", total_bytes=80 * gib, free_bytes=30 * gib, used_bytes=50 * gib,
                     processes=[GpuProcess(101, "python", None)])
     assert " run " not in str(machine_text(Readings(gpus=[blind], run_pids=frozenset({101})), 36 * gib))
+
+
+async def test_apply_fix_from_tunedeck_attach_reaches_the_editor_that_had_not_loaded_yet(tmp_path) -> None:
+    """`tunedeck attach` starts on the monitor; the editor underneath loads nothing until shown,
+    and the run's config handed to it must win over its default preset."""
+    from tui.app import TunedeckApp
+    from tui.services import NoProbe
+
+    run = history_run(tmp_path / "runs", "oom", steps=100)
+    app = TunedeckApp(source="demo", probe=lambda: NoProbe(reason="test"), runs_dir=tmp_path / "runs",
+                      open_runs=True, attach=run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_monitor(pilot, app)
+        assert app.editor.state is None
+        await pilot.press("a")
+        while not app.editor.ready:
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+        assert app.screen is app.editor
+        state = app.editor.state
+        assert state.name.endswith(f"from-{run.name}") and state.dirty
+        assert state.config.training.per_device_train_batch_size == 8
+        assert app.editor.form.group == "Model"

@@ -148,7 +148,8 @@ class EditorScreen(Screen):
             return
         from ..app import state_from
 
-        self.state = state_from(loaded)
+        if self.state is None:  # (a document handed over meanwhile, e.g. a run's config, wins)
+            self.state = state_from(loaded)
         await self._fill()
 
     async def _fill(self) -> None:
