@@ -22,26 +22,44 @@ SMOOTHING = 0.9  # EMA weight of the past: smoothed = 0.9 * smoothed + 0.1 * los
 MARKER = "braille"  # 2x4 dots per cell: the most resolution a terminal gives
 
 
+def evenly(items: Sequence, limit: int) -> Sequence:
+    """At most `limit` of `items`, evenly picked (the last one always kept)."""
+    if len(items) > limit > 1:
+        stride = len(items) / limit
+        return [items[int(i * stride)] for i in range(limit - 1)] + [items[-1]]
+    return items
+
+
 def thin(xs: Sequence[float], ys: Sequence[float], limit: int) -> tuple[list[float], list[float]]:
     """At most `limit` finite (x, y) points, evenly picked (the last point always kept)."""
-    pairs = [(x, y) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)]
-    if len(pairs) > limit > 1:
-        stride = len(pairs) / limit
-        picked = [pairs[int(i * stride)] for i in range(limit - 1)] + [pairs[-1]]
-        pairs = picked
+    pairs = evenly([(x, y) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)], limit)
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+class Ema:
+    """Exponential moving average, skipping NaNs (as TensorBoard does), debiased for the first
+    points; resumable, so a growing curve extends it with its new points only."""
+
+    def __init__(self, weight: float = SMOOTHING) -> None:
+        self.weight = weight
+        self.avg, self.n = 0.0, 0
+
+    def extend(self, values: Sequence[float], out: array) -> None:
+        """Append the smoothed value of each of `values` to `out`."""
+        weight, avg, n, isfinite = self.weight, self.avg, self.n, math.isfinite
+        for v in values:
+            if isfinite(v):
+                avg = weight * avg + (1 - weight) * v
+                n += 1
+            # Dividing by 1 - weight^n removes the pull toward the initial 0.
+            out.append(avg / (1 - weight**n) if n else math.nan)
+        self.avg, self.n = avg, n
+
+
 def smooth(values: Sequence[float], weight: float = SMOOTHING) -> array:
-    """Exponential moving average, skipping NaNs (as TensorBoard does), debiased for the first points."""
+    """The whole series smoothed (see `Ema`)."""
     out = array("d")
-    avg, n = 0.0, 0
-    for v in values:
-        if math.isfinite(v):
-            avg = weight * avg + (1 - weight) * v
-            n += 1
-        # Dividing by 1 - weight^n removes the pull toward the initial 0.
-        out.append(avg / (1 - weight**n) if n else math.nan)
+    Ema(weight).extend(values, out)
     return out
 
 
@@ -58,7 +76,7 @@ class Curve:
         self._source: tuple[array, array, int] | None = None
         self._finite = array("L")  # indices i where xs[i] and ys[i] (or the smoothed y) are finite
         self._ema = array("d")
-        self._avg, self._n = 0.0, 0
+        self._smoother = Ema()
         self._seen = 0
 
     def update(self, xs: array, ys: array, generation: int = 0) -> None:
@@ -68,21 +86,16 @@ class Curve:
             self._source = (xs, ys, generation)
             self._finite = array("L")
             self._ema = array("d")
-            self._avg, self._n, self._seen = 0.0, 0, 0
+            self._smoother = Ema()
+            self._seen = 0
         n = min(len(xs), len(ys))
         if n <= self._seen:
             return
         isfinite = math.isfinite
         values: Sequence[float] = ys
         if self.smoothed:
-            weight, avg, count, ema = SMOOTHING, self._avg, self._n, self._ema
-            for v in ys[self._seen:n]:  # exactly smooth()'s loop, resumed where it stopped
-                if isfinite(v):
-                    avg = weight * avg + (1 - weight) * v
-                    count += 1
-                ema.append(avg / (1 - weight**count) if count else math.nan)
-            self._avg, self._n = avg, count
-            values = ema
+            self._smoother.extend(ys[self._seen:n], self._ema)
+            values = self._ema
         if isfinite(sum(xs[self._seen:n])) and isfinite(sum(values[self._seen:n])):
             self._finite.extend(range(self._seen, n))  # all finite (the usual case): no per-point test
         else:
@@ -94,12 +107,7 @@ class Curve:
             return [], []
         xs = self._source[0]
         ys = self._ema if self.smoothed else self._source[1]
-        finite = self._finite
-        if len(finite) > limit > 1:
-            stride = len(finite) / limit
-            picked: Sequence[int] = [finite[int(i * stride)] for i in range(limit - 1)] + [finite[-1]]
-        else:
-            picked = finite
+        picked = evenly(self._finite, limit)
         return [xs[i] for i in picked], [ys[i] for i in picked]
 
 
