@@ -92,22 +92,9 @@ def process_alive(status: dict[str, Any]) -> bool | None:
         return False
 
 
-def group_pids(pgid: int) -> list[int]:
-    """Live processes in a process group (zombies excluded)."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc.pid)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    return found
-
-
-def run_pids(run_path: str | os.PathLike[str], pgid: int | None) -> list[int]:
-    """Every live process of a run: its process group (supervisor, accelerate launch) and its trainers.
+def run_processes(run_path: str | os.PathLike[str], pgid: int | None) -> dict[int, bool]:
+    """Every live process of a run, each pid mapped to whether it is a trainer: its process group
+    (supervisor, accelerate launch) and its trainers.
 
     torch's multi-process launcher starts each trainer in a session of its own, outside the group,
     so trainers are found by their command line (`python -m runner.train RUN_DIR`): that also finds
@@ -116,16 +103,22 @@ def run_pids(run_path: str | os.PathLike[str], pgid: int | None) -> list[int]:
     import psutil
 
     run_path = str(Path(run_path).resolve())
-    found = []
+    found = {}
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
             if proc.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if (pgid and os.getpgid(proc.pid) == pgid) or is_trainer_of(proc.info["cmdline"] or [], run_path):
-                found.append(proc.pid)
+            trainer = is_trainer_of(proc.info["cmdline"] or [], run_path)
+            if trainer or (pgid and os.getpgid(proc.pid) == pgid):
+                found[proc.pid] = trainer
         except (ProcessLookupError, PermissionError, psutil.Error):
             continue
     return found
+
+
+def run_pids(run_path: str | os.PathLike[str], pgid: int | None) -> list[int]:
+    """Every live process of a run (see `run_processes`)."""
+    return list(run_processes(run_path, pgid))
 
 
 def is_trainer_of(cmdline: list[str], run_path: str | None = None) -> bool:

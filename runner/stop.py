@@ -14,7 +14,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from runner.registry import effective_state, is_trainer_of, run_pids
+from runner.registry import effective_state, run_pids, run_processes
 from runner.rundir import ACTIVE_STATES, FINAL_STATES, RunDir
 
 DEFAULT_GRACE_S = 60.0
@@ -38,8 +38,9 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
         return StopResult(state, False, message=f"{run.name} is not running (state: {state})")
     pgid = int(pgid)
     run.update_status(state="stopping", stop_requested=time.time())
-    pids_before = run_pids(run.path, pgid)
-    trainers = trainer_pids(pids_before)
+    processes = run_processes(run.path, pgid)
+    pids_before = list(processes)
+    trainers = [pid for pid, trainer in processes.items() if trainer]
     if trainers:
         _signal_pids(trainers, signal.SIGTERM)
     else:
@@ -63,20 +64,6 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
     if leftovers:
         message += f"; processes still alive: {leftovers}"
     return StopResult(final, True, escalated, leftovers, gpu_released(pids_before), message)
-
-
-def trainer_pids(pids: list[int]) -> list[int]:
-    """Those of `pids` that run the training entry point (`python -m runner.train RUN_DIR`)."""
-    import psutil
-
-    found = []
-    for pid in pids:
-        try:
-            if is_trainer_of(psutil.Process(pid).cmdline()):
-                found.append(pid)
-        except psutil.Error:
-            continue
-    return found
 
 
 def _signal_pids(pids: list[int], sig: signal.Signals) -> None:

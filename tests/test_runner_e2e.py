@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from runner.events import read_events
-from runner.registry import group_pids
+from runner.registry import run_pids
 from runner.rundir import FINAL_STATES, RunDir
 from tests.conftest import ROOT, python_env
 
@@ -176,7 +176,7 @@ def test_stop_checkpoints_and_resume_continues_from_that_step(env) -> None:
     pgid = run.read_status()["pgid"]
     stopped = tunedeck(env, "stop", run.name, "--grace", "60")
     assert stopped.returncode == 0 and "no process of the run is left" in stopped.stdout, stopped.stdout
-    assert group_pids(pgid) == []
+    assert run_pids(run.path, pgid) == []
     status = run.read_status()
     assert status["state"] == "stopped"
     events = read_events(run.events)
@@ -208,7 +208,7 @@ def test_stopping_a_two_process_run_checkpoints_and_leaves_no_traceback(env) -> 
     pgid = run.read_status()["pgid"]
     stopped = tunedeck(env, "stop", run.name, "--grace", "60")
     assert stopped.returncode == 0 and "escalated" not in stopped.stdout, stopped.stdout
-    assert group_pids(pgid) == []
+    assert run_pids(run.path, pgid) == []
     assert run.read_status()["state"] == "stopped"
     events = read_events(run.events)
     assert events[-1]["type"] == "run_stopped" and events[-1]["checkpoint"], events[-1]
@@ -287,7 +287,7 @@ def test_killed_runs_are_reported_lost_or_killed(env) -> None:
     os.killpg(whole.read_status()["pgid"], signal.SIGKILL)  # everything, the supervisor included
     os.kill(trainer_only.read_status()["trainer_pid"], signal.SIGKILL)  # just the trainer (e.g. the OOM killer)
 
-    wait_for(lambda: group_pids(whole.read_status()["pgid"]) == [], 30, "the killed group to vanish")
+    wait_for(lambda: run_pids(whole.path, whole.read_status()["pgid"]) == [], 30, "the killed group to vanish")
     listed = {r["name"]: r for r in json.loads(tunedeck(env, "runs", "--json").stdout)}
     assert listed[whole.name]["state"] == "lost" and "step " in listed[whole.name]["log_tail"]
     assert whole.read_status()["state"] == "running"  # the file says running; the registry knows better
@@ -298,4 +298,4 @@ def test_killed_runs_are_reported_lost_or_killed(env) -> None:
     status = wait_final(trainer_only, 60)
     assert status["state"] == "failed" and status["reason"] == "killed", status
     assert read_events(trainer_only.events)[-1]["type"] == "run_failed"
-    wait_for(lambda: group_pids(trainer_only.read_status()["pgid"]) == [], 60, "the rest of the group to exit")
+    wait_for(lambda: run_pids(trainer_only.path, trainer_only.read_status()["pgid"]) == [], 60, "the rest of the group to exit")
