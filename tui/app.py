@@ -61,6 +61,7 @@ class TunedeckApp(App):
         self.runs_dir = runs_dir  # where the runs screen looks (None: runner.registry's default)
         self.open_runs = open_runs or attach is not None  # start on the runs screen (`tunedeck runs`)
         self.attach = attach  # a RunDir to open straight into its monitor (`tunedeck attach RUN`)
+        self._drafts_offered = False  # a kept draft is offered once, when the editor first has its preset
 
     def get_default_screen(self) -> Screen:
         return EditorScreen(self.state, self.source, load_when_shown=self.open_runs)
@@ -77,7 +78,7 @@ class TunedeckApp(App):
 
     def editor_ready(self, editor: EditorScreen) -> None:
         """The editor has its preset: offer a kept draft (once, and not when started on the runs)."""
-        if self.open_runs or getattr(self, "_drafts_offered", False):
+        if self.open_runs or self._drafts_offered:
             return
         self._drafts_offered = True
         from . import drafts

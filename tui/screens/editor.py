@@ -274,7 +274,7 @@ class EditorScreen(Screen):
         return [p for p in self.problems if p.is_error]
 
     def recompute(self) -> None:
-        if not self.ready and self.state is None:
+        if self.state is None:
             return  # nothing loaded yet (a worker or timer fired early)
         try:
             self._recompute()
