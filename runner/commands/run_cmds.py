@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.printable import printable
 from runner.problems import Problem
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
@@ -84,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = presets.load(args.source, args.overrides, context=Context(cuda_available=cuda, gpu_count=gpus))
     _print_problems(loaded.problems)
     if loaded.config is None or loaded.errors:
-        print(f"error: not launching {args.source}: fix the error(s) above", file=sys.stderr)
+        print(f"error: not launching {printable(args.source)}: fix the error(s) above", file=sys.stderr)
         return EXIT_USAGE
     try:
         from runner.registry import RUNS_DIR_ENV
@@ -314,12 +315,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from runner.registry import effective_state
+    from runner.rundir import ACTIVE_STATES
     from runner.stop import stop
 
     run = _resolve(args)
     if run is None:
         return EXIT_USAGE
-    print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
+    if effective_state(run.read_status()) in ACTIVE_STATES:  # else stop() says it is not running, first thing
+        print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
     result = stop(run, grace=args.grace)
     print(result.message)
     if result.signalled:
