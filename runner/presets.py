@@ -268,6 +268,8 @@ def _parse(text: str, file: str, problems: list[Problem], echo: bool = True) -> 
     except ParseError as exc:
         message = re.sub(r" at line \d+ col \d+$", "", str(exc)).replace("'\\x00'", "end of file")
         line, col = exc.line, exc.col + 1
+        if "already exists" in message:  # tomlkit points past the second definition; tomllib points at it
+            line, col = _tomllib_position(text) if _tomllib_position(text)[0] else (line, col)
     except RecursionError:
         message, (line, col) = "nested too deeply (arrays or tables inside each other)", _tomllib_position(text)
     except Exception as exc:  # noqa: BLE001 - a parser failing on input is a problem with the input
@@ -344,6 +346,8 @@ def _load_chain(
         else:
             base, parent_doc = _load_chain(parent, origins, problems, (*seen, path))
             if parent_doc is None:
+                problems.append(Problem("error", f"the preset it extends, {printable(parent, 200)}, cannot be used "
+                                        "(see its problem)", "extends", str(path), line, col))
                 return {}, None
             base.pop("description", None)  # a child describes itself
     for key in _keys_of(own):
@@ -417,9 +421,9 @@ def _apply_override(raw: dict[str, Any], item: str, origins: _Origins, problems:
         if parts[0] in META_KEYS:
             message, hint = f"'{parts[0]}' is a top-level key with no sub-keys", f"write --set {parts[0]}=VALUE"
         else:
-            guess = hint_for(parts[0], parts[-1]) if parts[0] in SECTIONS else ""
-            message, hint = (f"'{key}' is not section.key: every setting is exactly one section and one key",
-                             guess or usage)
+            owner = next((spec.key for spec in FIELDS if spec.name == parts[-1]), None)
+            message = f"'{key}' is not section.key: every setting is exactly one section and one key"
+            hint = f"write --set {owner}=VALUE" if owner else hint_for(parts[0], parts[-1]) or usage
         problems.append(Problem("error", message, key=key, file=where, hint=hint))
         return
     section, name = (p.strip() for p in parts)

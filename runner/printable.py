@@ -56,9 +56,13 @@ def printable(value: object, limit: int = ECHO_LIMIT) -> str:
     return shorten(escape_controls(str(value)), limit)
 
 
-def has_controls(text: str) -> bool:
-    """Whether `text` holds anything `escape_controls` would escape (tab and newline included)."""
-    return bool(_UNSAFE.search(text))
+def first_control(text: str, allowed: str = "") -> str | None:
+    """The first character of `text` that `escape_controls` would escape (tab and newline included), except
+    those in `allowed`; None when there is none."""
+    for match in _UNSAFE.finditer(text):
+        if match.group() not in allowed:
+            return match.group()
+    return None
 
 
 def safe_lines(text: str, limit: int = 0) -> str:

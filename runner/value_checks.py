@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel
 
-from runner.printable import escape_controls, printable
+from runner.printable import escape_controls, first_control, printable
 from runner.problems import Problem
 
 # Values handed to the file system (or to the Hugging Face cache, which makes a directory of a hub id).
@@ -44,11 +44,10 @@ def control_character_problems(config: Any) -> Iterator[Problem]:
     """One error per key whose value holds a control character (a newline in a prompt is fine)."""
     seen: set[str] = set()
     for key, text in _strings(config):
-        allowed = "\n\t" if key == "generation.prompts" else ""
-        bad = [ch for ch in text if escape_controls(ch) != ch and ch not in allowed]
+        bad = first_control(text, "\n\t" if key == "generation.prompts" else "")
         if bad and key not in seen:
             seen.add(key)
-            yield Problem("error", f"the value holds a control character ({escape_controls(bad[0])}): "
+            yield Problem("error", f"the value holds a control character ({escape_controls(bad)}): "
                           f"{printable(text, 60)}", key=key, hint="remove it; control characters are never needed here")
 
 
@@ -73,7 +72,7 @@ def path_problems(config: Any) -> Iterator[Problem]:
         value = getattr(getattr(config, section, None), name, None)
         if not isinstance(value, str) or not value.strip():
             continue
-        if any(escape_controls(ch) != ch for ch in value):
+        if first_control(value):
             continue  # already reported as a control character
         why = path_problem(value)
         if why:

@@ -43,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_schema)
 
 
-def print_problems(problems: list[Problem], stream: Any = sys.stderr) -> None:
+def print_problems(problems: list[Problem], stream: Any = None) -> None:
     for problem in problems:
-        print(problem.format(), file=stream)
+        print(problem.format(), file=stream or sys.stderr)  # looked up now: tests and pipes swap sys.stderr
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
