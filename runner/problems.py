@@ -112,9 +112,20 @@ def _abbreviates(short: list[str], long: list[str]) -> bool:
         return short[0] == initials or (len(long) > 2 and initials.startswith(short[0]) and len(short[0]) >= 2)
     i = 0
     for part in short:
-        while i < len(long) and not long[i].startswith(part):
+        while i < len(long) and not _shortens(part, long[i]):
             i += 1
         if i == len(long):
             return False
         i += 1
     return sum(len(p) for p in short) >= 3
+
+
+def _shortens(part: str, word: str) -> bool:
+    """`grad` shortens gradient (a prefix), `ckpt` shortens checkpointing (same first letter, then its
+    letters in order)."""
+    if word.startswith(part):
+        return True
+    if len(part) < 3 or part[0] != word[0]:
+        return False
+    letters = iter(word)
+    return all(ch in letters for ch in part)
