@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import copy
+import datetime as dt
 import functools
 import hashlib
 import json
@@ -415,7 +416,8 @@ def _apply_override(raw: dict[str, Any], item: str, origins: _Origins, problems:
         return
     usage = "write section.key=value, e.g. training.learning_rate=1e-4"
     if not sep or not key:
-        problems.append(Problem("error", "cannot read this override: it has no '='", file=where, hint=usage))
+        why = "it has no '='" if not sep else "it has no key before '='"
+        problems.append(Problem("error", f"cannot read this override: {why}", file=where, hint=usage))
         return
     if len(parts) != 2 or not all(p.strip() for p in parts):
         if parts[0] in META_KEYS:
@@ -487,6 +489,8 @@ def _show(value: Any) -> str:
             else repr(value)
     except (TypeError, ValueError):  # a date inside a list and the like
         text = repr(value)
+    if isinstance(value, (dt.date, dt.time)):  # as TOML writes it, not as Python's repr
+        text = value.isoformat()
     return printable(text, 60)
 
 

@@ -125,7 +125,7 @@ def test_hostile_presets_through_the_real_console_script(tmp_path: Path) -> None
                               capture_output=True, env=python_env(), cwd=CORPUS_DIR, timeout=TIME_LIMIT_S)
         return path, command, done.returncode, (done.stdout + done.stderr).decode("utf-8", "replace")
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # CI has 2 cores
         for path, command, code, output in pool.map(run, jobs):
             check_output(path, command, code, output)
 

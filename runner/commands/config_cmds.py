@@ -163,7 +163,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
             guess = did_you_mean(key, [*FIELDS_BY_KEY, *SECTIONS, *(s.name for s in FIELDS)])
             hint = f"; did you mean '{guess}'?" if guess else ""
-            print(f"error: no field or section named '{key}'{hint}", file=sys.stderr)
+            print(f"error: no field or section named '{printable(key)}'{hint}", file=sys.stderr)
             return 1
         specs = matches
     for spec in specs:
@@ -181,7 +181,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         return 0
     width = max(len(p.name) for p in found)
     for info in found:
-        print(f"{info.name:<{width}}  {info.origin:<7}  {info.description}")
+        print(f"{printable(info.name):<{width}}  {info.origin:<7}  {printable(info.description, 200)}")
     print(f"\nuser presets: {presets.preset_dirs()[0][1]}")
     return 0
 

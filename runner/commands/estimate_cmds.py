@@ -146,5 +146,5 @@ def run_gpus(args: argparse.Namespace) -> int:
               f"({gib(g.free_bytes)} free)  util {util}  temp {temp}  power {power}")
         for proc in g.processes:
             used = gib(proc.used_bytes) if proc.used_bytes is not None else "n/a"
-            print(f"    pid {proc.pid} {proc.name}: {used}")
+            print(f"    pid {proc.pid} {printable(proc.name)}: {used}")
     return 0

@@ -265,7 +265,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if r.progress is not None:
             progress += f" ({r.progress:.0%})"
         started = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "-"
-        rows.append((r.name, r.state, r.preset or "-", progress,
+        rows.append((r.name, r.state, printable(r.preset or "-"), progress,
                      f"{r.last_loss:.4f}" if r.last_loss is not None else "-", started, _duration(r.duration)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -273,7 +273,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in runs:
         if r.state == "lost":
             print(f"\n{r.name} is lost: its process is gone but it never recorded an end. Last output:")
-            print("    " + "\n    ".join(r.log_tail.splitlines() or ["(empty log)"]))
+            print("    " + "\n    ".join(printable(line, 400) for line in r.log_tail.splitlines() or ["(empty log)"]))
     return EXIT_OK
 
 
