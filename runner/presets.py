@@ -187,8 +187,10 @@ def _validated(raw: dict[str, Any], origins: _Origins, context: Context | None) 
             values = _without(values, found)
     usable = partial is not None and not problems
     if partial is not None:
+        # A rule that names a set-aside key judged its default, not what the user wrote: leave it out.
+        mentions = re.compile(r"\b(" + "|".join(re.escape(k.rsplit(".", 1)[-1]) for k in bad) + r")\b") if bad else None
         for problem in check(partial, context):
-            if problem.key in bad:
+            if problem.key in bad or (mentions and mentions.search(f"{problem.message} {problem.hint}")):
                 continue
             problem.file, problem.line, problem.col = origins.locate(problem.key)
             problems.append(problem)

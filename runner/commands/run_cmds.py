@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.exits import FAILED as EXIT_FAILED, INTERRUPTED as EXIT_STOPPED, OK as EXIT_OK, USAGE as EXIT_USAGE
 from runner.printable import printable
 from runner.problems import Problem
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
 
 
 def register(sub: argparse._SubParsersAction) -> None:
