@@ -412,6 +412,10 @@ def _apply_override(raw: dict[str, Any], item: str, origins: _Origins, problems:
     key = key.strip()
     where = f"{OVERRIDE_ORIGIN} {item}"
     parts = key.split(".")
+    if sep and key == "extends":  # resolved when the file is read, before any --set applies
+        problems.append(Problem("error", "extends cannot be set from the command line", key=key, file=where,
+                                hint="write extends in the preset, or pass the other preset's name instead"))
+        return
     if sep and len(parts) == 1 and key in META_KEYS:
         raw[key] = parse_value(value.strip())
         origins.files[key] = (where, "")

@@ -163,6 +163,8 @@ def test_a_file_over_the_size_limit_is_named_not_read(tmp_path: Path, capfd) -> 
     ("trainig.seed=1", "did you mean 'training.seed'?"),
     ("learning_rate=1e-4", "write --set training.learning_rate=VALUE"),
     ("training.learning_rate", "it has no '='"),
+    ("=1", "it has no key before '='"),
+    ("extends=qlora-8b", "extends cannot be set from the command line"),
 ])
 def test_a_bad_set_is_blamed_on_the_argument_not_the_file(override: str, says: str, capfd) -> None:
     for command in ("show", "estimate", "export", "run"):
