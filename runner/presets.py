@@ -146,7 +146,9 @@ def load(source: str | Path, overrides: Sequence[str] = (), context: Context | N
     """Load, resolve `extends`, apply overrides and validate. Never raises for user mistakes."""
     path = resolve(source)
     if path is None:
-        return Loaded(None, [_not_found(str(source))])
+        problem = _not_a_file(str(source)) or _not_found(str(source))
+        problem.file = problem.file or str(source)
+        return Loaded(None, [problem])
     problems: list[Problem] = []
     origins = _Origins()
     raw, document = _load_chain(path, origins, problems, seen=())
@@ -367,17 +369,23 @@ def _extends_target(name: str, relative_to: Path) -> tuple[Path | None, Problem 
     if parent is not None:
         return None, Problem("error", f"{printable(parent)} is not a TOML preset; extends takes only {SUFFIX} files",
                              hint="name a preset, or a .toml file relative to this one")
-    for candidate in (relative_to / name, Path(name).expanduser()):
+    return None, _not_a_file(name, relative_to)
+
+
+def _not_a_file(name: str, relative_to: Path | None = None) -> Problem | None:
+    """Why `name`, which exists, is not a preset file (a directory, a device, a FIFO); None if it does not exist."""
+    candidates = [Path(name).expanduser()] if relative_to is None else [relative_to / name, Path(name).expanduser()]
+    for candidate in candidates:
         try:
             if candidate.is_dir():
-                return None, Problem("error", f"{printable(candidate)} is a directory, not a preset file",
-                                     hint="point extends at a .toml file inside it")
+                return Problem("error", f"{printable(candidate)} is a directory, not a preset file",
+                               hint="name a .toml file inside it")
             if candidate.exists():
-                return None, Problem("error", f"{printable(candidate)} is not a regular file",
-                                     hint="extends takes a preset name or a .toml file")
+                return Problem("error", f"{printable(candidate)} is not a regular file",
+                               hint="give a preset name or a .toml file")
         except (OSError, ValueError):
             continue
-    return None, None
+    return None
 
 
 def _keys_of(raw: dict[str, Any]) -> Iterable[str]:

@@ -223,3 +223,10 @@ def test_every_exit_code_is_in_the_readme() -> None:
     section = readme[readme.index("### Exit codes"):]
     for code, _ in exits.TABLE:
         assert f"| {code} |" in section
+
+
+def test_a_directory_or_device_given_as_the_preset_is_named_as_such(tmp_path: Path, capfd) -> None:
+    for source, says in ((tmp_path, "is a directory, not a preset file"), ("/dev/null", "is not a regular file")):
+        for command in COMMANDS:
+            code, out, err = run_cli(argv(command, Path(source), tmp_path / "runs"), capfd)
+            assert code == COMMANDS[command][1] and says in err, (command, err)
