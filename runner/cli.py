@@ -13,10 +13,8 @@ Exit codes: runner/exits.py (and README's table).
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import os
-import shutil
 import sys
 from typing import Any, Callable, Sequence
 
@@ -88,9 +86,6 @@ def run_command(func: Callable[[argparse.Namespace], int | None], args: argparse
             pass
         return exits.OK
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the disk filled up: the command ran and could not finish
-            print(f"tunedeck: error (disk_full): {_disk_full(exc)}; nothing was written", file=sys.stderr)
-            return exits.FAILED
         if exc.filename is None:
             return _bug(exc, argv)
         # The file system said no (a directory that cannot be written, a full disk): the user can act on it.
@@ -99,18 +94,6 @@ def run_command(func: Callable[[argparse.Namespace], int | None], args: argparse
         return exits.USAGE
     except Exception as exc:  # noqa: BLE001 - a bug, not bad input
         return _bug(exc, argv)
-
-
-def _disk_full(exc: OSError) -> str:
-    where = os.path.dirname(os.path.abspath(exc.filename)) if exc.filename else os.getcwd()
-    probe = where
-    while not os.path.isdir(probe) and os.path.dirname(probe) != probe:
-        probe = os.path.dirname(probe)
-    try:
-        free = f"{shutil.disk_usage(probe).free / 2**20:,.1f} MiB free"
-    except OSError:
-        free = "free space unknown"
-    return f"no space left on the device of {printable(where, 240)} ({free})"
 
 
 def _bug(exc: Exception, argv: Sequence[str]) -> int:

@@ -231,16 +231,3 @@ def test_a_directory_or_device_given_as_the_preset_is_named_as_such(tmp_path: Pa
             code, out, err = run_cli(argv(command, Path(source), tmp_path / "runs"), capfd)
             assert code == COMMANDS[command][1] and says in err, (command, err)
 
-
-def test_a_full_disk_is_named_with_its_free_space(capfd) -> None:
-    import argparse
-    import errno
-
-    from runner.cli import run_command
-
-    def fill(args):
-        raise OSError(errno.ENOSPC, "No space left on device", "/tmp/out/train.sh")
-
-    assert run_command(fill, argparse.Namespace()) == exits.FAILED
-    err = capfd.readouterr().err
-    assert "disk_full" in err and "/tmp/out" in err and "free" in err and "bug" not in err

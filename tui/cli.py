@@ -15,9 +15,9 @@ import sys
 from typing import Any, Sequence
 
 DEFAULT_PRESET = "demo"
-# Set to 1 to make `tunedeck runs` open the live screen even when stdin/stdout are pipes: tunedeck-serve
-# sets it, since its pipes lead to a browser terminal. `runs --screen` does the same for one call.
-SCREEN_ENV = "TUNEDECK_SCREEN"
+# Set (to anything but "" or "0") to make `tunedeck runs` open the live screen even when stdin/stdout
+# are pipes, as under a web terminal; `runs --screen` does the same for one call.
+RUNS_SCREEN_ENV = "TUNEDECK_RUNS_SCREEN"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
     runs.description = ("Every run with its state, progress and loss: the live runs screen in a terminal; the "
                         "table when --json is given or stdin/stdout are not a terminal.")
     runs.add_argument("--screen", action="store_true",
-                      help=f"open the live runs screen even without a terminal (as ${SCREEN_ENV}=1 does)")
+                      help=f"open the live runs screen even without a terminal (as ${RUNS_SCREEN_ENV}=1 does)")
     runs.set_defaults(func=cmd_runs, table=runs.get_default("func"))
 
 
@@ -73,8 +73,14 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return open_runs(args.runs_dir, args.run)
 
 
+# What tunedeck-serve sets for every command it starts (its pipes lead to a browser terminal): the same
+# as RUNS_SCREEN_ENV.
+SCREEN_ENV = "TUNEDECK_SCREEN"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    wants_screen = args.screen or os.environ.get(SCREEN_ENV, "") not in ("", "0")
+    wants_screen = args.screen or any(os.environ.get(name, "") not in ("", "0")
+                                      for name in (RUNS_SCREEN_ENV, SCREEN_ENV))
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if args.json or not (wants_screen or interactive):
         return args.table(args)
