@@ -1,9 +1,7 @@
 """Every cross-field rule in runner/validate.py, with the config that just trips it and the one just past it.
 
 RULE_CASES is keyed by the rule's function name; `test_every_rule_has_cases` fails when a rule is added
-to validate.RULES without cases here, so no rule can be added untested, and each "on" case fails when
-the check it names is dropped. Checks that depend on the machine are given a Context and matched on
-key and words only (their severity depends on whether the run launches here).
+to validate.RULES without cases here, so no rule can be dropped or added untested.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from runner.schema import Config
 from runner.validate import Context, check
 
 CPU = Context(cuda_available=False, gpu_count=0)
-GPUS = Context(cuda_available=True, gpu_count=8)
 
 
 @dataclass(frozen=True)
@@ -51,6 +48,7 @@ RULE_CASES: dict[str, list[Case]] = {
         off({"training.bf16": True, "launch.mixed_precision": "bf16"}, "launch.mixed_precision", "contradicts"),
         on({"training.fp16": True}, "training.fp16", "CUDA", severity=None, context=CPU),
         off({"training.fp16": True}, "training.fp16", "CUDA", severity=None),
+        on({"training.tf32": True}, "training.tf32", "no effect", severity=None, context=CPU),
     ],
     "_quantization": [
         on({"quantization.load_in_4bit": True, "quantization.load_in_8bit": True, "lora.enabled": True},
@@ -148,7 +146,7 @@ RULE_CASES: dict[str, list[Case]] = {
         on({"training.max_grad_norm": 0.0}, "training.max_grad_norm", "clipping is off", severity="warning"),
     ],
     "_launch": [
-        on({"launch.num_machines": 2}, "launch.main_process_ip", "address", context=GPUS),
+        on({"launch.num_machines": 2}, "launch.main_process_ip", "address"),
         on({"launch.num_machines": 2, "launch.machine_rank": 2, "launch.main_process_ip": "10.0.0.1"},
            "launch.machine_rank", "out of range"),
         off({"launch.num_machines": 2, "launch.machine_rank": 1, "launch.main_process_ip": "10.0.0.1"},
@@ -161,17 +159,12 @@ RULE_CASES: dict[str, list[Case]] = {
            context=Context(cuda_available=True, gpu_count=2)),
         on({"launch.num_processes": 2}, "launch.strategy", "plain data parallel", severity="warning"),
         on({"launch.strategy": "fsdp"}, "launch.strategy", "shards nothing", severity="warning"),
-        on({"launch.num_processes": 3}, "launch.num_processes", "processes but only 2 GPU(s)", severity=None,
+        on({"launch.num_processes": 3}, "launch.num_processes", "GPU(s) on this machine", severity=None,
            context=Context(cuda_available=True, gpu_count=2)),
-        off({"launch.num_processes": 2}, "launch.num_processes", "processes but only 2 GPU(s)", severity=None,
+        off({"launch.num_processes": 2}, "launch.num_processes", "GPU(s) on this machine", severity=None,
             context=Context(cuda_available=True, gpu_count=2)),
         on({"launch.strategy": "deepspeed", "launch.num_processes": 2}, "launch.strategy", "needs GPUs", severity=None,
            context=CPU),
-    ],
-    # Staged for the rule the slurm branch adds (launch.device); skipped while validate.RULES has no such rule.
-    "_device": [
-        on({"launch.device": "cpu", "training.fp16": True}, "training.fp16", "launch.device is 'cpu'"),
-        off({"launch.device": "cuda", "training.fp16": True}, "training.fp16", "launch.device is 'cpu'"),
     ],
     "_generation": [
         on({"generation.prompts": ["Hi"], "generation.temperature": 0.0}, "generation.temperature", "temperature 0",
@@ -207,13 +200,12 @@ def matching(problems: list[Problem], case: Case) -> list[Problem]:
             and (case.severity is None or p.severity == case.severity)]
 
 
-RULE_NAMES = {rule.__name__ for rule in validate.RULES}
-
-
 def test_every_rule_has_cases() -> None:
-    missing = RULE_NAMES - set(RULE_CASES)
+    names = {rule.__name__ for rule in validate.RULES}
+    missing = names - set(RULE_CASES)
     assert not missing, f"rules without cases in RULE_CASES: {sorted(missing)}"
     for name, cases in RULE_CASES.items():
+        assert name in names, f"RULE_CASES names a rule that no longer exists: {name}"
         assert any(c.present for c in cases), name
 
 
@@ -223,8 +215,6 @@ ALL = [(name, case) for name, cases in RULE_CASES.items() for case in cases]
 @pytest.mark.parametrize("rule, case", ALL, ids=[f"{n}-{c.key}-{'on' if c.present else 'off'}-{i}"
                                                  for i, (n, c) in enumerate(ALL)])
 def test_rule_at_its_edge(rule: str, case: Case) -> None:
-    if rule not in RULE_NAMES:
-        pytest.skip(f"{rule} is not a rule in this checkout")
     found = matching(check(config_with(case.values), case.context), case)
     if case.present:
         assert found, f"{rule}: {case.values} should give {case.key}: ...{case.says}..."
