@@ -44,7 +44,10 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("runner/validate.py",),
         ("tests/test_validation.py", "tests/test_validation_rules.py", "tests/test_schema_bounds.py"),
     ),
-    "derived": (("runner/derived.py",), ("tests/test_derived.py", "tests/test_schema.py")),
+    "derived": (
+        ("runner/derived.py",),
+        ("tests/test_derived.py", "tests/test_derived_boundaries.py", "tests/test_schema.py"),
+    ),
     "estimate": (
         ("runner/estimate/memory.py",),
         ("tests/test_estimate_memory.py", "tests/test_estimate_params.py"),
