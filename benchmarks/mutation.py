@@ -51,7 +51,7 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "estimate": (
         ("runner/estimate/memory.py",),
-        ("tests/test_estimate_memory.py", "tests/test_estimate_params.py"),
+        ("tests/test_estimate_memory.py", "tests/test_estimate_params.py", "tests/test_estimate_relations.py"),
     ),
     "stop": (("runner/stop.py",), ("tests/test_runner_units.py", "tests/test_runs_control.py")),
     "launch": (
