@@ -64,7 +64,7 @@ def test_fsdp_shards_lora_weights_further_with_more_processes() -> None:
 
 
 def test_8bit_adam_state_is_half_of_bf16_adamw_state() -> None:
-    # full fine-tuning of bf16 weights: AdamW keeps its two moments in bf16, 8-bit Adam in one byte each
+    # full fine-tuning of bf16 weights: AdamW keeps its two moments in bf16, 8-bit Adam in about one byte each
     full = comp(estimate(cfg(training__optim="adamw_torch")), "optimizer state").bytes
     small = comp(estimate(cfg(training__optim="adamw_bnb_8bit")), "optimizer state").bytes
-    assert small * 2 == pytest.approx(full, rel=0.01)
+    assert small * 2 == pytest.approx(full, rel=0.03)  # + the 8-bit blocks' scales
