@@ -105,3 +105,13 @@ def test_errors_come_before_warnings() -> None:
     problems = check(build({"model.trust_remote_code": True, "training.bf16": True, "training.fp16": True}))
     severities = [p.is_error for p in problems]
     assert severities[0] and not severities[-1] and severities == sorted(severities, reverse=True)
+
+
+def test_no_eval_data_and_no_evaluation_is_not_flagged() -> None:
+    # the default: nothing to evaluate on and evaluation off is consistent, not a warning
+    assert not [p for p in check(build({})) if p.key == "training.eval_strategy"]
+
+
+def test_clipping_off_says_what_it_risks() -> None:
+    (problem,) = [p for p in check(build({"training.max_grad_norm": 0})) if p.key == "training.max_grad_norm"]
+    assert problem.message == "gradient clipping is off, so one bad batch can blow up training"
