@@ -196,7 +196,7 @@ def test_a_running_status_whose_process_is_gone_is_lost(tmp_path: Path) -> None:
     created = psutil.Process(proc.pid).create_time()
     run = _fake_run(tmp_path, "demo-1", state="running", pid=proc.pid, pgid=proc.pid, pid_create_time=created,
                     host=socket.gethostname(), started=time.time())
-    assert effective_state(run.read_status()) == "running"
+    assert effective_state(run) == "running"
     proc.kill()
     proc.wait()
     (run.log).write_text("step 5/100 | loss 3.0\n")
