@@ -69,11 +69,11 @@ class RunInfo:
 
     @property
     def reason(self) -> str | None:
-        return self.status.get("reason") if self.state in ("failed", "stopped", "finished") else None
+        return self.status.get("reason") if self.state in ("failed", "stopped") else None
 
     @property
     def message(self) -> str | None:
-        return self.status.get("message") if self.state in ("failed", "stopped", "finished") else None
+        return self.status.get("message") if self.state in ("failed", "stopped") else None
 
     @property
     def progress(self) -> float | None:
@@ -116,9 +116,10 @@ def runs_root(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 # --- liveness ----------------------------------------------------------------------------------------
-def process_alive(status: dict[str, Any]) -> bool | None:
-    """Whether the supervisor status.json names still exists (None: cannot tell, e.g. another host).
-    Only for runs no lock speaks for (starting, or made before locks existed)."""
+def process_alive(status: dict[str, Any], run: RunDir | None = None) -> bool | None:
+    """Whether the supervisor status.json names still exists (None: cannot tell, e.g. another host);
+    with `run`, it must also be that run's supervisor (`-m runner.launch RUN_DIR`). Only for runs no
+    lock speaks for (starting, or made before locks existed)."""
     import psutil
 
     if status.get("host") and status["host"] != socket.gethostname():
@@ -131,6 +132,8 @@ def process_alive(status: dict[str, Any]) -> bool | None:
         created = _number(status.get("pid_create_time"))
         if created is not None and abs(proc.create_time() - created) > 1.0:
             return False  # the pid was reused by an unrelated process
+        if run is not None and not names_run(proc.cmdline(), SUPERVISOR_MODULE, str(run.path.resolve())):
+            return False  # not this run's supervisor (a stale or forged status.json)
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
@@ -155,7 +158,7 @@ def run_state(run: RunDir, status: dict[str, Any] | None = None) -> RunState:
     if status.get("host") not in (None, socket.gethostname()):
         return RunState(recorded)
     if recorded == "starting" or not locks.known:
-        alive = process_alive(status)
+        alive = process_alive(status, run)
         if alive:
             return RunState(recorded)
         created = _number(status.get("created")) or _number(status.get("updated")) or 0.0
