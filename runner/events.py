@@ -35,7 +35,7 @@ figures are bytes; gpu_* keys are omitted on CPU):
     period" when written by the supervisor or `tunedeck stop` because the trainer could not),
     checkpoint (path or null), elapsed_s (trainer only)
 ``run_failed``
-    reason (one of runner.diagnose.REASONS: "oom", "nan_loss", "data_error", "model_not_found",
+    reason (one of runner.diagnose.REASONS: "oom", "nan_loss", "disk_full", "data_error", "model_not_found",
     "missing_dependency", "killed", "config_error", "error"), message (one line),
     suggestion (what to try), traceback_tail (last lines of the traceback or of output.log, str),
     elapsed_s (absent when the supervisor reports a trainer that died without a word)

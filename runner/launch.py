@@ -351,7 +351,7 @@ def supervise(run: RunDir, resume: bool = False) -> int:
             continue
     _wait_for_group(run)
     tail = tail_text(run.log, 60)
-    return _settle(run, code, diagnose_text(tail, code), stop_signal)
+    return _settle(run, code, diagnose_text(tail, code, str(run.path)), stop_signal)
 
 
 def _wait_for_group(run: RunDir, timeout: float = 120.0) -> None:
@@ -369,6 +369,14 @@ def _wait_for_group(run: RunDir, timeout: float = 120.0) -> None:
 
 
 def _settle(run: RunDir, code: int, diagnosis: Any, stop_signal: list[int]) -> int:
+    try:
+        return _record_end(run, code, diagnosis, stop_signal)
+    except OSError as exc:  # e.g. the disk is full: say so in the log; `runs` shows the run as lost
+        print(f"[tunedeck] could not record the end of the run: {exc}", flush=True)
+        return 1
+
+
+def _record_end(run: RunDir, code: int, diagnosis: Any, stop_signal: list[int]) -> int:
     status = run.read_status()
     final: dict[str, Any] = {"exit_code": code, "ended": time.time()}
     if status.get("state") not in FINAL_STATES:

@@ -262,6 +262,19 @@ def removed_on_failure(run: RunDir):
         raise
 
 
+def remove_incomplete_checkpoints(run: RunDir) -> list[Path]:
+    """Delete checkpoint directories that never got their trainer_state.json (a save cut short),
+    including the Trainer's tmp-checkpoint-* staging directories; returns what was removed."""
+    removed = []
+    if run.checkpoints.is_dir():
+        for child in run.checkpoints.iterdir():
+            staged = child.name.startswith("tmp-checkpoint-")
+            if child.is_dir() and (staged or not (child / "trainer_state.json").is_file()):
+                shutil.rmtree(child, ignore_errors=True)
+                removed.append(child)
+    return removed
+
+
 def read_tail(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, bool]:
     """The last `max_bytes` of a file (b"" when unreadable), and whether the start was cut off."""
     try:

@@ -48,17 +48,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return train(run, events, stop, resume=args.resume, is_main=is_main)
     except BaseException as exc:  # noqa: BLE001 - every failure must end as run_failed
-        diagnosis = diagnose_exception(exc)
+        if is_main and diagnose_exception(exc).reason == "disk_full":
+            # The half-written checkpoint took the last bytes: drop it (resume uses the last complete
+            # one), so the failure itself can still be recorded.
+            from runner.rundir import remove_incomplete_checkpoints
+
+            remove_incomplete_checkpoints(run)
+        diagnosis = diagnose_exception(exc, str(run.path))
         if not isinstance(exc, RunError):
             traceback.print_exc()
         print(f"[tunedeck] run failed ({diagnosis.reason}): {diagnosis.message}\n"
               f"[tunedeck] suggestion: {diagnosis.suggestion}", file=sys.stderr, flush=True)
         if is_main:
-            events.emit("run_failed", last_step(run.events), reason=diagnosis.reason, message=diagnosis.message,
-                        suggestion=diagnosis.suggestion, traceback_tail=traceback_tail(exc),
-                        elapsed_s=time.time() - started)
-            run.update_status(state="failed", reason=diagnosis.reason, message=diagnosis.message,
-                              suggestion=diagnosis.suggestion)
+            try:
+                events.emit("run_failed", last_step(run.events), reason=diagnosis.reason, message=diagnosis.message,
+                            suggestion=diagnosis.suggestion, traceback_tail=traceback_tail(exc),
+                            elapsed_s=time.time() - started)
+                run.update_status(state="failed", reason=diagnosis.reason, message=diagnosis.message,
+                                  suggestion=diagnosis.suggestion)
+            except OSError as write_error:  # still no room: the supervisor records it from the log
+                print(f"[tunedeck] could not record the failure: {write_error}", file=sys.stderr, flush=True)
         return 1
 
 
