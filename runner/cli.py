@@ -54,12 +54,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        from runner.rundir import disk_full_message, is_disk_full
+
+        if not is_disk_full(exc):
+            return _internal_error(exc)
+        where = exc.filename or os.getcwd()  # e.g. `export -o FILE` on a full disk
+        print(f"tunedeck: error (disk_full): {disk_full_message(where)}; nothing was written", file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug, not bad input: say so briefly, full trace on request
-        if os.environ.get("TUNEDECK_DEBUG"):
-            raise
-        print(f"tunedeck: internal error: {type(exc).__name__}: {exc} (set TUNEDECK_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 2
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    if os.environ.get("TUNEDECK_DEBUG"):
+        raise exc
+    print(f"tunedeck: internal error: {type(exc).__name__}: {exc} (set TUNEDECK_DEBUG=1 for the traceback)",
+          file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

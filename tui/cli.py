@@ -41,7 +41,8 @@ def runs_parser(command: str) -> argparse.ArgumentParser:
     if command == "attach":
         parser.add_argument("run", metavar="RUN", nargs="?", default="latest",
                             help="a run directory, run name, unique prefix or 'latest' (default)")
-    parser.add_argument("--runs-dir", metavar="DIR", help="where runs live (default: $TUNEDECK_RUNS_DIR or ./runs)")
+    parser.add_argument("--runs-dir", metavar="DIR", help="only the runs in DIR (default: every known run, "
+                        "wherever it was created)")
     return parser
 
 

@@ -79,7 +79,9 @@ def run_estimate(args: argparse.Namespace) -> int:
     except EstimateError as exc:
         print(f"{loaded.path}: error: cannot estimate: {exc}", file=sys.stderr)
         return 2
-    measured = last_measured_peak(config, Path(config.training.output_dir))
+    from runner.runs_home import runs_dir
+
+    measured = last_measured_peak(config, runs_dir(config=config))  # where this config's runs go
     if args.json:
         out = est.to_dict()
         out.update(against=against or None, last_measured=measured)
