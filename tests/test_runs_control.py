@@ -103,6 +103,13 @@ def test_locks_say_alive_whatever_status_json_says_and_two_holders_are_impossibl
     assert info.state == "running" and info.label == "running (unsupervised)"
     with pytest.raises(RunLocked):
         hold(run, "trainer")  # a second trainer cannot take the directory
+    with pytest.raises(launch.RunBusy):
+        launch.start(run)  # nor can a second launch
+    before = run.status_file.read_bytes()
+    second = subprocess.run([sys.executable, "-m", "runner.launch", str(run.path)], env=python_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 3 and "still running" in second.stdout  # a supervisor started by hand
+    assert run.status_file.read_bytes() == before and not (run.path / "output.log").exists()
     trainer.kill()
     trainer.wait()
     run.update_status(state="running")

@@ -54,6 +54,8 @@ async def test_the_launch_dialog_shows_exactly_the_directory_it_creates(tmp_path
             run = app.screen.run
             assert str(run.path) == shown and (run.path / "config.toml").is_file()
             assert json.loads(run.command.read_text())["argv"] == dialog.plan.argv
+            await wait_for(pilot, lambda: app.screen.loaded, what="the monitor to load")
+            await pilot.pause(0.5)  # let every screen finish mounting before the app exits
     finally:
         if run is not None:
             stop(run, grace=10)

@@ -8,7 +8,6 @@ table gives the highlighted run's failure reason and message.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,29 +59,18 @@ def detail_line(info: Any) -> str:
 
 
 class BestEval:
-    """Lowest eval loss in a run's events.jsonl, reading only the bytes appended since last time."""
+    """Lowest eval loss in a run's events.jsonl, reading only the bytes appended since last time
+    and parsing only the evaluation lines."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
+        from runner.events import EventTail
+
+        self.tail = EventTail(path, contains=b'"eval_loss"')
         self.best: float | None = None
 
     def update(self) -> float | None:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except OSError:
-            return self.best
-        cut = data.rfind(b"\n") + 1
-        self.offset += cut
-        for line in data[:cut].splitlines():
-            if b'"eval_loss"' not in line:  # skip the parse for the (many) other events
-                continue
-            try:
-                value = json.loads(line).get("eval_loss")
-            except ValueError:
-                continue
+        for event in self.tail.poll():
+            value = event.get("eval_loss")
             if isinstance(value, (int, float)) and (self.best is None or value < self.best):
                 self.best = float(value)
         return self.best
