@@ -43,12 +43,12 @@ def login(shared_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     return {"env": env, "a": home / "a", "b": home / "b", "home": home}
 
 
-def tunedeck(login: dict, where: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def tunedeck(login: dict, where: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runner.cli", *args], env=login["env"], cwd=login[where],
                           capture_output=True, text=True, timeout=timeout)
 
 
-def wait_for(predicate, timeout: float = 240, what: str = "condition"):
+def wait_for(predicate, timeout: float = 600, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -181,7 +181,7 @@ def test_a_disk_that_fills_during_training_is_disk_full_and_the_list_stays_reada
     run = RunDir(Path(next(x for x in result.stdout.splitlines() if x.startswith("run directory: ")).split(": ", 1)[1]))
     cleanup.append(run)
     wait_for(lambda: run.read_status().get("state") in FINAL_STATES and run.read_status().get("exit_code") is not None,
-             120, "the run to end")
+             600, "the run to end")
     assert result.returncode == 1, result.stdout[-2000:]
     status = run.read_status()
     assert status["state"] == "failed" and status["reason"] == "disk_full", (status, run.log.read_text()[-3000:])
