@@ -250,13 +250,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"recorded {target.resolve()}")
     found = listing(args.runs_dir)
     runs = found.runs
-    for path in found.removed:
-        forget(path)  # reported once (below), then dropped from the index
-    if args.json:
+    if args.json:  # vanished runs stay in the index until a listing for people has shown them
         print(json.dumps([r.as_dict() for r in runs], indent=2))
         return EXIT_OK
     for path in found.removed:
         print(f"removed from the list: {path} (the directory is gone)")
+        forget(path)  # reported once, then dropped from the index
     if not runs:
         where = f" in {Path(args.runs_dir).resolve()}" if args.runs_dir else ""
         print(f"no runs{where} yet (new runs go to {_runs_home_text()})")
