@@ -14,6 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", help="the config to convert (.yaml/.yml/.json)")
     p.add_argument("-o", "--output", metavar="PRESET", required=True, help="where to write the tunedeck preset (.toml)")
     p.add_argument("--format", choices=sorted(FORMATS), help="the source tool (detected from the keys when left out)")
+    p.add_argument("--lenient", action="store_true",
+                   help="import what tunedeck cannot train as meant (preference training, unknown datasets or models) "
+                   "anyway; the preset says at its top what was changed")
     p.set_defaults(func=cmd_import)
 
 
@@ -22,11 +25,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     from runner.convert import import_file, write_preset
 
     source, output = Path(args.file), Path(args.output)
-    imported = import_file(source, args.format)
+    imported = import_file(source, args.format, lenient=args.lenient)
     write_preset(imported, source, output)
     mapped = sum(len(v) for v in imported.raw.values())
     print(f"{source} ({imported.source_format}) -> {output}: {mapped} setting(s) imported, "
           f"{len(imported.unmapped)} not imported")
+    for item in imported.unsupported:
+        print(f"  CHANGED (--lenient): {item.key}: {item.why}; instead: {item.instead}")
     for note in imported.notes:
         print(f"  note: {note}")
     for item in imported.unmapped:
