@@ -376,3 +376,15 @@ def test_cli_import_reports_and_exits_cleanly(tmp_path: Path) -> None:
     bad.write_text("hello: 1\n")
     run = cli("import", str(bad), "-o", str(out), cwd=tmp_path)
     assert run.returncode == 1 and "Traceback" not in run.stderr and "--format" in run.stderr
+
+
+def test_a_deepspeed_config_file_is_what_accelerate_launches_with(tmp_path: Path) -> None:
+    from runner.launch import accelerate_config
+
+    imported = import_file(FIXTURES / "llama-factory-full.yaml")
+    config = presets.loads(tomlkit.dumps(imported.raw))
+    section = accelerate_config(config, cuda=True)["deepspeed_config"]
+    # accelerate refuses zero_stage, clipping, offload and precision keys beside a deepspeed_config_file
+    assert section == {"deepspeed_config_file": str(FIXTURES / "data" / "ds_z3_offload.json"), "zero3_init_flag": True}
+    plain = config.model_copy(update={"launch": config.launch.model_copy(update={"deepspeed_config": ""})})
+    assert accelerate_config(plain, cuda=True)["deepspeed_config"]["zero_stage"] == 3  # generated settings otherwise
