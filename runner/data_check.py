@@ -171,13 +171,13 @@ def check_source(source: Source) -> SourceReport:
     d = source.data
     report = SourceReport(source.label, d.path)
     key = "data.eval_path" if source.label == "data.eval_path" else "data.datasets" if "[" in source.label else "data.path"
-    where = f"{source.label} ({d.path})" if source.label != key else key
+    where = f"{source.label} ({d.path}): " if source.label != key else ""  # the key is printed anyway
 
     def problem(message: str, file: str | None = None, line: int | None = None, hint: str = "") -> None:
         report.problems.append(Problem("error", message, key=key, file=file, line=line, hint=hint))
 
     if not d.path.strip():
-        problem(f"{where}: no dataset given")
+        problem(f"{where}no dataset given")
         return report
     local = local_path(d.path)
     if local is None:
@@ -185,15 +185,15 @@ def check_source(source: Source) -> SourceReport:
     try:
         _, files = data_files(local)
     except FileNotFoundError:
-        problem(f"{where}: no such file or directory: {d.path}",
+        problem(f"{where}no such file or directory: {d.path}",
                 hint="paths are relative to the directory you launch from" if not Path(d.path).is_absolute() else "")
         return report
     except ValueError as exc:
-        problem(f"{where}: {exc}")
+        problem(f"{where}{exc}")
         return report
     for file in files:
         if not os.access(file, os.R_OK):
-            problem(f"{where}: cannot read {file} (permission denied)", str(file))
+            problem(f"{where}cannot read {file} (permission denied)", str(file))
             continue
         rows_before = report.rows
         try:
@@ -212,14 +212,14 @@ def check_source(source: Source) -> SourceReport:
                 if message is not None:
                     report.bad += 1
                     if report.bad <= MAX_REPORTED:
-                        at = f"line {line}" if line else f"row {number}"
-                        problem(f"{where}: {at}: {message}", str(file), line)
+                        at = "" if line else f"row {number}: "  # file:line is printed in front
+                        problem(f"{where}{at}{message}", str(file), line)
         except OSError as exc:
-            problem(f"{where}: cannot read {file}: {exc}", str(file))
+            problem(f"{where}cannot read {file}: {exc}", str(file))
         if report.rows == rows_before:
-            problem(f"{where}: {file} is empty (no rows)", str(file))
+            problem(f"{where}the file is empty (no rows)", str(file))
     if report.bad > MAX_REPORTED:
-        problem(f"{where}: {report.bad - MAX_REPORTED} more bad row(s) not listed ({report.bad} of {report.rows})")
+        problem(f"{where}{report.bad - MAX_REPORTED} more bad row(s) not listed ({report.bad} of {report.rows} rows are bad)")
     return report
 
 
@@ -249,6 +249,20 @@ def check(config, *, hub: bool = True) -> list[Problem]:
     return [p for r in reports(config, hub=hub) for p in r.problems]
 
 
+def print_check(config, stream=None) -> bool:
+    """Run the check and print its problems and notes (to stderr); True when the data is fit to train."""
+    import sys
+
+    stream = stream or sys.stderr
+    found = reports(config)
+    for report in found:
+        for problem in report.problems:
+            print(problem.format(), file=stream)
+        if report.note and not report.checked:
+            print(f"note: {report.label}: {report.path}: {report.note}", file=stream)
+    return not any(r.problems for r in found)
+
+
 def reports(config, *, hub: bool = True) -> list[SourceReport]:
     out = []
     for source in [*sources(config), *sources(config, eval_data=True)]:
@@ -258,7 +272,3 @@ def reports(config, *, hub: bool = True) -> list[SourceReport]:
         out.append(check_source(source))
     return out
 
-
-def notes(config) -> list[str]:
-    """One line per Hub source that was not checked (shown, never blocking)."""
-    return [f"{r.label}: {r.path}: {r.note}" for r in reports(config) if not r.checked]

@@ -309,9 +309,10 @@ def chat_messages(raw: Any, data) -> list[dict[str, str]]:
         if mapped not in KNOWN_ROLES:
             guess = did_you_mean(role, [*KNOWN_ROLES, *aliases])
             hint = f"did you mean '{guess}'? " if guess else ""
-            raise RowError(f"{where} has role '{role}', which the chat template does not know ({hint}known: "
+            shown = repr(role)[1:-1]  # data, not markup: control characters escaped
+            raise RowError(f"{where} has role '{shown}', which the chat template does not know ({hint}known: "
                            f"{', '.join(KNOWN_ROLES)}{', ' + ', '.join(aliases) if aliases else ''}); map it with "
-                           f"data.role_map, e.g. \"{role}=assistant\"", f"{column}.{data.role_field}")
+                           f"data.role_map, e.g. \"{shown}=assistant\"", f"{column}.{data.role_field}")
         out.append({"role": mapped, "content": content})
     if not out:
         raise RowError(f"field '{column}' is an empty list of messages", column)
