@@ -182,8 +182,14 @@ def tokenize_example(row: dict, tokenizer, data, template: ChatTemplate | None =
 
 def classify(ids: list[int], labels: list[int], rendered: Rendered, max_len: int, truncation: bool):
     """(input_ids, labels, status, cause) after the max_seq_length rule; status in kept/truncated/DROP_REASONS."""
-    if not rendered.trained_text.strip():
+    trained = [seg for seg in rendered.segments if seg.trained]
+    if not rendered.text.strip() or (trained and not "".join(seg.text for seg in trained).strip()):
         return ids, labels, "empty", "the text to train on is empty"
+    if not trained:
+        roles = {seg.role for seg in rendered.segments}
+        cause = ("no turn of a role in data.roles_to_train" if roles & {"user", "system", "tool", "assistant"}
+                 else "the template puts everything in the prompt")
+        return ids, labels, "no_trainable", cause + " (nothing is trained)"
     status, cause = "kept", ""
     trainable_before = any(label != IGNORE for label in labels[1:])
     if len(ids) > max_len:
