@@ -64,6 +64,7 @@ class EditorScreen(Screen):
         Binding("f3", "changes", "Changes"),
         Binding("f4", "toggle_help", "Help pane"),
         Binding("f5", "launch", "Launch"),
+        Binding("f10", "data", "Data"),
         *[Binding(key.lower(), f"apply_suggestion({i})", f"Fix {i + 1}") for i, key in enumerate(SUGGESTION_KEYS)],
     ]
 
@@ -542,6 +543,14 @@ class EditorScreen(Screen):
         if self.refuse_if_invalid("launch"):
             return
         self.app.launch(self.state)
+
+    def action_data(self) -> None:
+        """The Data screen: the training data as training will see it (counts, lengths, masked tokens)."""
+        if self.state is None:
+            return
+        from .data_screen import DataScreen
+
+        self.app.push_screen(DataScreen(self.state.config, self.state.name))
 
     async def replace_state(self, state: EditorState) -> None:
         """Show another document (opened preset, restored draft)."""
