@@ -388,3 +388,36 @@ def test_a_deepspeed_config_file_is_what_accelerate_launches_with(tmp_path: Path
     assert section == {"deepspeed_config_file": str(FIXTURES / "data" / "ds_z3_offload.json"), "zero3_init_flag": True}
     plain = config.model_copy(update={"launch": config.launch.model_copy(update={"deepspeed_config": ""})})
     assert accelerate_config(plain, cuda=True)["deepspeed_config"]["zero_stage"] == 3  # generated settings otherwise
+
+
+# --- the data settings: chat templates, mixtures, row caps, role mapping, trained roles ------------
+def test_axolotl_mixture_roles_and_chat_template(tmp_path: Path) -> None:
+    loaded, text = convert("axolotl-mixture.yml", tmp_path)
+    d = loaded.config.data
+    assert d.chat_template == "chatml" and d.format == "chat"
+    first, second = d.datasets
+    assert (first.path, first.messages_field, first.role_field, first.content_field) == (
+        "data/helpdesk.jsonl", "dialogue", "speaker", "text")
+    assert (second.path, second.messages_field, second.role_field, second.content_field) == (
+        "data/old_threads.jsonl", "conversations", "from", "value")
+    assert d.role_map == ["customer=user", "agent=assistant"] and d.roles_to_train == ["assistant"]
+    assert "[[data.datasets]]" in text and "mixture" in text
+
+
+def test_llama_factory_mixture_max_samples_template_and_sharegpt_tags(tmp_path: Path) -> None:
+    loaded, text = convert("llama-factory-mixture.yaml", tmp_path)
+    d = loaded.config.data
+    assert d.chat_template == "qwen" and d.max_samples == 500
+    faq, chats = d.datasets
+    assert Path(faq.path) == FIXTURES / "data" / "support_faq.json" and faq.format == "instruction"
+    assert (chats.format, chats.messages_field, chats.role_field, chats.content_field) == ("chat", "turns", "role", "content")
+    assert d.role_map == ["observation=tool"]  # user/assistant/system tags already name the template's roles
+
+
+def test_torchtune_slimorca_maps_sharegpt_turns(tmp_path: Path) -> None:
+    loaded, text = convert("torchtune-slimorca.yaml", tmp_path)
+    d = loaded.config.data
+    assert (d.path, d.format, d.messages_field, d.role_field, d.content_field) == (
+        "Open-Orca/SlimOrca-Dedup", "chat", "conversations", "from", "value")
+    assert d.role_map == ["human=user", "gpt=assistant"] and d.completion_only_loss
+    assert "masks the prompt" in why(text, "data.completion_only_loss")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import tomlkit
+import tomlkit.items
 
 from runner.atomic import atomic_write_text
 from runner.problems import ConfigError, Problem
@@ -169,7 +170,7 @@ def render(imported: Imported, source: Path) -> str:
         for key, value in values.items():
             item = tomlkit.item(value)
             why = imported.why.get(f"{section}.{key}")
-            if why:
+            if why and not isinstance(item, tomlkit.items.AoT):
                 item.comment(_one_line(why))  # why this value: a default of the source tool, a translation
             table.add(key, item)
         doc.add(tomlkit.nl())

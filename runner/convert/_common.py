@@ -200,3 +200,36 @@ def settle_deepspeed(result: Imported, base: "Path | None") -> None:
 
 def _basename(path: str) -> str:
     return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass
+class Source:
+    """One dataset of the source config, as [data] / [[data.datasets]] fields, each with its note."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+    def put(self, key: str, value: Any, why: str | None = None) -> None:
+        self.values[key] = value
+        if why:
+            self.why[key] = why
+
+
+def apply_datasets(m: Mapper, sources: list[Source], origin: str) -> None:
+    """One dataset: its settings go to [data] itself. Several: a [[data.datasets]] mixture in which each
+    entry keeps its own path, format, columns and caps; [data]'s format is the first one's."""
+    if not sources:
+        return
+    if len(sources) == 1:
+        for key, value in sources[0].values.items():
+            if key != "weight":
+                m.set(f"data.{key}", value, sources[0].why.get(key))
+        return
+    m.set("data.format", sources[0].values.get("format", "text"), f"the first of the {origin} (each "
+          "[[data.datasets]] entry says its own)")
+    m.set("data.datasets", [dict(s.values) for s in sources])
+    m.result.notes.append(f"{len(sources)} datasets of {origin} became a [[data.datasets]] mixture, trained together "
+                          "(check it with `tunedeck data PRESET`)")
+    for index, source in enumerate(sources):
+        if source.why:
+            m.result.notes.append(f"data.datasets[{index}]: " + "; ".join(f"{k}: {w}" for k, w in source.why.items()))

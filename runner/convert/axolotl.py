@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ._common import Imported, Mapper, Unmapped, as_list, deepspeed_file, fsdp_on, truthy
+from ._common import Imported, Mapper, Source, Unmapped, apply_datasets, as_list, deepspeed_file, fsdp_on, truthy
 
 AX = "Axolotl"
 SCHEDULERS = {"cosine", "linear", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt", "cosine_with_min_lr",
@@ -142,12 +142,9 @@ def _datasets(m: Mapper, result: Imported) -> None:
     elif not isinstance(datasets, list) or not all(isinstance(d, dict) for d in datasets):
         result.refuse("datasets", "expected a list of {path, type} tables", "tunedeck's demo data (set data.path)")
     else:
-        _dataset(m, result, datasets[0], "datasets[0]")
-        if len(datasets) > 1:
-            result.refuse("datasets", f"{len(datasets)} datasets are mixed; this tunedeck trains on one dataset",
-                          "training on datasets[0] only")
-            for index, extra in enumerate(datasets[1:], start=1):
-                result.unmapped.append(Unmapped(f"datasets[{index}]", extra, "only the first dataset is trained on"))
+        apply_datasets(m, [_dataset(m, result, entry, f"datasets[{i}]") for i, entry in enumerate(datasets)],
+                       "Axolotl's datasets")
+    _chat_template(m, result)
     tests = m.get("test_datasets") or []
     if tests and isinstance(tests[0], dict) and tests[0].get("path"):
         m.seen.add("test_datasets")
@@ -168,29 +165,96 @@ def _datasets(m: Mapper, result: Imported) -> None:
               "masked (src/axolotl/utils/schemas/training.py)")
 
 
-def _dataset(m: Mapper, result: Imported, entry: dict[str, Any], where: str) -> None:
+# Axolotl chat template names (src/axolotl/utils/schemas/enums.py ChatTemplate) -> tunedeck's built-in ones.
+CHAT_TEMPLATES = {"tokenizer_default": "tokenizer", "chatml": "chatml", "llama3": "llama3", "mistral_v1": "mistral",
+                  "mistral_v2v3": "mistral", "mistral_v3_tekken": "mistral", "gemma": "gemma", "qwen_25": "qwen",
+                  "phi_3": "phi3", "zephyr": "zephyr", "alpaca": "alpaca"}
+
+
+def _chat_template(m: Mapper, result: Imported) -> None:
+    if not m.has("chat_template"):
+        if result.value("data.format") == "chat":
+            m.set("data.chat_template", "tokenizer", "absent: Axolotl renders chats with the tokenizer's own template "
+                  "(tokenizer_default, prompt_strategies/chat_template.py)")
+        return
+    name = str(m.get("chat_template"))
+    if name in CHAT_TEMPLATES:
+        m.set("data.chat_template", CHAT_TEMPLATES[name], f"chat_template: {name}")
+    elif name == "jinja":
+        result.refuse("chat_template", "an inline Jinja chat template (chat_template_jinja)", "the tokenizer's own "
+                      "template; save the Jinja text to a file and set data.chat_template to its path")
+        m.skip("chat_template_jinja", "save it to a file and set data.chat_template to that path")
+        m.set("data.chat_template", "tokenizer", "--lenient: the inline template became the tokenizer's")
+    else:
+        result.refuse("chat_template", f"chat template '{name}' is not one tunedeck has built in "
+                      f"({', '.join(sorted(set(CHAT_TEMPLATES.values())))})", "the tokenizer's own template")
+        m.set("data.chat_template", "tokenizer", f"--lenient: '{name}' became the tokenizer's template")
+
+
+def _dataset(m: Mapper, result: Imported, entry: dict[str, Any], where: str) -> Source:
+    """One Axolotl dataset entry as [data] fields (prompt_strategies/ and schemas/datasets.py defaults)."""
+    source = Source()
     sub = Mapper(entry, result, prefix=f"{where}.")
-    sub.take("path", "data.path")
-    sub.take("split", "data.split")
+    if sub.has("path"):
+        source.put("path", str(sub.get("path")))
+    if sub.has("split"):
+        source.put("split", str(sub.get("split")))
     kind = sub.get("type")
     if isinstance(kind, dict):
         result.refuse(f"{where}.type", "a custom prompt format (a table of templates) has no tunedeck equivalent",
                       "the 'instruction' format with instruction/input/output columns")
-        m.set("data.format", "instruction", "--lenient: the custom format became 'instruction'")
+        source.put("format", "instruction", "--lenient: the custom format became 'instruction'")
     elif kind in DATASET_TYPES:
-        m.set("data.format", DATASET_TYPES[kind], f"{where}.type: {kind}")
+        source.put("format", DATASET_TYPES[kind], f"{where}.type: {kind}")
     else:
         result.refuse(f"{where}.type", f"dataset type '{kind}' is not one tunedeck can render (it knows "
                       f"{', '.join(sorted(DATASET_TYPES))})", "the 'text' format on a 'text' column")
-        m.set("data.format", "text", f"--lenient: dataset type '{kind}' became 'text'")
+        source.put("format", "text", f"--lenient: dataset type '{kind}' became 'text'")
     if kind == "sharegpt":
-        m.set("data.messages_field", str(sub.get("field_messages", "conversations")),
-              f"{where}: ShareGPT rows keep their turns under 'conversations' (prompt_strategies/sharegpt.py)")
-    else:
-        sub.take("field_messages", "data.messages_field")
-    sub.take("field", "data.text_field")
+        # ShareGPT rows: turns under 'conversations', each {from, value}, roles human/gpt (prompt_strategies/sharegpt.py)
+        source.put("messages_field", str(sub.get("field_messages", "conversations")), "ShareGPT rows keep their turns "
+                   "under 'conversations'" if "field_messages" not in entry else None)
+        source.put("role_field", "from", "ShareGPT turns name the speaker in 'from'")
+        source.put("content_field", "value", "ShareGPT turns keep the text in 'value'")
+    elif kind == "chat_template":
+        source.put("messages_field", str(sub.get("field_messages", "messages")), None if "field_messages" in entry
+                   else "absent: Axolotl reads 'messages' (schemas/datasets.py)")
+        mapping = sub.get("message_property_mappings") or {}
+        role = mapping.get("role") or sub.get("message_field_role")
+        content = mapping.get("content") or sub.get("message_field_content")
+        if role:
+            source.put("role_field", str(role), "the message key holding the role")
+        if content:
+            source.put("content_field", str(content), "the message key holding the text")
+    if kind in ("chat_template", "sharegpt"):
+        roles = sub.get("roles")
+        if isinstance(roles, dict):  # {template role: [names in the data]}
+            pairs = [f"{theirs}={ours}" for ours, names in roles.items() for theirs in as_list(names) if theirs != ours]
+            m.set("data.role_map", pairs, f"{where}.roles")
+        trained = sub.get("roles_to_train")
+        if trained:
+            m.set("data.roles_to_train", as_list(trained), f"{where}.roles_to_train")
+        elif kind == "chat_template" and not truthy(m.source.get("train_on_inputs", False)):
+            m.set("data.roles_to_train", ["assistant"], "absent: Axolotl trains assistant turns only "
+                  "(prompt_strategies/chat_template.py)")
+        if sub.has("chat_template"):
+            name = str(sub.get("chat_template"))
+            if name in CHAT_TEMPLATES:
+                m.set("data.chat_template", CHAT_TEMPLATES[name], f"{where}.chat_template: {name}")
+            else:
+                result.refuse(f"{where}.chat_template", f"chat template '{name}' is not built into tunedeck",
+                              "the tokenizer's own template")
+        for key in ("message_property_mappings", "message_field_role", "message_field_content", "train_on_eos"):
+            sub.get(key)
+    if sub.has("field"):
+        source.put("text_field", str(sub.get("field")))
+    if kind == "alpaca":
+        source.why["format"] = (f"{where}.type: alpaca; tunedeck's instruction prompt is Alpaca's without its "
+                                "one-line preamble")
     sub.skip("ds_type", "tunedeck infers the file type from the extension")
+    sub.skip("data_files", "point path at the file itself")
     sub.leftovers()
+    return source
 
 
 def _batches_and_schedule(m: Mapper, result: Imported) -> None:

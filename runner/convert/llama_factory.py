@@ -19,7 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import Imported, Mapper, Unmapped, as_list, deepspeed_file, fsdp_on, transformers_defaults, truthy
+from ._common import (Imported, Mapper, Source, Unmapped, apply_datasets, as_list, deepspeed_file, fsdp_on,
+                      transformers_defaults, truthy)
 from .hf_args import TRAINING_KEYS
 
 LF = "LLaMA-Factory"
@@ -100,8 +101,7 @@ def convert(data: dict[str, Any], base: Path | None = None) -> Imported:
                         ("preprocessing_num_workers", "no tunedeck equivalent"),
                         ("ddp_timeout", "no tunedeck equivalent"), ("resume_from_checkpoint", "use `tunedeck resume RUN`"),
                         ("save_only_model", "tunedeck always saves resumable checkpoints"),
-                        ("dataloader_num_workers", "tunedeck sets this itself"),
-                        ("template", "tunedeck renders chats with the tokenizer's own chat template")):
+                        ("dataloader_num_workers", "tunedeck sets this itself")):
         m.skip(key, reason)
     m.leftovers()
     return result
@@ -157,10 +157,9 @@ def _data(m: Mapper, result: Imported, stage: str, base: Path | None) -> None:
     names = as_list(m.get("dataset")) if m.has("dataset") else []
     dataset_dir = str(m.get("dataset_dir", "data"))
     if names:
-        _dataset(m, result, names[0], _dataset_info(dataset_dir, base), dataset_dir, "dataset")
-        if len(names) > 1:
-            result.refuse("dataset", f"{len(names)} datasets are mixed ({', '.join(names)}); this tunedeck trains on "
-                          "one dataset", f"training on {names[0]!r} only")
+        found = _dataset_info(dataset_dir, base)
+        apply_datasets(m, [_dataset(m, result, name, found, dataset_dir, "dataset") for name in names],
+                       "LLaMA-Factory's dataset list")
     else:
         result.refuse("dataset", "the config names no training data", "tunedeck's demo data (set data.path)")
     if m.has("eval_dataset"):
@@ -173,6 +172,8 @@ def _data(m: Mapper, result: Imported, stage: str, base: Path | None) -> None:
             result.unmapped.append(Unmapped("eval_dataset", evals, "not found in dataset_info.json; set data.eval_path"))
     if stage == "pt":
         m.set("data.format", "text", "stage pt: plain text")
+    _template(m, result)
+    m.take("max_samples", "data.max_samples", int)
     m.take("cutoff_len", "data.max_seq_length")
     m.default("data.max_seq_length", 2048, "absent: LLaMA-Factory's cutoff_len 2048 (hparams/data_args.py)")
     m.take("packing", "data.packing", bool)
@@ -187,7 +188,22 @@ def _data(m: Mapper, result: Imported, stage: str, base: Path | None) -> None:
               "(hparams/data_args.py)")
     m.take("val_size", "data.eval_split", float)
     m.default("data.eval_split", 0.0, "absent: LLaMA-Factory's val_size 0 (hparams/data_args.py)")
-    m.skip("max_samples", "this tunedeck has no cap on examples; trim the file instead")
+
+
+# LLaMA-Factory template names (src/llamafactory/data/template.py) with a tunedeck built-in of the same format.
+TEMPLATES = {"llama3": "llama3", "qwen": "qwen", "chatml": "chatml", "mistral": "mistral", "gemma": "gemma",
+             "phi": "phi3", "zephyr": "zephyr", "alpaca": "alpaca"}
+
+
+def _template(m: Mapper, result: Imported) -> None:
+    if not m.has("template"):
+        return
+    name = str(m.get("template"))
+    if name in TEMPLATES:
+        m.set("data.chat_template", TEMPLATES[name], f"template: {name}")
+    else:
+        m.set("data.chat_template", "tokenizer", f"template {name!r}: LLaMA-Factory's copy of the model's own chat "
+              "format, which the tokenizer ships (check with `tunedeck data PRESET`)")
 
 
 def _dataset_info(dataset_dir: str, base: Path | None) -> tuple[dict[str, Any], Path] | None:
@@ -221,18 +237,20 @@ def _entry_path(entry: dict[str, Any], folder: Path) -> str:
 
 
 def _dataset(m: Mapper, result: Imported, name: str, found: tuple[dict[str, Any], Path] | None, dataset_dir: str,
-             key: str) -> None:
-    """A dataset named in LLaMA-Factory's dataset_info.json: its file (or hub id), format and columns."""
+             key: str) -> Source:
+    """A dataset named in LLaMA-Factory's dataset_info.json: its file (or hub id), format and columns
+    (the entry keys are described in LLaMA-Factory's data/README.md)."""
+    source = Source()
     info = found[0] if found else None
     entry = info.get(name) if info else None
-    if not isinstance(entry, dict) or not (entry.get("file_name") or entry.get("hf_hub_url")):
+    if not found or not isinstance(entry, dict) or not (entry.get("file_name") or entry.get("hf_hub_url")):
         where = f"{dataset_dir}/dataset_info.json"
         result.refuse(key, f"dataset {name!r} is a name in LLaMA-Factory's {where}, which "
                       f"{'does not list it with a file or hub id' if info else 'is not next to this config'}",
                       f"data.path = {name!r}, which tunedeck reads as a Hub dataset id")
-        m.set("data.path", name, f"--lenient: the dataset name {name!r}, read as a Hub id")
-        return
-    m.set("data.path", _entry_path(entry, found[1]), f"{key} {name!r} in dataset_info.json")
+        source.put("path", name, f"--lenient: the dataset name {name!r}, read as a Hub id")
+        return source
+    source.put("path", _entry_path(entry, found[1]), f"{key} {name!r} in dataset_info.json")
     formatting = str(entry.get("formatting", "alpaca"))
     if entry.get("ranking"):
         result.refuse(key, f"dataset {name!r} is preference (ranking) data", "plain supervised fine-tuning")
@@ -240,21 +258,32 @@ def _dataset(m: Mapper, result: Imported, name: str, found: tuple[dict[str, Any]
         result.refuse(key, f"dataset {name!r} uses formatting {formatting!r}, which tunedeck cannot render",
                       "the 'instruction' format")
         formatting = "alpaca"
-    m.set("data.format", FORMATTING[formatting], f"{name!r} has formatting {formatting!r} "
-          "(absent means alpaca, data/README.md)")
+    source.put("format", FORMATTING[formatting], f"{name!r} has formatting {formatting!r}" +
+               (" (absent means alpaca, data/README.md)" if "formatting" not in entry else "") +
+               ("; LLaMA-Factory renders these rows as one chat turn through its template, tunedeck with its "
+                "Alpaca-style instruction prompt" if formatting == "alpaca" else ""))
     columns = entry.get("columns") or {}
     if formatting == "alpaca":
         for theirs, (target, ours) in ALPACA_COLUMNS.items():
             column = columns.get(theirs, ours)
             if column != ours:
-                m.set(target, column, f"columns.{theirs} of {name!r}")
+                source.put(target.split(".", 1)[1], column, f"columns.{theirs} of {name!r}")
     else:
-        m.set("data.messages_field", str(columns.get("messages", "conversations")),
-              f"columns.messages of {name!r} (sharegpt's default 'conversations')")
+        # ShareGPT defaults: turns under 'conversations', {from, value}, human/gpt/system (data/README.md)
+        source.put("messages_field", str(columns.get("messages", "conversations")),
+                   None if "messages" in columns else "sharegpt's default column 'conversations'")
         tags = entry.get("tags") or {}
-        if tags.get("role_tag", "from") != "role" or tags.get("content_tag", "value") != "content":
-            result.refuse(key, f"dataset {name!r} keeps its turns as ShareGPT from/value pairs, which this tunedeck "
-                          "cannot map to role/content", "the column read as role/content messages")
+        source.put("role_field", str(tags.get("role_tag", "from")), None if "role_tag" in tags else "sharegpt's default "
+                   "role tag 'from'")
+        source.put("content_field", str(tags.get("content_tag", "value")), None if "content_tag" in tags else
+                   "sharegpt's default content tag 'value'")
+        pairs = [f"{tags.get(tag, default)}={role}" for tag, default, role in (
+            ("user_tag", "human", "user"), ("assistant_tag", "gpt", "assistant"), ("system_tag", "system", "system"),
+            ("observation_tag", "observation", "tool")) if tags.get(tag, default) != role]
+        m.set("data.role_map", pairs, f"the role tags of {name!r} (sharegpt defaults human/gpt)")
+    if entry.get("num_samples"):
+        source.put("max_samples", int(entry["num_samples"]), f"num_samples of {name!r}")
+    return source
 
 
 # --- the newer layout (src/llamafactory/v1) ----------------------------------------------------
@@ -313,7 +342,7 @@ def convert_v1(data: dict[str, Any], base: Path | None = None) -> Imported:
     m.take("max_steps", "training.max_steps")
     m.take("num_train_epochs", "training.num_train_epochs", float)
     m.skip("output_dir", "tunedeck creates its own run directory")
-    m.skip("template", "tunedeck renders chats with the tokenizer's own chat template")
+    _template(m, result)
     for key in ("sample_backend", "max_new_tokens"):
         m.skip(key, "sampling settings for LLaMA-Factory's chat; see [generation]")
     m.leftovers()
@@ -341,23 +370,23 @@ def _v1_dataset(m: Mapper, result: Imported, base: Path | None) -> None:
     if not isinstance(entries, dict) or not entries:
         result.refuse("train_dataset", f"{found.name} lists no datasets", "tunedeck's demo data")
         return
-    name, entry = next(iter(entries.items()))
-    if len(entries) > 1:
-        result.refuse("train_dataset", f"{found.name} mixes {len(entries)} datasets; this tunedeck trains on one",
-                      f"training on {name!r} only")
-    converter = str((entry or {}).get("converter", "alpaca"))
-    if converter not in FORMATTING:
-        result.refuse("train_dataset", f"dataset {name!r} uses converter {converter!r}, which tunedeck cannot render "
-                      "(preference pairs and the like)", "the 'instruction' format")
-        converter = "alpaca"
-    entry = dict(entry or {})
-    if entry.get("file_name"):
-        relative = str(Path(entry.get("dataset_dir") or ".") / str(entry["file_name"]))
-        path = _find_up(relative, root)[0]
-        m.set("data.path", str(path.resolve()) if path else relative, f"{name!r} in {found.name}")
-    elif entry.get("hf_hub_url"):
-        m.set("data.path", str(entry["hf_hub_url"]), f"{name!r} in {found.name}")
-    m.set("data.format", FORMATTING[converter], f"converter {converter!r} of {name!r}")
-    if entry.get("num_samples"):
-        result.unmapped.append(Unmapped(f"train_dataset.{name}.num_samples", entry["num_samples"],
-                                        "this tunedeck has no cap on examples; trim the file instead"))
+    sources = []
+    for name, entry in entries.items():
+        entry = dict(entry or {})
+        source = Source()
+        converter = str(entry.get("converter", "alpaca"))
+        if converter not in FORMATTING:
+            result.refuse("train_dataset", f"dataset {name!r} uses converter {converter!r}, which tunedeck cannot "
+                          "render (preference pairs and the like)", "the 'instruction' format")
+            converter = "alpaca"
+        if entry.get("file_name"):
+            relative = str(Path(entry.get("dataset_dir") or ".") / str(entry["file_name"]))
+            path = _find_up(relative, root)[0]
+            source.put("path", str(path.resolve()) if path else relative, f"{name!r} in {found.name}")
+        elif entry.get("hf_hub_url"):
+            source.put("path", str(entry["hf_hub_url"]), f"{name!r} in {found.name}")
+        source.put("format", FORMATTING[converter], f"converter {converter!r} of {name!r}")
+        if entry.get("num_samples"):
+            source.put("max_samples", int(entry["num_samples"]), f"num_samples of {name!r}")
+        sources.append(source)
+    apply_datasets(m, sources, found.name)

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ._common import Imported, Mapper, Unmapped
+from ._common import Imported, Mapper, Source, Unmapped, apply_datasets
 
 TT = "torchtune"
 # torchtune model builders -> (base hub id, instruct hub id, context length in tokens).
@@ -57,11 +57,12 @@ DATASETS: dict[str, Builder] = {
     "text_completion_dataset": Builder("", "text", True),  # _text_completion.py: loss on every token
     "instruct_dataset": Builder("", "instruction", False, instruction_field="input", output_field="output"),  # _instruct.py
     "chat_dataset": Builder("", "chat", False),  # _chat.py
+    # _slimorca.py: ShareGPT turns {from, value} under 'conversations', roles system/human/gpt
+    "slimorca_dataset": Builder("Open-Orca/SlimOrca-Dedup", "chat", False, messages_field="conversations",
+                                role_field="from", content_field="value"),
 }
 # Builders that need what this tunedeck cannot do: why, per builder.
 NOT_TRAINABLE = {
-    "slimorca_dataset": "SlimOrca keeps its turns as ShareGPT from/value pairs, which this tunedeck cannot map to "
-                        "role/content messages",
     "grammar_dataset": "its fixed 'Correct this to standard English' prompt has no tunedeck data format",
     "samsum_dataset": "its fixed 'Summarize this dialogue' prompt has no tunedeck data format",
     "wikitext_dataset": "it needs the Hub config 'wikitext-103-v1' of its dataset, which data.path cannot select",
@@ -196,21 +197,19 @@ def _datasets(m: Mapper, result: Imported) -> None:
     if not entries:
         result.refuse("dataset", "the recipe names no dataset", "tunedeck's demo data (set data.path)")
         return
-    _dataset(m, result, entries[0], "dataset" if not isinstance(dataset, list) else "dataset[0]", train=True)
-    if len(entries) > 1:
-        result.refuse("dataset", f"{len(entries)} datasets are concatenated; this tunedeck trains on one",
-                      "training on the first only")
-        for index, extra in enumerate(entries[1:], start=1):
-            result.unmapped.append(Unmapped(f"dataset[{index}]", extra, "only the first dataset is trained on"))
+    sources = [_dataset(m, result, entry, f"dataset[{i}]" if isinstance(dataset, list) else "dataset", train=True)
+               for i, entry in enumerate(entries)]
+    apply_datasets(m, [s for s in sources if s is not None], "torchtune's concatenated datasets")
     val = m.get("dataset_val")
     if isinstance(val, dict):
         _dataset(m, result, val, "dataset_val", train=False)
 
 
-def _dataset(m: Mapper, result: Imported, entry: Any, where: str, *, train: bool) -> None:
+def _dataset(m: Mapper, result: Imported, entry: Any, where: str, *, train: bool) -> Source | None:
+    """A dataset builder's call: the training source it loads, or (dataset_val) the evaluation data."""
     if not isinstance(entry, dict):
         result.refuse(where, "expected a table with a _component_", "tunedeck's demo data")
-        return
+        return None
     sub = Mapper(entry, result, prefix=f"{where}.")
     name = _component(entry).rsplit(".", 1)[-1]
     sub.get("_component_")
@@ -221,7 +220,7 @@ def _dataset(m: Mapper, result: Imported, entry: Any, where: str, *, train: bool
         result.refuse(f"{where}._component_", f"{name}: {why}" if name in NOT_TRAINABLE else why,
                       "tunedeck's demo data (set data.path)" if train else "no evaluation data")
         sub.leftovers("the dataset builder was not imported")
-        return
+        return None
     source = str(sub.get("source") or known.source)
     data_files = sub.get("data_files")
     if source in ("json", "csv", "parquet", "text") and data_files:
@@ -230,7 +229,7 @@ def _dataset(m: Mapper, result: Imported, entry: Any, where: str, *, train: bool
         path = source
     if not path:
         result.refuse(f"{where}.source", f"{name} needs a source", "tunedeck's demo data")
-        return
+        return None
     if not train:
         train_path, train_split = m.result.value("data.path"), m.result.value("data.split", "train")
         split = str(sub.get("split", "train"))
@@ -243,43 +242,53 @@ def _dataset(m: Mapper, result: Imported, entry: Any, where: str, *, train: bool
                       "the eval share is held out by data.eval_split")
                 _eval_schedule(m)
                 sub.leftovers()
-                return
+                return None
             result.unmapped.append(Unmapped(f"{where}.split", split, "tunedeck evaluates on the same split as it "
                                             "trains on; the eval rows may overlap training rows"))
         m.set("data.eval_path", path, f"{where}: {name}" + (f" from {path}" if not known.source else ""))
         _eval_schedule(m)
         sub.leftovers()
-        return
-    m.set("data.path", path, f"{where}: {name} loads {path} (torchtune/datasets/)" if known.source and not
-          sub.source.get("source") else None)
-    m.set("data.format", known.format, f"{name} renders {known.format} examples")
+        return None
+    source = Source()
+    source.put("path", path, f"{where}: {name} loads {path} (torchtune/datasets/)" if known.source and not
+               sub.source.get("source") else None)
+    source.put("format", known.format, f"{name} renders {known.format} examples")
     for field, column in known.fields.items():
-        m.set(f"data.{field}", column, f"{name} reads the {column!r} column")
+        source.put(field, column, f"{name} reads {column!r}")
     column_map = sub.get("column_map") or {}
     if isinstance(column_map, dict):
         for theirs, ours in (("input", "instruction_field" if known.format == "instruction" else "text_field"),
-                             ("output", "output_field"), ("instruction", "instruction_field")):
+                             ("output", "output_field"), ("instruction", "instruction_field"),
+                             ("conversations", "messages_field"), ("messages", "messages_field")):
             if theirs in column_map:
-                m.set(f"data.{ours}", str(column_map[theirs]), f"column_map.{theirs}")
-    if name == "text_completion_dataset":
-        sub.take("column", "data.text_field")
-    if name == "chat_dataset":
-        style = str(sub.get("conversation_style", "openai"))
-        sub.take("conversation_column", "data.messages_field")
-        if style != "openai":
-            result.refuse(f"{where}.conversation_style", f"'{style}' turns (from/value) cannot be mapped to "
-                          "role/content messages by this tunedeck", "the column read as role/content messages")
-    sub.take("split", "data.split")
-    sub.take("packed", "data.packing", bool)
+                source.put(ours, str(column_map[theirs]), f"column_map.{theirs}")
+    if name == "text_completion_dataset" and sub.has("column"):
+        source.put("text_field", str(sub.get("column")))
+    if name in ("chat_dataset", "slimorca_dataset"):
+        style = str(sub.get("conversation_style", "sharegpt" if name == "slimorca_dataset" else "openai"))
+        if sub.has("conversation_column"):
+            source.put("messages_field", str(sub.get("conversation_column")))
+        if style == "sharegpt":  # torchtune's ShareGPTToMessages: from/value, human/gpt (data/_messages.py)
+            source.put("role_field", "from", "conversation_style sharegpt: the speaker is under 'from'")
+            source.put("content_field", "value", "conversation_style sharegpt: the text is under 'value'")
+            m.set("data.role_map", ["human=user", "gpt=assistant"], "ShareGPT roles human/gpt, as torchtune maps them")
+        elif style != "openai":
+            result.refuse(f"{where}.conversation_style", f"conversation style '{style}' is not one tunedeck reads "
+                          "(openai, sharegpt)", "the column read as role/content messages")
+    if sub.has("split"):
+        source.put("split", str(sub.get("split")))
+    if sub.has("packed"):
+        m.set("data.packing", bool(sub.get("packed")))
     if sub.has("train_on_input"):
         m.set("data.completion_only_loss", not sub.get("train_on_input"), "train_on_input, inverted")
-    else:
+    elif not m.result.is_set("data.completion_only_loss"):
         m.set("data.completion_only_loss", not known.train_on_input,
               f"absent: {name} {'trains on the prompt too' if known.train_on_input else 'masks the prompt'} by "
               f"default (torchtune/datasets/)")
     sub.skip("new_system_prompt", "no tunedeck equivalent")
     sub.skip("filter_fn", "no tunedeck equivalent")
     sub.leftovers()
+    return source
 
 
 def _eval_schedule(m: Mapper) -> None:
