@@ -41,17 +41,16 @@ def convert_training_args(data: dict[str, Any], base: Path | None = None) -> Imp
         elif target in TRAINING_KEYS and target not in ("output_dir",):
             m.take(key, f"training.{target}", _normalise(target))
     if m.has("warmup_ratio") and float(m.source["warmup_ratio"]) > 0:
-        m.set("training.warmup_steps", float(m.get("warmup_ratio")))  # transformers 5: a float below 1 is a ratio
-        result.notes.append("warmup_ratio became a fractional warmup_steps (the transformers 5 convention)")
+        m.set("training.warmup_steps", float(m.get("warmup_ratio")), "warmup_ratio, as the fraction of all steps "
+              "transformers 5 reads in a warmup_steps below 1")
     else:
         m.get("warmup_ratio")
     if m.has("gradient_checkpointing") or m.has("activation_checkpointing"):
         on = bool(m.get("gradient_checkpointing")) or bool(m.get("activation_checkpointing"))
         m.set("training.gradient_checkpointing", on)
     if result.raw.get("training", {}).get("eval_strategy", "no") != "no":
-        m.set("data.eval_split", 0.05)
-        result.notes.append("the original run evaluated on its own eval set; tunedeck holds out 5% of the training data "
-                            "(data.eval_split) unless you set data.eval_path")
+        m.set("data.eval_split", 0.05, "the original run evaluated on an eval set this file does not name; 5% of "
+              "the training data is held out unless you set data.eval_path")
     if m.has("fsdp") and m.source["fsdp"] not in ("", [], None, False):
         fsdp_on(m, "fsdp", "TrainingArguments")
         m.skip("fsdp_config", "tunedeck generates its own FSDP settings")
