@@ -386,6 +386,11 @@ def test_a_deepspeed_config_file_is_what_accelerate_launches_with(tmp_path: Path
     section = accelerate_config(config, cuda=True)["deepspeed_config"]
     # accelerate refuses zero_stage, clipping, offload and precision keys beside a deepspeed_config_file
     assert section == {"deepspeed_config_file": str(FIXTURES / "data" / "ds_z3_offload.json"), "zero3_init_flag": True}
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    written = tmp_path / "accelerate.json"
+    written.write_text(json.dumps(accelerate_config(config, cuda=True)))
+    assert load_config_from_file(str(written)).deepspeed_config == section  # accelerate reads it as written
     plain = config.model_copy(update={"launch": config.launch.model_copy(update={"deepspeed_config": ""})})
     assert accelerate_config(plain, cuda=True)["deepspeed_config"]["zero_stage"] == 3  # generated settings otherwise
 
@@ -421,3 +426,31 @@ def test_torchtune_slimorca_maps_sharegpt_turns(tmp_path: Path) -> None:
         "Open-Orca/SlimOrca-Dedup", "chat", "conversations", "from", "value")
     assert d.role_map == ["human=user", "gpt=assistant"] and d.completion_only_loss
     assert "masks the prompt" in why(text, "data.completion_only_loss")
+
+
+def test_a_partial_training_args_file_takes_transformers_defaults(tmp_path: Path) -> None:
+    source = tmp_path / "training_args.json"
+    source.write_text(json.dumps({"learning_rate": 1e-4, "per_device_train_batch_size": 2, "output_dir": "out"}))
+    out = tmp_path / "p.toml"
+    write_preset(import_file(source), source, out)
+    text = out.read_text()
+    t = presets.load(out).config.training
+    assert (t.learning_rate, t.per_device_train_batch_size) == (1e-4, 2)
+    assert (t.num_train_epochs, t.logging_steps, t.save_steps, t.lr_scheduler_type) == (3.0, 500, 500, "linear")
+    assert "transformers default" in why(text, "training.logging_steps") and why(text, "training.learning_rate") == ""
+
+
+def test_llama_factory_newer_layout_dataset_list_becomes_a_mixture(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.json").write_text('[{"instruction": "x", "input": "", "output": "y"}]')
+    (tmp_path / "data" / "mix.yaml").write_text(
+        "first:\n  file_name: a.json\n  dataset_dir: data\n  converter: alpaca\n  num_samples: 300\n"
+        "second:\n  hf_hub_url: someorg/chats\n  converter: sharegpt\n")
+    source = tmp_path / "train.yaml"
+    source.write_text("model: Qwen/Qwen3-0.6B\ntrain_dataset: data/mix.yaml\nmicro_batch_size: 1\n")
+    out = tmp_path / "p.toml"
+    write_preset(import_file(source), source, out)
+    d = presets.load(out).config.data
+    first, second = d.datasets
+    assert (Path(first.path), first.format, first.max_samples) == (tmp_path / "data" / "a.json", "instruction", 300)
+    assert (second.path, second.format) == ("someorg/chats", "chat")
