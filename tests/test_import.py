@@ -454,3 +454,18 @@ def test_llama_factory_newer_layout_dataset_list_becomes_a_mixture(tmp_path: Pat
     first, second = d.datasets
     assert (Path(first.path), first.format, first.max_samples) == (tmp_path / "data" / "a.json", "instruction", 300)
     assert (second.path, second.format) == ("someorg/chats", "chat")
+
+
+@pytest.mark.parametrize("text", [
+    "base_model: x\ndatasets: [{path: a, type: alpaca}]\nsaves_per_epoch: often\n",
+    "base_model: x\ndatasets: [{path: a, type: alpaca}]\nbatch_size: lots\n",
+    "model: {_component_: torchtune.models.llama3_1.lora_llama3_1_8b}\ndataset: {_component_: torchtune.datasets.alpaca_dataset}\n"
+    "optimizer: {_component_: torch.optim.AdamW, betas: 0.9}\n",
+    "model: Qwen/Qwen3-0.6B\npeft_config: {name: lora}\nglobal_batch_size: [1, 2]\ntrain_dataset: nowhere.yaml\n",
+])
+def test_odd_values_give_a_clear_error_not_a_traceback(text: str, tmp_path: Path) -> None:
+    source = tmp_path / "odd.yaml"
+    source.write_text(text)
+    run = cli("import", str(source), "-o", str(tmp_path / "p.toml"), "--lenient", cwd=tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr and "internal error" not in run.stderr
+    assert "odd.yaml" in run.stderr

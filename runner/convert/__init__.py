@@ -125,7 +125,11 @@ def import_file(path: str | Path, fmt: str | None = None, *, lenient: bool = Fal
     if fmt not in FORMATS:
         raise ConfigError([Problem("error", "cannot tell which tool wrote this config", file=str(source),
                                    hint=f"pass --format, one of: {', '.join(FORMATS)}")])
-    imported = FORMATS[fmt](data, source.parent)
+    try:
+        imported = FORMATS[fmt](data, source.parent)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a value of a type the tool itself would refuse
+        raise ConfigError([Problem("error", f"a setting has a value {fmt} would not accept either ({type(exc).__name__}: "
+                                   f"{exc})", file=str(source), hint="check the numbers and lists in the file")]) from None
     settle_deepspeed(imported, source.parent)
     for item in imported.unmapped:
         item.value = redact(item.value, item.key)  # tokens and keys never land in presets, at any depth

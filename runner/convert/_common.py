@@ -89,6 +89,8 @@ class Mapper:
         if not self.has(key):
             self.seen.add(key)
             return
+        if why is None and key != target.split(".", 1)[1]:
+            why = f"from {self.prefix}{key}"  # a renamed key says where it came from
         self.set(target, convert(self.get(key)), why)
 
     def skip(self, key: str, reason: str) -> None:
@@ -146,14 +148,16 @@ def deepspeed_file(m: Mapper, key: str, path: Any, source_note: str) -> None:
         m.result.unmapped.append(Unmapped(m.prefix + key, path, "inline DeepSpeed settings: save them to a JSON "
                                           "file and set launch.deepspeed_config to use them as they are"))
         return
-    m.set("launch.strategy", "deepspeed", f"{key} names a DeepSpeed config ({source_note})")
+    m.set("launch.strategy", "deepspeed", f"{key} names a DeepSpeed config ({source_note}); set "
+          "launch.num_processes to your GPU count")
     m.set("launch.deepspeed_config", str(path), f"{key} of the source: DeepSpeed reads this file as it is")
 
 
 def fsdp_on(m: Mapper, key: str, source_note: str) -> None:
     m.seen.add(key)
     m.set("launch.strategy", "fsdp", f"{key} turns on FSDP ({source_note}); tunedeck writes its own FSDP "
-                                     "settings: full sharding, one unit per decoder block")
+                                     "settings (full sharding, one unit per decoder block); set launch.num_processes "
+                                     "to your GPU count")
 
 
 def find_file(name: str, base: "Path | None") -> "Path | None":

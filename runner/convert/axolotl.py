@@ -99,7 +99,7 @@ def _adapter(m: Mapper, result: Imported) -> None:
     m.take("load_in_4bit", "quantization.load_in_4bit", bool)
     adapter = m.get("adapter")
     if adapter in ("lora", "qlora"):
-        m.set("lora.enabled", True)
+        m.set("lora.enabled", True, f"adapter: {adapter}")
         if adapter == "qlora":
             # Axolotl's QLoRA loads NF4 with double quantisation (src/axolotl/loaders/model.py, BitsAndBytesConfig)
             why = "adapter: qlora means 4-bit NF4 loading with double quantisation in Axolotl (src/axolotl/loaders/model.py)"

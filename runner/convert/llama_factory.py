@@ -123,7 +123,7 @@ def _finetuning(m: Mapper, result: Imported, kind: str, key: str) -> None:
         m.set("lora.enabled", True, None if key in m.source else f"absent: LLaMA-Factory's {key} 'lora' "
               "(hparams/finetuning_args.py)")
     elif kind == "full":
-        m.set("lora.enabled", False)
+        m.set("lora.enabled", False, f"{key}: full, all weights trained")
     else:
         result.refuse(key, f"'{kind}' fine-tuning is not supported (tunedeck trains LoRA or all weights)",
                       "LoRA with LLaMA-Factory's default rank")
@@ -133,7 +133,7 @@ def _finetuning(m: Mapper, result: Imported, kind: str, key: str) -> None:
 def _quantization(m: Mapper, result: Imported) -> None:
     bits = m.get("quantization_bit")
     if bits in (4, 8):
-        m.set(f"quantization.load_in_{bits}bit", True)
+        m.set(f"quantization.load_in_{bits}bit", True, f"quantization_bit: {bits} (bitsandbytes)")
     elif bits is not None:
         result.refuse("quantization_bit", f"{bits}-bit loading is not supported (bitsandbytes 4 or 8 bits)",
                       "unquantised weights")
@@ -232,8 +232,7 @@ def _entry_path(entry: dict[str, Any], folder: Path) -> str:
     """Where a dataset_info.json entry's data is: its hub id, or its file beside dataset_info.json."""
     if entry.get("hf_hub_url"):
         return str(entry["hf_hub_url"])
-    found = folder / str(entry["file_name"])
-    return str(found.resolve()) if found.exists() else str(entry["file_name"])
+    return str((folder / str(entry["file_name"])).resolve())  # where LLaMA-Factory reads it, present or not
 
 
 def _dataset(m: Mapper, result: Imported, name: str, found: tuple[dict[str, Any], Path] | None, dataset_dir: str,
