@@ -469,3 +469,31 @@ def test_odd_values_give_a_clear_error_not_a_traceback(text: str, tmp_path: Path
     run = cli("import", str(source), "-o", str(tmp_path / "p.toml"), "--lenient", cwd=tmp_path)
     assert run.returncode == 1 and "Traceback" not in run.stderr and "internal error" not in run.stderr
     assert "odd.yaml" in run.stderr
+
+
+@pytest.mark.parametrize(("builder", "checkpoint_dir", "expected"), [
+    ("lora_llama3_2_1b", "/tmp/Llama-3.2-1B-Instruct/", "meta-llama/Llama-3.2-1B-Instruct"),
+    ("lora_llama3_2_1b", "/tmp/Llama-3.2-1B/", "meta-llama/Llama-3.2-1B"),
+    ("lora_qwen2_5_1_5b_instruct", "/tmp/whatever/", "Qwen/Qwen2.5-1.5B-Instruct"),
+    ("gemma2_2b", "/tmp/gemma-2-2b-it/", "google/gemma-2-2b-it"),
+    ("qwen3_0_6b_base", "/tmp/Qwen3-0.6B-Base/", "Qwen/Qwen3-0.6B-Base"),
+])
+def test_torchtune_builder_and_checkpoint_dir_name_the_model(builder: str, checkpoint_dir: str, expected: str) -> None:
+    from runner.convert import torchtune
+
+    imported = torchtune.convert({"model": {"_component_": f"torchtune.models.x.{builder}"},
+                                  "checkpointer": {"checkpoint_dir": checkpoint_dir},
+                                  "dataset": {"_component_": "torchtune.datasets.alpaca_dataset"}})
+    assert imported.value("model.name_or_path") == expected and not imported.unsupported
+
+
+def test_torchtune_local_hf_checkpoint_dir_is_used_as_is(tmp_path: Path) -> None:
+    from runner.convert import torchtune
+
+    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 4096}))
+    imported = torchtune.convert({"model": {"_component_": "my.models.custom_lm"},
+                                  "checkpointer": {"checkpoint_dir": str(tmp_path)},
+                                  "tokenizer": {"max_seq_len": None},
+                                  "dataset": {"_component_": "torchtune.datasets.alpaca_dataset"}})
+    assert imported.value("model.name_or_path") == str(tmp_path.resolve()) and not imported.unsupported
+    assert imported.value("data.max_seq_length") == 4096  # the model's own window: null cuts nothing

@@ -39,6 +39,11 @@ MODELS: dict[str, tuple[str, str, int]] = {
     "gemma2_2b": ("google/gemma-2-2b", "google/gemma-2-2b-it", 8192),
     "gemma2_9b": ("google/gemma-2-9b", "google/gemma-2-9b-it", 8192),
     "phi3_mini": ("microsoft/Phi-3-mini-4k-instruct", "microsoft/Phi-3-mini-4k-instruct", 4096),
+    "llama3_3_70b": ("meta-llama/Llama-3.3-70B-Instruct", "meta-llama/Llama-3.3-70B-Instruct", 131072),
+    "gemma_2b": ("google/gemma-2b", "google/gemma-2b-it", 8192),
+    "gemma_7b": ("google/gemma-7b", "google/gemma-7b-it", 8192),
+    **{f"qwen3_{size.replace('.', '_').lower()}": (f"Qwen/Qwen3-{size}-Base", f"Qwen/Qwen3-{size}", 40960)
+       for size in ("0.6B", "1.7B", "4B", "8B", "14B", "32B")},
 }
 INSTRUCT_DIR = re.compile(r"instruct|chat|(?:^|[-_])it(?:$|[-_])", re.IGNORECASE)
 ATTN_MODULES = {"q_proj": "q_proj", "k_proj": "k_proj", "v_proj": "v_proj", "output_proj": "o_proj"}
@@ -252,7 +257,9 @@ def _dataset(m: Mapper, result: Imported, entry: Any, where: str, *, train: bool
     source = Source()
     source.put("path", path, f"{where}: {name} loads {path} (torchtune/datasets/)" if known.source and not
                sub.source.get("source") else None)
-    source.put("format", known.format, f"{name} renders {known.format} examples")
+    source.put("format", known.format, f"{name} renders {known.format} examples" + (
+        "; torchtune wraps the Alpaca prompt in the tokenizer's chat tokens, tunedeck uses the plain Alpaca-style "
+        "instruction prompt" if name.startswith("alpaca") else ""))
     for field, column in known.fields.items():
         source.put(field, column, f"{name} reads {column!r}")
     column_map = sub.get("column_map") or {}
