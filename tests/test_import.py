@@ -497,3 +497,13 @@ def test_torchtune_local_hf_checkpoint_dir_is_used_as_is(tmp_path: Path) -> None
                                   "dataset": {"_component_": "torchtune.datasets.alpaca_dataset"}})
     assert imported.value("model.name_or_path") == str(tmp_path.resolve()) and not imported.unsupported
     assert imported.value("data.max_seq_length") == 4096  # the model's own window: null cuts nothing
+
+
+def test_numbers_yaml_reads_as_strings_become_numbers(tmp_path: Path) -> None:
+    source = tmp_path / "lf.yaml"  # PyYAML reads 5e-5 (no dot) as a string; LLaMA-Factory parses it as a number
+    source.write_text("model_name_or_path: Qwen/Qwen2.5-0.5B\nfinetuning_type: full\ndataset: web_corpus\n"
+                      f"dataset_dir: {FIXTURES / 'data'}\nlearning_rate: 5e-5\nwarmup_steps: '20'\n")
+    out = tmp_path / "p.toml"
+    write_preset(import_file(source), source, out)
+    t = presets.load(out).config.training
+    assert (t.learning_rate, t.warmup_steps) == (5e-5, 20)

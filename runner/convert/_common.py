@@ -73,7 +73,7 @@ class Mapper:
 
     def set(self, target: str, value: Any, why: str | None = None) -> None:
         section, name = target.split(".", 1)
-        self.result.raw.setdefault(section, {})[name] = value
+        self.result.raw.setdefault(section, {})[name] = _numeric(target, value)
         if why:
             self.result.why[target] = why
         else:
@@ -103,6 +103,19 @@ class Mapper:
         for key, value in self.source.items():
             if key not in self.seen and value is not None:
                 self.result.unmapped.append(Unmapped(self.prefix + key, value, reason))
+
+
+def _numeric(target: str, value: Any) -> Any:
+    """YAML reads 2e-4 (no dot) as a string; the tools parse it as a number, and so do we for numeric fields."""
+    if not isinstance(value, str):
+        return value
+    from runner.schema import FIELDS_BY_KEY
+
+    spec = FIELDS_BY_KEY.get(target)
+    if spec is None or spec.kind not in ("int", "float", "number"):
+        return value
+    number = float(value)  # ValueError: reported by import_file as a value the tool would not accept either
+    return int(number) if spec.kind == "int" or (spec.kind == "number" and number.is_integer() and number >= 1) else number
 
 
 def as_list(value: Any) -> list[str]:

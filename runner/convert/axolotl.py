@@ -274,7 +274,11 @@ def _batches_and_schedule(m: Mapper, result: Imported) -> None:
     m.take("num_epochs", "training.num_train_epochs", float)
     m.default("training.num_train_epochs", 1.0, "absent: Axolotl's num_epochs 1 (schemas/training.py)")
     m.take("max_steps", "training.max_steps")
-    m.take("learning_rate", "training.learning_rate", float)
+    if m.has("learning_rate"):
+        m.take("learning_rate", "training.learning_rate", float)
+    else:
+        result.refuse("learning_rate", "the config has no learning_rate, which Axolotl requires "
+                      "(src/axolotl/utils/schemas/training.py)", "the transformers default 5e-5")
     if m.has("lr_scheduler"):
         value = str(m.get("lr_scheduler"))
         if value in SCHEDULERS:
