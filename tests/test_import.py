@@ -201,7 +201,8 @@ def test_torchtune_instruct_download_nulls_and_builders(tmp_path: Path) -> None:
     assert c.training.max_grad_norm == 0.0 and "does not clip" in why(text, "training.max_grad_norm")
     assert (c.data.path, c.data.format) == ("yahma/alpaca-cleaned", "instruction")
     assert not c.data.completion_only_loss and "trains on the prompt" in why(text, "data.completion_only_loss")
-    assert c.data.eval_split == 0.05 and c.data.split == "train" and c.training.eval_strategy == "epoch"
+    assert c.data.eval_split == 0.05 and c.data.split == "train"
+    assert c.training.eval_strategy == "no" and "never validate" in why(text, "training.eval_strategy")
     assert c.lora.target_modules == ["q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     assert c.training.optim == "adamw_torch_fused" and c.training.bf16 and c.model.dtype == "bfloat16"
     assert c.training.lr_scheduler_type == "cosine" and c.training.warmup_steps == 100

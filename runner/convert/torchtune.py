@@ -3,7 +3,7 @@
 Defaults for absent keys, each cited where applied (pytorch/torchtune unless said otherwise):
   recipes/lora_finetune_single_device.py, full_finetune_*.py  clip_grad_norm None (no clipping), no
       lr_scheduler (a constant rate), enable_activation_checkpointing off, log_every_n_steps 1,
-      seed None (a random one)
+      seed None (a random one), run_val_every_n_steps None (dataset_val is never evaluated)
   torchtune/models/<family>/_model_builders.py  lora_rank 8, lora_alpha 16, lora_dropout 0.0,
       apply_lora_to_mlp off; each model's context length (max_seq_len)
   torchtune/datasets/_alpaca.py, _slimorca.py, ...  the builders' Hub sources, formats, train_on_input
@@ -300,8 +300,9 @@ def _dataset(m: Mapper, result: Imported, entry: Any, where: str, *, train: bool
 
 def _eval_schedule(m: Mapper) -> None:
     if not m.source.get("run_val_every_n_steps"):
-        m.set("training.eval_strategy", "epoch", "dataset_val without run_val_every_n_steps: evaluated at each "
-              "epoch's end")
+        # the recipes validate only every run_val_every_n_steps (recipes/*.py train loop); without it, never
+        m.set("training.eval_strategy", "no", "dataset_val without run_val_every_n_steps: the recipes load it but "
+              "never validate; set eval_strategy to evaluate")
 
 
 def _split_fraction(train: str, val: str) -> float | None:
