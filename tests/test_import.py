@@ -508,3 +508,15 @@ def test_numbers_yaml_reads_as_strings_become_numbers(tmp_path: Path) -> None:
     write_preset(import_file(source), source, out)
     t = presets.load(out).config.training
     assert (t.learning_rate, t.warmup_steps) == (5e-5, 20)
+
+
+def test_an_exported_accelerate_config_with_a_deepspeed_file_reimports_to_the_same_launch(tmp_path: Path) -> None:
+    from runner.export import export_text
+
+    base = _round_trip_config()
+    config = base.model_copy(update={"launch": base.launch.model_copy(update={
+        "strategy": "deepspeed", "zero_stage": 3, "deepspeed_config": "configs/ds_z3.json"})})
+    exported = tmp_path / "accelerate.yaml"
+    exported.write_text(export_text(config, "accelerate-yaml", name="job", cuda=True))
+    assert "deepspeed_config_file" in exported.read_text()
+    assert import_file(exported).raw["launch"] == config.launch.model_dump()
