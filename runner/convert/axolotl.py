@@ -24,7 +24,6 @@ DATASET_TYPES = {"alpaca": "instruction", "completion": "text", "chat_template":
 ATTENTION = {"flash_attention_2": "flash_attention_2", "flash": "flash_attention_2", "fa2": "flash_attention_2",
              "sdpa": "sdpa", "eager": "eager"}
 ATTENTION_FLAGS = {"flash_attention": "flash_attention_2", "sdp_attention": "sdpa", "eager_attention": "eager"}
-PREFERENCE_RL = {"dpo", "ipo", "kto", "orpo", "simpo", "grpo", "gdpo", "ebft"}
 # Optimizers Axolotl builds itself instead of transformers (src/axolotl/utils/schemas/enums.py CustomSupportedOptimizers).
 CUSTOM_OPTIMIZERS = {"muon", "optimi_adamw", "ao_adamw_4bit", "ao_adamw_8bit", "ao_adamw_fp8", "adopt_adamw",
                      "came_pytorch", "dion"}
