@@ -287,6 +287,9 @@ def _launch(c: Config, ctx: Context) -> Iterator[Problem]:
         yield error("launch.num_processes", f"{la.num_processes} processes but only {ctx.gpu_count} GPU(s) on this machine")
     if ctx.cuda_available is False and la.strategy in ("fsdp", "deepspeed"):
         yield error("launch.strategy", f"{la.strategy} needs GPUs", "use 'ddp' or 'none' on CPU")
+    if la.deepspeed_config.strip() and la.strategy != "deepspeed":
+        yield warning("launch.deepspeed_config", f"a DeepSpeed config file is set but launch.strategy is "
+                      f"'{la.strategy}', so it is not used", "set launch.strategy = 'deepspeed' or clear the file")
 
 
 @rule

@@ -520,3 +520,11 @@ def test_an_exported_accelerate_config_with_a_deepspeed_file_reimports_to_the_sa
     exported.write_text(export_text(config, "accelerate-yaml", name="job", cuda=True))
     assert "deepspeed_config_file" in exported.read_text()
     assert import_file(exported).raw["launch"] == config.launch.model_dump()
+
+
+def test_a_deepspeed_file_without_the_deepspeed_strategy_is_flagged() -> None:
+    from runner import validate
+    from runner.schema import Config
+
+    config = Config.model_validate({"launch": {"deepspeed_config": "ds.json", "strategy": "ddp", "num_processes": 2}})
+    assert any(p.key == "launch.deepspeed_config" and not p.is_error for p in validate.check(config))
