@@ -528,3 +528,28 @@ def test_a_deepspeed_file_without_the_deepspeed_strategy_is_flagged() -> None:
 
     config = Config.model_validate({"launch": {"deepspeed_config": "ds.json", "strategy": "ddp", "num_processes": 2}})
     assert any(p.key == "launch.deepspeed_config" and not p.is_error for p in validate.check(config))
+
+
+def test_a_real_training_arguments_dump_imports_its_values(tmp_path: Path) -> None:
+    import warnings
+
+    from transformers import TrainingArguments
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        args = TrainingArguments(output_dir=str(tmp_path / "out"), learning_rate=2e-4, num_train_epochs=2,
+                                 per_device_train_batch_size=4, gradient_accumulation_steps=4, lr_scheduler_type="cosine",
+                                 warmup_steps=0.05, eval_strategy="steps", eval_steps=50, save_steps=100, logging_steps=5,
+                                 gradient_checkpointing=True, weight_decay=0.1, report_to="none", use_cpu=True)
+    source = tmp_path / "training_args.json"
+    source.write_text(args.to_json_string())
+    imported = import_file(source)
+    assert not {"activation_checkpointing", "gradient_checkpointing"} & {u.key for u in imported.unmapped}
+    out = tmp_path / "p.toml"
+    write_preset(imported, source, out)
+    t = presets.load(out).config.training
+    assert (t.learning_rate, t.num_train_epochs, t.per_device_train_batch_size, t.gradient_accumulation_steps) == (
+        2e-4, 2.0, 4, 4)
+    assert (t.lr_scheduler_type, t.warmup_steps, t.eval_strategy, t.eval_steps, t.save_steps) == (
+        "cosine", 0.05, "steps", 50, 100)
+    assert t.gradient_checkpointing and t.weight_decay == 0.1 and t.logging_steps == 5

@@ -46,7 +46,7 @@ def convert_training_args(data: dict[str, Any], base: Path | None = None) -> Imp
     else:
         m.get("warmup_ratio")
     if m.has("gradient_checkpointing") or m.has("activation_checkpointing"):
-        on = bool(m.get("gradient_checkpointing")) or bool(m.get("activation_checkpointing"))
+        on = any([bool(m.get("gradient_checkpointing")), bool(m.get("activation_checkpointing"))])  # the v5 name too
         m.set("training.gradient_checkpointing", on)
     if result.raw.get("training", {}).get("eval_strategy", "no") != "no":
         m.set("data.eval_split", 0.05, "the original run evaluated on an eval set this file does not name; 5% of "
