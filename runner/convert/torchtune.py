@@ -169,6 +169,8 @@ def _model(m: Mapper, result: Imported) -> int | None:
         why = f"builder {builder}: torchtune's QLoRA stores the base weights in NF4"
         m.set("quantization.load_in_4bit", True, why)
         m.set("quantization.bnb_4bit_quant_type", "nf4", why)
+        m.set("quantization.bnb_4bit_use_double_quant", True, "torchtune's NF4 quantises the block scales again "
+              "(torchao/dtypes/nf4tensor.py, scaler blocks), i.e. double quantisation")
     if isinstance(model, dict):
         sub = Mapper(model, result, prefix="model.")
         sub.get("_component_")
