@@ -30,6 +30,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     mapped = sum(len(v) for v in imported.raw.values())
     print(f"{source} ({imported.source_format}) -> {output}: {mapped} setting(s) imported, "
           f"{len(imported.unmapped)} not imported")
+    if imported.why:
+        print(f"  {len(imported.why)} value(s) derived or taken from the tool's defaults; each has a note beside it "
+              f"in {output.name}")
     for item in imported.unsupported:
         print(f"  CHANGED (--lenient): {item.key}: {item.why}; instead: {item.instead}")
     for note in imported.notes:
