@@ -553,3 +553,12 @@ def test_a_real_training_arguments_dump_imports_its_values(tmp_path: Path) -> No
     assert (t.lr_scheduler_type, t.warmup_steps, t.eval_strategy, t.eval_steps, t.save_steps) == (
         "cosine", 0.05, "steps", 50, 100)
     assert t.gradient_checkpointing and t.weight_decay == 0.1 and t.logging_steps == 5
+
+
+def test_llama_factory_early_stopping_steps_is_the_patience() -> None:
+    from runner.convert import llama_factory
+
+    imported = llama_factory.convert({"model_name_or_path": "x", "early_stopping_steps": 3, "metric_for_best_model":
+                                      "eval_loss", "load_best_model_at_end": True})
+    assert imported.value("training.early_stopping_patience") == 3
+    assert "EarlyStoppingCallback" in imported.why["training.early_stopping_patience"]

@@ -396,6 +396,7 @@ def _checkpoints_and_eval(m: Mapper, result: Imported) -> None:
         m.set("training.eval_strategy", "no", "no eval_steps, evals_per_epoch or eval_strategy: Axolotl leaves "
               "transformers' default, no evaluation")
     m.take("early_stopping_patience", "training.early_stopping_patience")
+    m.take("metric_for_best_model", "training.metric_for_best_model", str)
     if m.has("load_best_model_at_end"):
         m.take("load_best_model_at_end", "training.load_best_model_at_end", bool)
     elif int(m.source.get("early_stopping_patience") or 0) > 0:

@@ -86,6 +86,10 @@ def convert(data: dict[str, Any], base: Path | None = None) -> Imported:
             m.take(key, f"training.{key}")
     if m.has("warmup_ratio"):
         m.set("training.warmup_steps", float(m.get("warmup_ratio")), "warmup_ratio, as a fraction of all steps")
+    if m.has("early_stopping_steps"):
+        # LLaMA-Factory hands it to transformers' EarlyStoppingCallback as the patience (src/llamafactory/train/tuner.py)
+        m.set("training.early_stopping_patience", int(m.get("early_stopping_steps")), "early_stopping_steps: the "
+              "evaluations without improvement before stopping (EarlyStoppingCallback's patience)")
     if m.has("report_to"):
         value = m.get("report_to")
         m.set("training.report_to", value if value in ("tensorboard", "wandb") else "none")
