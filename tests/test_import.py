@@ -376,7 +376,7 @@ def test_cli_import_reports_and_exits_cleanly(tmp_path: Path) -> None:
     bad = tmp_path / "x.yaml"
     bad.write_text("hello: 1\n")
     run = cli("import", str(bad), "-o", str(out), cwd=tmp_path)
-    assert run.returncode == 1 and "Traceback" not in run.stderr and "--format" in run.stderr
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "--format" in run.stderr  # input refused
 
 
 def test_a_deepspeed_config_file_is_what_accelerate_launches_with(tmp_path: Path) -> None:
@@ -468,7 +468,7 @@ def test_odd_values_give_a_clear_error_not_a_traceback(text: str, tmp_path: Path
     source = tmp_path / "odd.yaml"
     source.write_text(text)
     run = cli("import", str(source), "-o", str(tmp_path / "p.toml"), "--lenient", cwd=tmp_path)
-    assert run.returncode == 1 and "Traceback" not in run.stderr and "internal error" not in run.stderr
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "internal error" not in run.stderr  # input refused
     assert "odd.yaml" in run.stderr
 
 

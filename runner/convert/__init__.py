@@ -135,9 +135,13 @@ def import_file(path: str | Path, fmt: str | None = None, *, lenient: bool = Fal
         item.value = redact(item.value, item.key)  # tokens and keys never land in presets, at any depth
     imported.notes = [_redact_text(note, data) for note in imported.notes]
     if imported.unsupported and not lenient:
-        raise ConfigError([Problem("error", f"{u.key}: {u.why}", file=str(source),
+        raise Refused([Problem("error", f"{u.key}: {u.why}", file=str(source),
                                    hint=f"--lenient imports it anyway: {u.instead}") for u in imported.unsupported])
     return imported
+
+
+class Refused(ConfigError):
+    """The file was read, and tunedeck cannot train it as its tool meant (exit 1, 'the check said no')."""
 
 
 def _redact_text(text: str, data: Any) -> str:
@@ -200,4 +204,4 @@ def write_preset(imported: Imported, source: Path, output: Path) -> None:
     atomic_write_text(output, render(imported, source))
 
 
-__all__ = ["FORMATS", "Imported", "Unmapped", "Unsupported", "redact", "detect_format", "import_file", "read_source", "render", "write_preset"]
+__all__ = ["FORMATS", "Imported", "Refused", "Unmapped", "Unsupported", "redact", "detect_format", "import_file", "read_source", "render", "write_preset"]
