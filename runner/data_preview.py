@@ -265,6 +265,9 @@ def run(args: argparse.Namespace) -> int:
         code = EXIT_DATA if isinstance(exc, DataError) else EXIT_CONFIG
         return _fail(args, [f"error: {exc}"], code, "")
     result["preset"] = loaded.name
+    from runner.data_lengths import record
+
+    record(config, result["lengths"])  # the memory estimate can now use the real longest row
     if args.json:
         print(json.dumps(result))
     else:

@@ -372,6 +372,9 @@ def test_tunedeck_data_prints_counts_lengths_and_the_mask(shared_cache_dir: Path
     bad = subprocess.run([sys.executable, "-m", "runner.cli", "data", "demo", "--set", "data.path='/nope/x.jsonl'"],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert bad.returncode == 1 and "no such file or directory" in bad.stderr and "Traceback" not in bad.stderr
+    from runner import data_lengths
+
+    assert data_lengths.lookup(presets.require("demo").config)["max"] == result["lengths"]["max"]  # for the estimate
 
 
 def test_the_data_screen_module_imports_no_heavy_library() -> None:
@@ -409,3 +412,40 @@ async def test_data_screen_opens_from_the_editor_and_shows_the_preview(shared_ca
         assert "‹" in examples.render().plain  # token ids on demand
         await pilot.press("escape")
         assert not isinstance(app.screen, DataScreen)
+
+
+# --- the memory estimate can use the data's measured lengths ----------------------------------------------
+def test_the_estimate_uses_the_longest_row_the_preview_measured_and_says_so() -> None:
+    from runner import data_lengths
+    from runner.estimate import estimate
+
+    config = presets.require("lora-1b").config  # max_seq_length 1024, dynamic padding
+    plain = estimate(config)
+    assert plain.seq_source == "max_seq_length" and plain.seq_tokens == config.data.max_seq_length
+    assert data_lengths.lookup(config) is None
+    data_lengths.record(config, {"max": 200, "p99": 150, "count": 10})
+    measured = estimate(config, data_lengths=data_lengths.lookup(config))
+    assert measured.seq_tokens == 200 and measured.seq_source == "longest row in the data"
+    assert measured.peak_bytes < plain.peak_bytes and any("longest row (200 tokens" in n for n in measured.notes)
+    other = config.model_copy(update={"data": config.data.model_copy(update={"max_seq_length": 2048})})
+    assert data_lengths.lookup(other) is None  # another data set-up: nothing measured for it
+    packed = config.model_copy(update={"data": config.data.model_copy(update={"packing": True})})
+    assert estimate(packed, data_lengths={"max": 200}).seq_source == "max_seq_length"  # packed rows fill up
+
+
+async def test_the_editor_gauge_says_when_it_sized_for_the_measured_data() -> None:
+    from textual.widgets import Static
+
+    from runner import data_lengths
+    from tests.conftest import settle_editor
+    from tui.app import TunedeckApp, state_from
+    from tui.services import NoProbe
+    from tui.widgets.memory_gauge import MemoryGauge
+
+    loaded = presets.load("lora-1b")
+    data_lengths.record(loaded.config, {"max": 200, "p99": 150})
+    app = TunedeckApp(state_from(loaded), probe=lambda: NoProbe(reason="test", driver=""))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle_editor(pilot)
+        body = str(app.editor.query_one(MemoryGauge).query_one("#gauge-body", Static).render())
+        assert "activations at 200 tokens: longest row in the data" in body

@@ -324,7 +324,9 @@ class EditorScreen(Screen):
             return
         budget, label = self.budget()
         try:
-            est = estimator.estimate(self.state.config, budget, self.gpu_count())
+            from runner.data_lengths import lookup as data_lengths  # recorded by the Data screen / `tunedeck data`
+
+            est = estimator.estimate(self.state.config, budget, self.gpu_count(), data_lengths(self.state.config))
         except getattr(estimator, "EstimateError", LookupError) as exc:
             self.estimate = None
             gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")
