@@ -350,6 +350,9 @@ weight = 0.5
     counts = {s.label: (s.read, s.kept, s.used) for s in data.report.sources}
     assert counts == {"data.datasets[1]": (10, 10, 20), "data.datasets[2]": (8, 8, 4)}
     assert data.num_train_examples == len(data.train) == 24
+    from runner.derived import count_examples
+
+    assert count_examples(config) == 24  # the editor's step counts see the same mixture
     texts = [tokenizer.decode(ids) for ids in data.train["input_ids"]]
     assert sum("document number" in t for t in texts) == 4 and sum("user: q" in t for t in texts) == 20
     r = preview(config, tokenizer, n=30)
