@@ -89,9 +89,8 @@ def preview(config, tokenizer, n: int = 5) -> dict[str, Any]:
     prepared = train_data.prepare(config, tokenizer, keep_rows=True)
     report = prepared.report
     rows = report.tokenized
-    lengths_all = list(rows["length"])
-    statuses = list(rows["status"])
-    causes = list(rows["cause"])
+    lengths_all, statuses, causes, all_ids, all_labels = train_data.columns(
+        rows, "length", "status", "cause", "input_ids", "labels")
     measured = sorted(n_ for n_, s in zip(lengths_all, statuses) if s != "empty")
     dropped: dict[str, int] = {}
     no_trainable_causes: dict[str, int] = {}
@@ -104,7 +103,7 @@ def preview(config, tokenizer, n: int = 5) -> dict[str, Any]:
     read = len(statuses)
     trained_tokens = 0
     total_tokens = 0
-    for ids, labels, s in zip(rows["input_ids"], rows["labels"], statuses):
+    for ids, labels, s in zip(all_ids, all_labels, statuses):
         if s not in train_data.DROP_REASONS:
             total_tokens += len(ids)
             trained_tokens += sum(1 for x in labels[1:] if x != -100)
