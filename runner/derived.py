@@ -83,10 +83,10 @@ def count_examples(config: Config, base_dir: Path | None = None) -> int | None:
             return None
         if source.max_samples:
             rows = min(rows, source.max_samples)
+        if config.data.eval_split > 0 and not config.data.eval_path and rows > 1:
+            rows -= math.ceil(rows * config.data.eval_split)  # held out per source; train_test_split rounds up
         whole = int(source.weight)
         count += rows * whole + round((source.weight - whole) * rows)
-    if config.data.eval_split > 0 and not config.data.eval_path:
-        count -= math.ceil(count * config.data.eval_split)  # datasets' train_test_split rounds the test side up
     return max(count, 0)
 
 

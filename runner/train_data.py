@@ -395,7 +395,8 @@ def prepare(config, tokenizer, *, main_process_first=None, keep_rows: bool = Fal
     seed = config.training.seed
     template = chat_template_for(config, tokenizer)
     report = DataReport(template=template.name if template else "")
-    parts, everything = [], []
+    parts, everything, held_out = [], [], []
+    split_here = d.eval_split > 0 and not d.eval_path
     for source in data_check.sources(config):
         check_before_loading(source)
         raw = load_rows(source.data.path, source.data.split, what=source.label)
@@ -407,7 +408,12 @@ def prepare(config, tokenizer, *, main_process_first=None, keep_rows: bool = Fal
         tokenized = tokenize_dataset(raw, tokenizer, source.data, max_len, f"tokenize {source.label}", template,
                                      source.label)
         _count(tokenized, counts)
-        kept = _weighted(_kept(tokenized), source.weight, seed)
+        kept = _kept(tokenized)
+        if split_here and len(kept) > 1:  # held out per source, before any repeats, so eval rows never train
+            split = kept.train_test_split(test_size=d.eval_split, seed=seed)
+            kept = split["train"]
+            held_out.append(split["test"])
+        kept = _weighted(kept, source.weight, seed)
         counts.used = len(kept)
         report.sources.append(counts)
         parts.append(kept)
@@ -434,9 +440,8 @@ def prepare(config, tokenizer, *, main_process_first=None, keep_rows: bool = Fal
         evald = _kept(tokenize_dataset(raw_eval, tokenizer, source.data, max_len, "tokenize eval", template,
                                        "data.eval_path"))
         report.eval_source = "data.eval_path"
-    elif d.eval_split > 0:
-        split = train.train_test_split(test_size=d.eval_split, seed=seed)
-        train, evald = split["train"], split["test"]
+    elif split_here and held_out:
+        evald = datasets.concatenate_datasets(held_out) if len(held_out) > 1 else held_out[0]
         report.eval_source = "data.eval_split"
     report.eval_rows = len(evald) if evald is not None else 0
     num_train, num_eval = len(train), report.eval_rows

@@ -491,3 +491,19 @@ async def test_the_launch_dialog_refuses_bad_data_and_opens_the_data_screen(tmp_
             await pilot.pause(0.1)
         shown = str(screen.query_one("#data-summary", Static).render())
         assert "field 'output' is null" in shown and "nothing is launched" in shown
+
+
+def test_the_eval_split_is_held_out_per_source_before_repeats(tmp_path: Path, tokenizer) -> None:
+    from runner.derived import count_examples
+    from runner.train_data import prepare
+
+    path = write_jsonl(tmp_path / "t.jsonl", [{"text": f"row number {i}"} for i in range(40)])
+    preset = tmp_path / "p.toml"
+    preset.write_text(f'extends = "demo"\n[data]\nformat = "text"\neval_split = 0.1\n'
+                      f'[[data.datasets]]\npath = "{path}"\nweight = 3.0\n')
+    config = presets.require(preset).config
+    data = prepare(config, tokenizer)
+    train = {tuple(x) for x in data.train["input_ids"]}
+    held = {tuple(x) for x in data.eval["input_ids"]}
+    assert data.num_eval_examples == 4 and data.num_train_examples == 36 * 3 == count_examples(config)
+    assert not train & held  # a repeated row never lands on both sides
