@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "runner.commands.estimate_cmds",
     "runner.commands.export_cmds",
     "runner.commands.run_cmds",
+    "runner.commands.try_cmds",
 )
 
 
