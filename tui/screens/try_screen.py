@@ -87,6 +87,7 @@ class Completion(VerticalScroll):
         super().__init__(classes="try-column", **kwargs)
         self.border_title = title
         self.text = ""
+        self.chunks = 0  # token messages received (a streamed completion has one per token)
         self.state = "waiting"  # waiting | streaming | done | error
 
     def compose(self) -> ComposeResult:
@@ -97,6 +98,7 @@ class Completion(VerticalScroll):
 
     def add(self, text: str) -> None:
         self.state = "streaming"
+        self.chunks += 1
         self.text += text
         self._body().update(escape(self.text) or " ")
 
