@@ -328,11 +328,14 @@ def _warm_up(models: Models) -> None:
 
 # --- generation ------------------------------------------------------------------------------------
 def encode_prompt(config, tokenizer, prompt: str) -> tuple[str, dict]:
-    """The prompt rendered and tokenized exactly as training renders it (the one call site to the renderer)."""
-    from runner.train import Sampler
+    """The prompt rendered and tokenized exactly as training renders its rows (runner.prompts, the one
+    renderer): the instruction template with its input section, or the chat template's user turn."""
+    from runner.prompts import ADD_SPECIAL_TOKENS, generation_prompt
+    from runner.train_data import chat_template_for
 
-    text = Sampler(config, tokenizer, events=None, enabled=False).render(prompt)
-    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=config.data.format != "chat")
+    template = chat_template_for(config, tokenizer)  # None unless the data has chat rows
+    text = generation_prompt(prompt, config.data, template)
+    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=ADD_SPECIAL_TOKENS[config.data.format])
     return text, {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
 
 

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 # The shipped demo prompts and the answers the bundled data teaches (runner/data/make_demo.py).
 DEMO_ANSWERS = {
-    "Repeat the word three times. lamp": "lamp lamp lamp",
-    "Write the plural of the word. hill": "hills",
+    "Repeat the word three times. ### Input: lamp": "lamp lamp lamp",
+    "Write the plural of the word. ### Input: hill": "hills",
 }
 DEADLINE_S = 240.0  # 2 shared CPU cores: loading torch alone can take tens of seconds under load
 

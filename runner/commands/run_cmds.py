@@ -86,6 +86,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded.config is None or loaded.errors:
         print(f"error: not launching {args.source}: fix the error(s) above", file=sys.stderr)
         return EXIT_USAGE
+    from runner.data_check import print_check
+
+    if not print_check(loaded.config):  # before any run directory exists
+        print(f"error: not launching {args.source}: fix the data error(s) above", file=sys.stderr)
+        return EXIT_USAGE
     try:
         from runner.registry import RUNS_DIR_ENV
 
