@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     emit = Output()
     run = RunDir(args.run_dir.resolve())
+    what = run.name  # what failed to load, for the message
     try:
         if not run.exists():
             raise Fatal("not_a_run", f"{args.run_dir} is not a run directory (no config.toml)")
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             saved = resolve_checkpoint(run, args.checkpoint)
         except CheckpointError as exc:
             raise Fatal(exc.code, str(exc)) from None
+        what = f"{run.name}/{saved.name}"
         emit("loading", run=run.name, checkpoint=saved.name)
         started = time.monotonic()
         models = Models(run, saved, args.max_memory)
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         emit("error", code=exc.code, message=str(exc), fatal=True)
         return EXIT_FATAL
     except Exception as exc:  # noqa: BLE001 - anything else while loading is a load failure, said in one line
-        emit("error", code="load_failed", message=f"cannot load {run.name}: {type(exc).__name__}: {exc}", fatal=True)
+        emit("error", code="load_failed", message=f"cannot load {what}: {type(exc).__name__}: {exc}", fatal=True)
         return EXIT_FATAL
     serve(models, emit)
     return EXIT_OK

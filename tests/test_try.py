@@ -243,3 +243,159 @@ def test_tunedeck_try_refuses_bad_input_with_a_reason(runs_dir, demo_run) -> Non
 def test_the_try_command_and_screen_do_not_import_torch() -> None:
     assert imported_heavy_modules("import runner.commands.try_cmds, runner.playground_client") == []
     assert imported_heavy_modules("import tui.screens.try_screen") == []
+
+
+# --- the Try screen, driven by Pilot -----------------------------------------------------------------
+def try_app(runs: Path | None = None, **kwargs):
+    from tui.app import TunedeckApp, state_from
+    from tui.services import NoProbe
+
+    return TunedeckApp(state_from(presets.load("demo")), probe=lambda: NoProbe(reason="no NVIDIA driver found"),
+                       runs_dir=runs, **kwargs)
+
+
+async def until(pilot, predicate, what: str, timeout: float = DEADLINE_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+async def open_try(pilot, run: RunDir, checkpoint: str = "latest"):
+    from tui.screens.try_screen import TryScreen
+
+    screen = TryScreen(run, checkpoint, env=python_env())
+    await pilot.app.push_screen(screen)
+    await until(pilot, lambda: screen.info is not None or screen.fatal is not None, "the model to load")
+    return screen
+
+
+def finished(screen) -> bool:
+    return bool(screen.columns) and all(c.state in ("done", "error") for c in screen.columns.values())
+
+
+async def generate(pilot, screen, prompt: str | None = None) -> list:
+    from textual.widgets import Input
+
+    if prompt is not None:
+        screen.query_one("#try-prompt", Input).value = prompt
+    screen.query_one("#try-prompt", Input).focus()
+    await pilot.press("enter")
+    await until(pilot, lambda: finished(screen), "the completions")
+    return list(screen.columns.values())
+
+
+async def test_try_screen_streams_compares_and_sweeps(demo_run) -> None:
+    app = try_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_try(pilot, demo_run)
+        assert screen.fatal is None and "final" in str(screen.sub_title)
+        prompt, answer = next(iter(DEMO_ANSWERS.items()))
+        [column] = await generate(pilot, screen, prompt)
+        assert column.state == "done" and column.text.strip() == answer
+        assert column.chunks >= 2  # streamed in token by token
+        assert "tok" in str(column.border_subtitle) and "### Response:" in str(column.tooltip)
+
+        await pilot.press("f6")  # compare with the base model, same seed
+        tuned, base = await generate(pilot, screen)
+        assert str(tuned.border_title).startswith("tuned") and str(base.border_title).startswith("base")
+        assert tuned.text.strip() == answer and base.text != tuned.text
+        await pilot.press("f6")  # ... then with a checkpoint of the same run
+        assert screen.compare_with.startswith("checkpoint-")
+        _, other = await generate(pilot, screen)
+        assert str(other.border_title) == screen.compare_with and other.state == "done"
+
+        await pilot.press("f7")  # sweep the temperature
+        columns = await generate(pilot, screen)
+        assert [str(c.border_title) for c in columns] == ["temperature = 0.2", "temperature = 0.7", "temperature = 1.2"]
+        assert all(c.state == "done" and c.text for c in columns)
+
+        from textual.widgets import Input
+
+        screen.query_one("#try-sweep", Input).value = "0.1, nonsense, 2.0"
+        columns = await generate(pilot, screen)
+        assert [str(c.border_title) for c in columns] == ["temperature = 0.1", "temperature = 2.0"]
+
+
+async def test_try_screen_help_and_saving_the_settings_as_a_preset(demo_run, runs_dir) -> None:
+    from textual.widgets import Input
+
+    from runner.paths import user_presets_dir
+    from tui.screens.runs import RunsScreen
+    from tui.screens.try_screen import TryScreen
+    from tui.widgets.help_panel import HelpPanel
+
+    app = try_app(runs_dir, open_runs=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.rows, "the runs list")
+        await pilot.press("t")  # from the runs screen
+        await until(pilot, lambda: isinstance(app.screen, TryScreen), "the Try screen")
+        screen = app.screen
+        await until(pilot, lambda: screen.info is not None, "the model to load")
+        field = screen.query_one("#field-generation--temperature Input", Input)
+        field.focus()
+        await pilot.pause()
+        help_text = str(screen.query_one(HelpPanel).query_one("#help-text").render())
+        assert "Temperature" in help_text and "Raise" in help_text
+        await pilot.press("ctrl+u", *"0.3")
+        seed = screen.query_one("#field-generation--seed Input", Input)
+        seed.focus()
+        await pilot.press("ctrl+u", *"1234")
+        await pilot.pause()
+        assert screen.config.generation.temperature == 0.3 and screen.config.generation.seed == 1234
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen.saved_path is not None, "the preset to be written")
+        path = screen.saved_path
+        assert path.parent == user_presets_dir() and path.name == "demo-try.toml"
+        saved = presets.load(path)
+        assert saved.ok, saved.problems
+        assert saved.config.generation.temperature == 0.3 and saved.config.generation.seed == 1234
+        trained = presets.load(demo_run.config).config
+        assert saved.config.training == trained.training and saved.config.data == trained.data
+        text = path.read_text()
+        assert "# The model to start from" in text  # the run config's comments are kept
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: screen.saved_path != path, "a second preset")
+        assert screen.saved_path.name == "demo-try-2.toml" and path.read_text() == text  # never overwritten
+
+
+async def test_closing_the_try_screen_ends_the_playground(demo_run, tmp_path) -> None:
+    from tui.screens.monitor import MonitorScreen
+    from tui.screens.try_screen import TryScreen
+
+    app = try_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.push_screen(MonitorScreen(demo_run))
+        await until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded, "the monitor")
+        await pilot.press("t")  # from the monitor
+        await until(pilot, lambda: isinstance(app.screen, TryScreen), "the Try screen")
+        screen = app.screen
+        await until(pilot, lambda: screen.info is not None, "the model to load")
+        pid = screen.client.pid
+        assert psutil.Process(pid).cmdline()[1:3] == ["-m", "runner.playground"]
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, MonitorScreen), "the monitor again")
+        await until(pilot, lambda: not psutil.pid_exists(pid), "the playground to end", timeout=30)
+
+
+async def test_try_screen_says_why_a_checkpoint_cannot_be_used(demo_run, tmp_path) -> None:
+    damaged = copy_run(demo_run, tmp_path / "damaged", models=True)
+    (damaged.final / "model.safetensors").write_bytes(b"\x00not a safetensors file")
+    empty = copy_run(demo_run, tmp_path / "empty", models=False)
+    app = try_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_try(pilot, damaged)
+        status = str(screen.query_one("#try-status").render())
+        assert "Cannot try this run" in status and "cannot load" in status and "final" in status
+        await until(pilot, lambda: screen.client is None or screen.client.proc.poll() is not None,
+                    "the playground to exit")
+        await pilot.press("enter")  # nothing to generate with: said, not hung
+        await pilot.press("escape")
+
+        screen = await open_try(pilot, empty)
+        assert "no saved model yet" in str(screen.query_one("#try-status").render())
+        await pilot.press("escape")
+
+        screen = await open_try(pilot, demo_run, "checkpoint-99999")
+        assert "has no checkpoint-99999" in str(screen.query_one("#try-status").render())
