@@ -32,12 +32,13 @@ async def shoot(run_dir: Path) -> Path:
         deadline = time.monotonic() + 600
         while screen.info is None and screen.fatal is None and time.monotonic() < deadline:
             await pilot.pause(0.2)
+        screen.query_one("#try-prompt").value = presets.load("demo").config.generation.prompts[0]
         await pilot.press("f6")  # compare with the base model
         await pilot.press("enter")
         while not screen.columns or any(c.state not in ("done", "error") for c in screen.columns.values()):
             await pilot.pause(0.2)
         screen.query_one("#field-generation--temperature Input").focus()  # its help in the panel
-        await pilot.pause(0.5)
+        await pilot.pause(2.0)  # the footer redraws after the focus moves
         return Path(app.save_screenshot(filename="screenshot-try.svg", path=str(ROOT / "docs")))
 
 

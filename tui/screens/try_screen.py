@@ -105,7 +105,13 @@ class Completion(VerticalScroll):
     def done(self, reply: dict[str, Any]) -> None:
         self.state = "done"
         self.text = reply.get("completion", self.text)
-        self._body().update(escape(self.text) if self.text else "[dim](empty completion)[/]")
+        if not self.text:
+            body = "[dim](empty completion)[/]"
+        elif not self.text.strip():  # only line breaks or spaces: say so, a blank column looks broken
+            body = f"[dim](only whitespace: {self.text.count(chr(10))} line breaks, {self.text.count(' ')} spaces)[/]"
+        else:
+            body = escape(self.text)
+        self._body().update(body)
         first = reply.get("first_token_s")
         parts = [f"{reply.get('tokens', 0)} tok"]
         if first is not None:
