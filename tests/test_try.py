@@ -213,8 +213,8 @@ def tunedeck(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=DEADLINE_S * 2)
 
 
-def test_tunedeck_try_prints_the_completion(runs_dir, demo_run, tmp_path) -> None:
-    os.chdir(tmp_path)  # another working directory, as in a new SSH login
+def test_tunedeck_try_prints_the_completion(runs_dir, demo_run, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # another working directory, as in a new SSH login
     prompt, answer = next(iter(DEMO_ANSWERS.items()))
     result = tunedeck("try", demo_run.name[:8], "--prompt", prompt, "--show-prompt")
     assert result.returncode == 0, result.stderr
@@ -316,6 +316,17 @@ async def test_try_screen_streams_compares_and_sweeps(demo_run) -> None:
         screen.query_one("#try-sweep", Input).value = "0.1, nonsense, 2.0"
         columns = await generate(pilot, screen)
         assert [str(c.border_title) for c in columns] == ["temperature = 0.1", "temperature = 2.0"]
+
+        await pilot.press("f4")  # two checkpoints of the run: the earliest beside final
+        earliest = screen.info["checkpoints"][0]
+        assert screen.primary == earliest and earliest.startswith("checkpoint-")
+        await pilot.press("f7", "f7", "f7", "f7")  # sweep off again
+        assert screen.sweep_key is None
+        while screen.compare_with != "final":
+            await pilot.press("f6")
+        first, second = await generate(pilot, screen)
+        assert str(first.border_title) == f"tuned · {earliest}" and str(second.border_title) == "final"
+        assert first.state == second.state == "done"
 
 
 async def test_try_screen_help_and_saving_the_settings_as_a_preset(demo_run, runs_dir) -> None:

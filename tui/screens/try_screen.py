@@ -138,13 +138,14 @@ class TryScreen(Screen):
     HELP = """
 ## Try the model
 Type a prompt and press `Enter`: the completion streams in. The prompt is rendered exactly as in
-training (the instruction or chat template). `F6` compares the tuned model with the base model or
+training (the instruction or chat template). `F4` picks the checkpoint, `F6` compares the tuned model with the base model or
 another checkpoint (same seed), `F7` sweeps one knob over a few values, `F8` picks the next sample
 prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a completion or closes.
 """
 
     BINDINGS = [
         Binding("f5", "generate", "Generate"),
+        Binding("f4", "primary", "Checkpoint"),
         Binding("f6", "compare", "Compare"),
         Binding("f7", "sweep", "Sweep"),
         Binding("f8", "next_prompt", "Next prompt"),
@@ -168,6 +169,7 @@ prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a 
         self.client: Any = None
         self.info: dict[str, Any] | None = None
         self.fatal: str | None = None
+        self.primary: str | None = None  # the checkpoint the first column uses (None: the one loaded)
         self.compare_with: str | None = None  # "base" or a checkpoint name
         self.sweep_key: str | None = None
         self.columns: dict[str, Completion] = {}
@@ -368,10 +370,12 @@ prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a 
 
     def plan(self) -> list[Column]:
         """The columns the next Enter fills: one, a comparison of two models, or a sweep."""
-        tuned = f"tuned · {self.info.get('checkpoint') if self.info else self.checkpoint}"
+        loaded = self.info.get("checkpoint") if self.info else self.checkpoint
+        first = self.primary or "tuned"
+        tuned = f"tuned · {self.primary or loaded}"
         if self.compare_with is not None:
             other = f"base · {self.info.get('base')}" if self.compare_with == "base" and self.info else self.compare_with
-            return [Column(tuned, "tuned"), Column(other, self.compare_with)]
+            return [Column(tuned, first), Column(other, self.compare_with)]
         if self.sweep_key is not None:
             spec = FIELDS_BY_KEY[self.sweep_key]
             columns = []
@@ -379,9 +383,9 @@ prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a 
                 extra: dict[str, Any] = {spec.name: value}
                 if self.sweep_key in SAMPLING_KNOBS:
                     extra["do_sample"] = True  # a sampling knob does nothing under greedy decoding
-                columns.append(Column(f"{spec.name} = {format_value(spec, value)}", "tuned", extra))
+                columns.append(Column(f"{spec.name} = {format_value(spec, value)}", first, extra))
             return columns
-        return [Column(tuned, "tuned")]
+        return [Column(tuned, first)]
 
     def sweep_values(self) -> list[Any]:
         from ..values import parse_text
@@ -427,13 +431,26 @@ prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a 
             self.client.generate(prompt, model=column.model, generation={**self.generation(), **column.generation},
                                  request_id=rid)
 
+    def action_primary(self) -> None:
+        """Cycle the checkpoint the first column (and a sweep) uses, among the run's saved models."""
+        if self.info is None:
+            return
+        names = list(self.info.get("checkpoints", []))
+        current = self.primary or self.info.get("checkpoint")
+        at = names.index(current) if current in names else -1
+        self.primary = names[(at + 1) % len(names)] if names else None
+        if self.compare_with == self.primary:
+            self.compare_with = None
+        self.notify(f"first column: {self.primary}", timeout=3)
+
     def action_compare(self) -> None:
         """Cycle what the tuned model is compared with: the base model, each other checkpoint, nothing."""
         options: list[str | None] = [None]
         if self.info is not None:
             if self.info.get("base"):
                 options.append("base")
-            options += [c for c in self.info.get("checkpoints", []) if c != self.info.get("checkpoint")]
+            primary = self.primary or self.info.get("checkpoint")
+            options += [c for c in self.info.get("checkpoints", []) if c != primary]
         at = options.index(self.compare_with) if self.compare_with in options else 0
         self.compare_with = options[(at + 1) % len(options)]
         self.sweep_key = None
