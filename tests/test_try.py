@@ -6,8 +6,6 @@ accelerate launch); every test then talks to a real `python -m runner.playground
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import sys
@@ -35,18 +33,31 @@ DEADLINE_S = 240.0  # 2 shared CPU cores: loading torch alone can take tens of s
 @pytest.fixture(scope="session")
 def demo_run(shared_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> RunDir:
     """The demo preset trained once per session, exactly as `tunedeck run demo` trains it."""
-    home = tmp_path_factory.mktemp("try-demo")
+    run = train(shared_cache_dir, tmp_path_factory.mktemp("try-demo"))
+    assert (run.final / "model.safetensors").is_file()
+    return run
+
+
+LORA_RUN = ("--set", "lora.enabled=true", "--set", "training.max_steps=6", "--set", "training.save_steps=3",
+            "--set", "training.logging_steps=1", "--set", "training.eval_strategy='no'", "--set", "data.eval_split=0")
+
+
+@pytest.fixture(scope="session")
+def lora_run(shared_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> RunDir:
+    """A few LoRA steps of the demo: final/ and each checkpoint hold an adapter, not a model."""
+    return train(shared_cache_dir, tmp_path_factory.mktemp("try-lora"), *LORA_RUN)
+
+
+def train(cache: Path, home: Path, *args: str) -> RunDir:
     env = python_env()
-    env.update(TUNEDECK_CACHE_DIR=str(shared_cache_dir), TUNEDECK_CONFIG_DIR=str(home / "config"),
+    env.update(TUNEDECK_CACHE_DIR=str(cache), TUNEDECK_CONFIG_DIR=str(home / "config"),
                TUNEDECK_STATE_DIR=str(home / "state"), TUNEDECK_RUNS_DIR=str(home / "runs"), HF_HUB_OFFLINE="1",
                HF_DATASETS_OFFLINE="1")
-    result = subprocess.run([sys.executable, "-m", "runner.cli", "run", "demo"], env=env, cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "runner.cli", "run", "demo", *args], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("run directory: "))
-    run = RunDir(Path(line.split(": ", 1)[1]))
-    assert (run.final / "model.safetensors").is_file()
-    return run
+    return RunDir(Path(line.split(": ", 1)[1]))
 
 
 @pytest.fixture
@@ -168,6 +179,24 @@ def test_bad_requests_are_answered_and_the_playground_goes_on(playground) -> Non
     assert wait_reply(client, "error")["code"] == "bad_request"
     _, done = completion(client, next(iter(DEMO_ANSWERS)))  # still serving
     assert done["completion"]
+
+
+def test_a_lora_run_is_one_base_model_with_its_adapters_switched(lora_run) -> None:
+    client = PlaygroundClient(lora_run.path, env=python_env()).start()
+    try:
+        ready = wait_reply(client, "ready")
+        assert ready["adapter"] is True and ready["base"] == "tunedeck:tiny-demo"
+        assert ready["checkpoints"] == ["checkpoint-3", "checkpoint-6", "final"]
+        greedy = {"do_sample": False, "max_new_tokens": 6}
+        prompt = next(iter(DEMO_ANSWERS))
+        _, tuned = completion(client, prompt, generation=greedy)
+        _, base = completion(client, prompt, model="base", generation=greedy)
+        _, early = completion(client, prompt, model="checkpoint-3", generation=greedy)
+        _, again = completion(client, prompt, generation=greedy)  # back on final's adapter after the others
+        assert tuned["tokens"] and base["tokens"] and early["tokens"]
+        assert again["completion"] == tuned["completion"]
+    finally:
+        client.close()
 
 
 def _fatal(run_dir: Path, checkpoint: str = "latest", max_memory: int | None = None) -> tuple[dict, dict]:

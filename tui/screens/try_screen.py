@@ -138,8 +138,8 @@ class TryScreen(Screen):
     HELP = """
 ## Try the model
 Type a prompt and press `Enter`: the completion streams in. The prompt is rendered exactly as in
-training (the instruction or chat template). `F4` picks the checkpoint, `F6` compares the tuned model with the base model or
-another checkpoint (same seed), `F7` sweeps one knob over a few values, `F8` picks the next sample
+training (the instruction or chat template). `F4` picks the checkpoint, `F6` compares it with the
+base model or another checkpoint (same seed), `F7` sweeps one knob over a few values, `F8` picks the next sample
 prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a completion or closes.
 """
 
@@ -178,6 +178,7 @@ prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a 
         self.saved_path: Any = None  # the last preset written by ctrl+s
         self._request_count = 0
         self._ending = threading.Event()
+        self._client_lock = threading.Lock()
 
     # --- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -218,8 +219,9 @@ prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a 
 
     def close_playground(self) -> None:
         """End the subprocess (quit, then SIGTERM, then SIGKILL): a closed screen leaves nothing behind."""
-        self._ending.set()
-        client, self.client = self.client, None
+        with self._client_lock:  # the worker cannot start a process after this
+            self._ending.set()
+            client, self.client = self.client, None
         if client is not None:
             client.close()
 
@@ -235,9 +237,10 @@ prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a 
             self.post_message(PlaygroundError(None, str(exc), True))
             return
         client = PlaygroundClient(self.run.path, saved.name, max_memory=self.max_memory, env=self.env)
-        if self._ending.is_set():
-            return
-        self.client = client.start()
+        with self._client_lock:
+            if self._ending.is_set():  # closed before the process started: start none
+                return
+            self.client = client.start()
         while not self._ending.is_set():
             reply = client.next_reply(timeout=POLL_S)
             if reply is None:
@@ -374,7 +377,8 @@ prompt, `Ctrl+S` saves these generation settings as a new preset, `Esc` stops a 
         first = self.primary or "tuned"
         tuned = f"tuned · {self.primary or loaded}"
         if self.compare_with is not None:
-            other = f"base · {self.info.get('base')}" if self.compare_with == "base" and self.info else self.compare_with
+            base = self.compare_with == "base" and self.info
+            other = f"base · {self.info.get('base')}" if base else self.compare_with
             return [Column(tuned, first), Column(other, self.compare_with)]
         if self.sweep_key is not None:
             spec = FIELDS_BY_KEY[self.sweep_key]
