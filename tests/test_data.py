@@ -350,6 +350,9 @@ weight = 0.5
     counts = {s.label: (s.read, s.kept, s.used) for s in data.report.sources}
     assert counts == {"data.datasets[1]": (10, 10, 20), "data.datasets[2]": (8, 8, 4)}
     assert data.num_train_examples == len(data.train) == 24
+    from runner.derived import count_examples
+
+    assert count_examples(config) == 24  # the editor's step counts see the same mixture
     texts = [tokenizer.decode(ids) for ids in data.train["input_ids"]]
     assert sum("document number" in t for t in texts) == 4 and sum("user: q" in t for t in texts) == 20
     r = preview(config, tokenizer, n=30)
@@ -449,3 +452,42 @@ async def test_the_editor_gauge_says_when_it_sized_for_the_measured_data() -> No
         await settle_editor(pilot)
         body = str(app.editor.query_one(MemoryGauge).query_one("#gauge-body", Static).render())
         assert "activations at 200 tokens: longest row in the data" in body
+
+
+async def test_the_launch_dialog_refuses_bad_data_and_opens_the_data_screen(tmp_path: Path, monkeypatch) -> None:
+    from textual.widgets import Button, Static
+
+    from tests.conftest import settle_editor
+    from tui.app import TunedeckApp, state_from
+    from tui.screens.data_screen import DataScreen
+    from tui.screens.launch_dialog import LaunchDialog
+    from tui.services import NoProbe
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("TUNEDECK_RUNS_DIR", str(tmp_path / "runs"))
+    bad = write_jsonl(tmp_path / "train.jsonl", [{"instruction": "a", "output": None}])
+    app = TunedeckApp(state_from(presets.load("demo", [f"data.path='{bad}'"])),
+                      probe=lambda: NoProbe(reason="test", driver=""))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle_editor(pilot)
+        await pilot.press("f5")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, LaunchDialog)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        problems = str(dialog.query_one("#launch-problems", Static).render())
+        assert f"{bad}:1: data.path: field 'output' is null" in problems and "Launch refused" in problems
+        assert dialog.query_one("#launch-go", Button).disabled
+        await pilot.press("enter")  # refused: no run directory appears
+        assert not (tmp_path / "runs").exists()
+        await pilot.press("d")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DataScreen)
+        for _ in range(600):
+            if screen.result is not None:
+                break
+            await pilot.pause(0.1)
+        shown = str(screen.query_one("#data-summary", Static).render())
+        assert "field 'output' is null" in shown and "nothing is launched" in shown

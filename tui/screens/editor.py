@@ -64,7 +64,7 @@ class EditorScreen(Screen):
         Binding("f3", "changes", "Changes"),
         Binding("f4", "toggle_help", "Help pane"),
         Binding("f5", "launch", "Launch"),
-        Binding("f10", "data", "Data"),
+        Binding("f10", "data", "Data", show=False),  # also in the command palette; kept out of a full footer
         *[Binding(key.lower(), f"apply_suggestion({i})", f"Fix {i + 1}") for i, key in enumerate(SUGGESTION_KEYS)],
     ]
 
