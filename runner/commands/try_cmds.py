@@ -7,13 +7,15 @@ so it starts fast and never imports torch. Without --prompt it reads one prompt 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from runner.exits import FAILED as EXIT_FAILED
+from runner.exits import OK as EXIT_OK
+from runner.exits import USAGE as EXIT_USAGE
+from runner.printable import escape_controls
+
 READY_TIMEOUT_S = 900.0  # a large model from a slow disk; the playground reports failures itself
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but \t and \n
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def printable(text: str) -> str:
-    """Model output with control characters shown as escapes (a terminal never receives them raw)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Model output with control characters shown as escapes (a terminal never receives them raw);
+    its line breaks and tabs are the model's and stay."""
+    return escape_controls(text, keep_lines=True)
 
 
 def generation_settings(run, overrides: list[str]) -> tuple[dict[str, Any] | None, str]:

@@ -100,7 +100,7 @@ class Completion(VerticalScroll):
         self.state = "streaming"
         self.chunks += 1
         self.text += text
-        self._body().update(escape(self.text) or " ")
+        self._body().update(_shown(self.text) or " ")
 
     def done(self, reply: dict[str, Any]) -> None:
         self.state = "done"
@@ -110,7 +110,7 @@ class Completion(VerticalScroll):
         elif not self.text.strip():  # only line breaks or spaces: say so, a blank column looks broken
             body = f"[dim](only whitespace: {self.text.count(chr(10))} line breaks, {self.text.count(' ')} spaces)[/]"
         else:
-            body = escape(self.text)
+            body = _shown(self.text)
         self._body().update(body)
         first = reply.get("first_token_s")
         parts = [f"{reply.get('tokens', 0)} tok"]
@@ -125,6 +125,13 @@ class Completion(VerticalScroll):
         self.state = "error"
         self.add_class("-error")
         self._body().update(f"[$error]{escape(message)}[/]")
+
+
+def _shown(text: str) -> str:
+    """Model output as markup: control characters escaped (its line breaks kept), markup escaped."""
+    from runner.printable import escape_controls
+
+    return escape(escape_controls(text, keep_lines=True))
 
 
 @dataclass
