@@ -54,7 +54,7 @@ def train(cache: Path, home: Path, *args: str) -> RunDir:
                TUNEDECK_STATE_DIR=str(home / "state"), TUNEDECK_RUNS_DIR=str(home / "runs"), HF_HUB_OFFLINE="1",
                HF_DATASETS_OFFLINE="1")
     result = subprocess.run([sys.executable, "-m", "runner.cli", "run", "demo", *args], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=1800)  # a loaded CI box
     assert result.returncode == 0, result.stdout + result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("run directory: "))
     return RunDir(Path(line.split(": ", 1)[1]))
@@ -245,27 +245,28 @@ def tunedeck(*args: str, stdin: str | None = None) -> subprocess.CompletedProces
 def test_tunedeck_try_prints_the_completion(runs_dir, demo_run, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # another working directory, as in a new SSH login
     prompt, answer = next(iter(DEMO_ANSWERS.items()))
-    result = tunedeck("try", demo_run.name[:8], "--prompt", prompt, "--show-prompt")
+    result = tunedeck("try", demo_run.name[:8], "--runs-dir", str(runs_dir), "--prompt", prompt, "--show-prompt")
     assert result.returncode == 0, result.stderr
     assert result.stdout == answer + "\n"
     assert "### Response:" in result.stderr and "ready: " in result.stderr
 
     prompts = "\n".join(DEMO_ANSWERS) + "\n"
-    result = tunedeck("try", "latest", "--checkpoint", "final", "--set", "generation.max_new_tokens=16", stdin=prompts)
+    result = tunedeck("try", "latest", "--runs-dir", str(runs_dir), "--checkpoint", "final",
+                      "--set", "generation.max_new_tokens=16", stdin=prompts)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == list(DEMO_ANSWERS.values())
 
 
 def test_tunedeck_try_refuses_bad_input_with_a_reason(runs_dir, demo_run) -> None:
-    result = tunedeck("try", demo_run.name, "--set", "generation.temperatur=0.2", "--prompt", "x")
+    result = tunedeck("try", str(demo_run.path), "--set", "generation.temperatur=0.2", "--prompt", "x")
     assert result.returncode == 2 and "did you mean 'temperature'" in result.stderr
-    result = tunedeck("try", demo_run.name, "--set", "training.learning_rate=1", "--prompt", "x")
+    result = tunedeck("try", str(demo_run.path), "--set", "training.learning_rate=1", "--prompt", "x")
     assert result.returncode == 2 and "[generation] fields only" in result.stderr
-    result = tunedeck("try", demo_run.name, "--checkpoint", "checkpoint-99999", "--prompt", "x")
+    result = tunedeck("try", str(demo_run.path), "--checkpoint", "checkpoint-99999", "--prompt", "x")
     assert result.returncode == 2 and "has no checkpoint-99999" in result.stderr
-    result = tunedeck("try", "no-such-run", "--prompt", "x")
+    result = tunedeck("try", "no-such-run", "--runs-dir", str(runs_dir), "--prompt", "x")
     assert result.returncode == 2 and "no run 'no-such-run'" in result.stderr
-    result = tunedeck("try", demo_run.name, "--max-memory", "1KiB", "--prompt", "x")
+    result = tunedeck("try", str(demo_run.path), "--max-memory", "1KiB", "--prompt", "x")
     assert result.returncode == 1 and "--max-memory" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -291,10 +292,10 @@ async def until(pilot, predicate, what: str, timeout: float = DEADLINE_S) -> Non
         await pilot.pause(0.1)
 
 
-async def open_try(pilot, run: RunDir, checkpoint: str = "latest"):
+async def open_try(pilot, run: RunDir, checkpoint: str = "latest", **options):
     from tui.screens.try_screen import TryScreen
 
-    screen = TryScreen(run, checkpoint, env=python_env())
+    screen = TryScreen(run, checkpoint, env=python_env(), **options)
     await pilot.app.push_screen(screen)
     await until(pilot, lambda: screen.info is not None or screen.fatal is not None, "the model to load")
     return screen
@@ -439,3 +440,7 @@ async def test_try_screen_says_why_a_checkpoint_cannot_be_used(demo_run, tmp_pat
 
         screen = await open_try(pilot, demo_run, "checkpoint-99999")
         assert "has no checkpoint-99999" in str(screen.query_one("#try-status").render())
+        await pilot.press("escape")
+
+        screen = await open_try(pilot, demo_run, max_memory=1000)  # as if the machine had 1000 bytes free
+        assert "needs about" in str(screen.query_one("#try-status").render())
