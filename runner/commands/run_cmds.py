@@ -241,14 +241,14 @@ def describe(event: dict[str, Any]) -> str:
     if kind == "checkpoint":
         return f"checkpoint: {event.get('name')}"
     if kind == "warning":
-        return f"warning: {event.get('message')}"
+        return f"warning: {printable(event.get('message'), 2000)}"
     if kind == "run_finished":
         return f"finished at step {step} ({event.get('reason')}); saved to {event.get('final_path')}"
     if kind == "run_stopped":
         return f"stopped at step {step}: {event.get('reason')}; checkpoint {event.get('checkpoint')}"
     if kind == "run_failed":
-        return (f"FAILED ({event.get('reason')}): {event.get('message')}\n"
-                f"suggestion: {event.get('suggestion')}")
+        return (f"FAILED ({printable(event.get('reason'))}): {printable(event.get('message'), 2000)}\n"
+                f"suggestion: {printable(event.get('suggestion'), 2000)}")  # may quote a data row or a path
     return ""
 
 
