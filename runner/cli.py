@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "runner.commands.estimate_cmds",
     "runner.commands.export_cmds",
     "runner.commands.run_cmds",
+    "runner.commands.try_cmds",
 )
 Register = Callable[[Any], None]  # adds sub-commands to the tree (argparse's subparsers action)
 

@@ -89,9 +89,8 @@ def preview(config, tokenizer, n: int = 5) -> dict[str, Any]:
     prepared = train_data.prepare(config, tokenizer, keep_rows=True)
     report = prepared.report
     rows = report.tokenized
-    lengths_all = list(rows["length"])
-    statuses = list(rows["status"])
-    causes = list(rows["cause"])
+    lengths_all, statuses, causes, all_ids, all_labels = train_data.columns(
+        rows, "length", "status", "cause", "input_ids", "labels")
     measured = sorted(n_ for n_, s in zip(lengths_all, statuses) if s != "empty")
     dropped: dict[str, int] = {}
     no_trainable_causes: dict[str, int] = {}
@@ -104,7 +103,7 @@ def preview(config, tokenizer, n: int = 5) -> dict[str, Any]:
     read = len(statuses)
     trained_tokens = 0
     total_tokens = 0
-    for ids, labels, s in zip(rows["input_ids"], rows["labels"], statuses):
+    for ids, labels, s in zip(all_ids, all_labels, statuses):
         if s not in train_data.DROP_REASONS:
             total_tokens += len(ids)
             trained_tokens += sum(1 for x in labels[1:] if x != -100)
@@ -196,14 +195,19 @@ def render_tokens(tokens: list[dict[str, Any]], *, color: bool, ids: bool) -> st
 
 
 def format_report(r: dict[str, Any], *, color: bool = False, ids: bool = False) -> str:
+    from runner.printable import printable
+
+    def safe(text: Any) -> str:  # paths, names and messages from the preset or the data: never raw
+        return printable(str(text), 400)
+
     tot, ln = r["totals"], r["lengths"]
-    lines = [f"format {', '.join(r['formats'])}; tokenizer {r['tokenizer']}"
-             + (f"; chat template: {r['template']}" if r["template"] else "")
+    lines = [f"format {', '.join(r['formats'])}; tokenizer {safe(r['tokenizer'])}"
+             + (f"; chat template: {safe(r['template'])}" if r["template"] else "")
              + f"; max_seq_length {r['max_seq_length']} ({'truncate' if r['truncation'] else 'drop longer rows'})"]
     for s in r["sources"]:
         drops = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in s["dropped"].items()) or "none"
         weight = f", used {s['used']} after weight" if s["used"] != s["kept"] else ""
-        lines.append(f"  {s['label']} {s['path']}: read {s['read']}, kept {s['kept']}, dropped {drops}, "
+        lines.append(f"  {s['label']} {safe(s['path'])}: read {s['read']}, kept {s['kept']}, dropped {drops}, "
                      f"truncated {s['truncated']}{weight}")
     eval_part = f", eval {tot['eval']} ({tot['eval_source']})" if tot["eval_source"] else ", no eval set"
     packed = f", packed into {tot['packed_rows']} rows" if tot["packed_rows"] is not None else ""
@@ -224,13 +228,13 @@ def format_report(r: dict[str, Any], *, color: bool = False, ids: bool = False) 
               f"{TRAINED_OPEN}trained{TRAINED_CLOSE} tokens count toward the loss; the rest is masked")
     lines.append(f"examples ({legend}; \u21b5 = newline):")
     for ex in r["examples"]:
-        note = f" [{ex['status'].replace('_', ' ')}: {ex['cause']}]" if ex["cause"] or ex["status"] != "kept" else ""
+        note = f" [{ex['status'].replace('_', ' ')}: {ex['cause']}]" if ex["cause"] else ""
         lines.append(f"--- row {ex['index'] + 1} ({ex['source']}), {ex['length']} tokens{note}")
         lines.append(render_tokens(ex["tokens"], color=color, ids=ids))
     for w in r["warnings"]:
-        lines.append(f"warning: {w}")
+        lines.append(f"warning: {safe(w)}")
     for e in r["errors"]:
-        lines.append(f"error: {e}")
+        lines.append(f"error: {safe(e)}")
     return "\n".join(lines)
 
 
@@ -265,6 +269,9 @@ def run(args: argparse.Namespace) -> int:
         code = EXIT_DATA if isinstance(exc, DataError) else EXIT_CONFIG
         return _fail(args, [f"error: {exc}"], code, "")
     result["preset"] = loaded.name
+    from runner.data_lengths import record
+
+    record(config, result["lengths"])  # the memory estimate can now use the real longest row
     if args.json:
         print(json.dumps(result))
     else:
@@ -276,8 +283,10 @@ def _fail(args, lines: list[str], code: int, summary: str) -> int:
     if args.json:
         print(json.dumps({"errors": lines, "exit": code}))
     else:
+        from runner.printable import printable
+
         for line in lines:
-            print(line, file=sys.stderr)
+            print(printable(line, 2000), file=sys.stderr)
         if summary:
             print(f"error: {summary}", file=sys.stderr)
     return code

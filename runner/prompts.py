@@ -162,6 +162,11 @@ class ChatTemplate:
     bos_token: str = ""
     eos_token: str = ""
 
+    def assistant_opener(self) -> str | None:
+        """What add_generation_prompt appends after a user turn (the assistant header), found once per
+        template; None when it is not a plain suffix."""
+        return _opener(self)
+
     def render(self, messages: list[Mapping[str, Any]], add_generation_prompt: bool = False) -> str:
         try:
             return _compile(self.source).render(messages=list(messages), add_generation_prompt=add_generation_prompt,
@@ -170,6 +175,16 @@ class ChatTemplate:
             raise
         except Exception as exc:  # noqa: BLE001 - a template's own error (undefined key, bad filter)
             raise TemplateError(f"the chat template ({self.name}) failed: {type(exc).__name__}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _opener(template: "ChatTemplate") -> str | None:
+    probe = [{"role": "user", "content": "\u2063probe\u2063"}]
+    try:
+        plain, opened = template.render(probe), template.render(probe, True)
+    except TemplateError:
+        return None
+    return opened[len(plain):] if opened.startswith(plain) else None
 
 
 def resolve_chat_template(setting: str, tokenizer_template: str | None = None, bos_token: str = "",
@@ -359,19 +374,24 @@ def render_chat(messages: list[dict[str, str]], template: ChatTemplate, trained_
     what the generation prompt adds, so it stays masked and only the reply (with its end-of-turn
     marker) is trained.
     """
-    full = template.render(messages, add_generation_prompt)
     if trained_roles is None:
-        return Rendered((Segment(full, True, "chat"),), add_special_tokens=False)
+        return Rendered((Segment(template.render(messages, add_generation_prompt), True, "chat"),),
+                        add_special_tokens=False)
+    ups = [template.render(messages[: k + 1]) for k in range(len(messages))]
+    full = template.render(messages, True) if add_generation_prompt else ups[-1]
     segments: list[Segment] = []
     done = ""
+    opener = template.assistant_opener()
     for k, message in enumerate(messages):
-        upto = template.render(messages[: k + 1])
+        upto = ups[k]
         if not upto.startswith(done) or not full.startswith(upto):
             return _locate_replies(full, messages, trained_roles)  # a template that rewrites earlier turns
         role, train = message["role"], message["role"] in trained_roles
         header = done
         if train and role == "assistant":
-            opened = template.render(messages[:k], True)
+            opened = done + opener if opener is not None else template.render(messages[:k], True)
+            if not upto.startswith(opened) and opener is not None:  # position-dependent: ask the template
+                opened = template.render(messages[:k], True)
             if opened.startswith(done) and upto.startswith(opened):
                 header = opened
         if header != done:

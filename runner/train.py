@@ -228,6 +228,7 @@ class Sampler:
             return
         import torch
 
+        from runner.generation_args import generate_kwargs, seeded
         from runner.prompts import ADD_SPECIAL_TOKENS
 
         g = self.config.generation
@@ -240,10 +241,8 @@ class Sampler:
                 inputs = self.tokenizer(text, return_tensors="pt",
                                         add_special_tokens=ADD_SPECIAL_TOKENS[self.config.data.format])
                 inputs = {k: v.to(model.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
-                sampling = dict(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k) if g.do_sample else {}
-                with torch.no_grad():
-                    out = model.generate(**inputs, max_new_tokens=g.max_new_tokens, do_sample=g.do_sample,
-                                         pad_token_id=self.tokenizer.pad_token_id, **sampling)
+                with torch.no_grad(), seeded(g.seed):
+                    out = model.generate(**inputs, **generate_kwargs(g), pad_token_id=self.tokenizer.pad_token_id)
                 completion = self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
                 self.events.emit("sample", step, prompt=prompt, completion=completion, when=when,
                                  max_new_tokens=g.max_new_tokens, do_sample=g.do_sample, temperature=g.temperature,

@@ -167,9 +167,20 @@ def encode(rendered: list[Rendered], tokenizer) -> list[tuple[list[int], list[in
 
 
 def _batch(tokenizer, texts: list[str], special: bool) -> list[list[int]]:
+    """Token ids of many texts at once: the fast tokenizer's Rust backend (what `tokenizer(texts)` runs,
+    without the per-text Python around it), else the tokenizer's own call."""
     if not texts:
         return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=special)]
     return tokenizer(texts, add_special_tokens=special)["input_ids"]
+
+
+def columns(ds, *names: str) -> list[list]:
+    """Whole columns as Python lists, fast (datasets' row-by-row column iteration is slow)."""
+    table = ds.select_columns(list(names)).with_format("arrow")[:]  # one Arrow table, indices applied
+    return [table.column(name).to_pylist() for name in names]
 
 
 def tokenize_example(row: dict, tokenizer, data, template: ChatTemplate | None = None) -> tuple[list[int], list[int]]:
@@ -245,7 +256,7 @@ def tokenize_dataset(ds, tokenizer, data, max_len: int, desc: str, template: Cha
 
 
 def _count(tokenized, counts: SourceCounts) -> None:
-    for status, cause in zip(tokenized["status"], tokenized["cause"]):
+    for status, cause in zip(*columns(tokenized, "status", "cause")):
         if status in DROP_REASONS:
             counts.dropped[status] = counts.dropped.get(status, 0) + 1
             if status == "no_trainable":
@@ -268,7 +279,8 @@ def _weighted(ds, weight: float, seed: int):
 
 
 def _kept(ds):
-    keep = [s not in DROP_REASONS for s in ds["status"]]
+    (statuses,) = columns(ds, "status")
+    keep = [s not in DROP_REASONS for s in statuses]
     return ds.select([i for i, k in enumerate(keep) if k]).select_columns(["input_ids", "labels"])
 
 
@@ -277,7 +289,8 @@ def pack(ds, max_len: int):
     """Best-fit-decreasing: fill rows of <= max_len tokens with whole examples; position ids restart."""
     import datasets
 
-    lengths = [len(x) for x in ds["input_ids"]]
+    all_ids, all_labels = columns(ds, "input_ids", "labels")
+    lengths = [len(x) for x in all_ids]
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     bins: list[list[int]] = []
     free: list[tuple[int, int]] = []  # (space left, bin index), kept sorted for bisect
@@ -293,7 +306,6 @@ def pack(ds, max_len: int):
         if space - need > 0:
             bisect.insort(free, (space - need, b))
     input_ids, labels, positions = [], [], []
-    all_ids, all_labels = ds["input_ids"], ds["labels"]
     for members in bins:
         row_ids, row_labels, row_pos = [], [], []
         for i in sorted(members):  # data order inside a row; rows are shuffled by the Trainer
@@ -383,7 +395,8 @@ def prepare(config, tokenizer, *, main_process_first=None, keep_rows: bool = Fal
     seed = config.training.seed
     template = chat_template_for(config, tokenizer)
     report = DataReport(template=template.name if template else "")
-    parts, everything = [], []
+    parts, everything, held_out = [], [], []
+    split_here = d.eval_split > 0 and not d.eval_path
     for source in data_check.sources(config):
         check_before_loading(source)
         raw = load_rows(source.data.path, source.data.split, what=source.label)
@@ -395,7 +408,12 @@ def prepare(config, tokenizer, *, main_process_first=None, keep_rows: bool = Fal
         tokenized = tokenize_dataset(raw, tokenizer, source.data, max_len, f"tokenize {source.label}", template,
                                      source.label)
         _count(tokenized, counts)
-        kept = _weighted(_kept(tokenized), source.weight, seed)
+        kept = _kept(tokenized)
+        if split_here and len(kept) > 1:  # held out per source, before any repeats, so eval rows never train
+            split = kept.train_test_split(test_size=d.eval_split, seed=seed)
+            kept = split["train"]
+            held_out.append(split["test"])
+        kept = _weighted(kept, source.weight, seed)
         counts.used = len(kept)
         report.sources.append(counts)
         parts.append(kept)
@@ -422,9 +440,8 @@ def prepare(config, tokenizer, *, main_process_first=None, keep_rows: bool = Fal
         evald = _kept(tokenize_dataset(raw_eval, tokenizer, source.data, max_len, "tokenize eval", template,
                                        "data.eval_path"))
         report.eval_source = "data.eval_path"
-    elif d.eval_split > 0:
-        split = train.train_test_split(test_size=d.eval_split, seed=seed)
-        train, evald = split["train"], split["test"]
+    elif split_here and held_out:
+        evald = datasets.concatenate_datasets(held_out) if len(held_out) > 1 else held_out[0]
         report.eval_source = "data.eval_split"
     report.eval_rows = len(evald) if evald is not None else 0
     num_train, num_eval = len(train), report.eval_rows

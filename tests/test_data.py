@@ -350,6 +350,9 @@ weight = 0.5
     counts = {s.label: (s.read, s.kept, s.used) for s in data.report.sources}
     assert counts == {"data.datasets[1]": (10, 10, 20), "data.datasets[2]": (8, 8, 4)}
     assert data.num_train_examples == len(data.train) == 24
+    from runner.derived import count_examples
+
+    assert count_examples(config) == 24  # the editor's step counts see the same mixture
     texts = [tokenizer.decode(ids) for ids in data.train["input_ids"]]
     assert sum("document number" in t for t in texts) == 4 and sum("user: q" in t for t in texts) == 20
     r = preview(config, tokenizer, n=30)
@@ -372,6 +375,9 @@ def test_tunedeck_data_prints_counts_lengths_and_the_mask(shared_cache_dir: Path
     bad = subprocess.run([sys.executable, "-m", "runner.cli", "data", "demo", "--set", "data.path='/nope/x.jsonl'"],
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert bad.returncode == 1 and "no such file or directory" in bad.stderr and "Traceback" not in bad.stderr
+    from runner import data_lengths
+
+    assert data_lengths.lookup(presets.require("demo").config)["max"] == result["lengths"]["max"]  # for the estimate
 
 
 def test_the_data_screen_module_imports_no_heavy_library() -> None:
@@ -409,3 +415,95 @@ async def test_data_screen_opens_from_the_editor_and_shows_the_preview(shared_ca
         assert "‹" in examples.render().plain  # token ids on demand
         await pilot.press("escape")
         assert not isinstance(app.screen, DataScreen)
+
+
+# --- the memory estimate can use the data's measured lengths ----------------------------------------------
+def test_the_estimate_uses_the_longest_row_the_preview_measured_and_says_so() -> None:
+    from runner import data_lengths
+    from runner.estimate import estimate
+
+    config = presets.require("lora-1b").config  # max_seq_length 1024, dynamic padding
+    plain = estimate(config)
+    assert plain.seq_source == "max_seq_length" and plain.seq_tokens == config.data.max_seq_length
+    assert data_lengths.lookup(config) is None
+    data_lengths.record(config, {"max": 200, "p99": 150, "count": 10})
+    measured = estimate(config, data_lengths=data_lengths.lookup(config))
+    assert measured.seq_tokens == 200 and measured.seq_source == "longest row in the data"
+    assert measured.peak_bytes < plain.peak_bytes and any("longest row (200 tokens" in n for n in measured.notes)
+    other = config.model_copy(update={"data": config.data.model_copy(update={"max_seq_length": 2048})})
+    assert data_lengths.lookup(other) is None  # another data set-up: nothing measured for it
+    packed = config.model_copy(update={"data": config.data.model_copy(update={"packing": True})})
+    assert estimate(packed, data_lengths={"max": 200}).seq_source == "max_seq_length"  # packed rows fill up
+
+
+async def test_the_editor_gauge_says_when_it_sized_for_the_measured_data() -> None:
+    from textual.widgets import Static
+
+    from runner import data_lengths
+    from tests.conftest import settle_editor
+    from tui.app import TunedeckApp, state_from
+    from tui.services import NoProbe
+    from tui.widgets.memory_gauge import MemoryGauge
+
+    loaded = presets.load("lora-1b")
+    data_lengths.record(loaded.config, {"max": 200, "p99": 150})
+    app = TunedeckApp(state_from(loaded), probe=lambda: NoProbe(reason="test", driver=""))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle_editor(pilot)
+        body = str(app.editor.query_one(MemoryGauge).query_one("#gauge-body", Static).render())
+        assert "activations at 200 tokens: longest row in the data" in body
+
+
+async def test_the_launch_dialog_refuses_bad_data_and_opens_the_data_screen(tmp_path: Path, monkeypatch) -> None:
+    from textual.widgets import Button, Static
+
+    from tests.conftest import settle_editor
+    from tui.app import TunedeckApp, state_from
+    from tui.screens.data_screen import DataScreen
+    from tui.screens.launch_dialog import LaunchDialog
+    from tui.services import NoProbe
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("TUNEDECK_RUNS_DIR", str(tmp_path / "runs"))
+    bad = write_jsonl(tmp_path / "train.jsonl", [{"instruction": "a", "output": None}])
+    app = TunedeckApp(state_from(presets.load("demo", [f"data.path='{bad}'"])),
+                      probe=lambda: NoProbe(reason="test", driver=""))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle_editor(pilot)
+        await pilot.press("f5")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, LaunchDialog)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        problems = str(dialog.query_one("#launch-problems", Static).render())
+        assert f"{bad}:1: data.path: field 'output' is null" in problems and "Launch refused" in problems
+        assert dialog.query_one("#launch-go", Button).disabled
+        await pilot.press("enter")  # refused: no run directory appears
+        assert not (tmp_path / "runs").exists()
+        await pilot.press("d")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DataScreen)
+        for _ in range(600):
+            if screen.result is not None:
+                break
+            await pilot.pause(0.1)
+        shown = str(screen.query_one("#data-summary", Static).render())
+        assert "field 'output' is null" in shown and "nothing is launched" in shown
+
+
+def test_the_eval_split_is_held_out_per_source_before_repeats(tmp_path: Path, tokenizer) -> None:
+    from runner.derived import count_examples
+    from runner.train_data import prepare
+
+    path = write_jsonl(tmp_path / "t.jsonl", [{"text": f"row number {i}"} for i in range(40)])
+    preset = tmp_path / "p.toml"
+    preset.write_text(f'extends = "demo"\n[data]\nformat = "text"\neval_split = 0.1\n'
+                      f'[[data.datasets]]\npath = "{path}"\nweight = 3.0\n')
+    config = presets.require(preset).config
+    data = prepare(config, tokenizer)
+    train = {tuple(x) for x in data.train["input_ids"]}
+    held = {tuple(x) for x in data.eval["input_ids"]}
+    assert data.num_eval_examples == 4 and data.num_train_examples == 36 * 3 == count_examples(config)
+    assert not train & held  # a repeated row never lands on both sides

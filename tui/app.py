@@ -42,7 +42,8 @@ def state_from(loaded: presets.Loaded) -> EditorState:
 
 
 class TunedeckApp(App):
-    CSS_PATH = ["styles/editor.tcss", "styles/widgets.tcss", "styles/dialogs.tcss", "styles/monitor.tcss"]
+    CSS_PATH = ["styles/editor.tcss", "styles/widgets.tcss", "styles/dialogs.tcss", "styles/monitor.tcss",
+                "styles/try.tcss"]
     BINDINGS = [("f9", "runs", "Runs")]  # F6-F8 apply the memory gauge suggestions in the editor
     TITLE = "tunedeck"
     ENABLE_COMMAND_PALETTE = True

@@ -143,6 +143,9 @@ class DataScreen(Screen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+        recompute = getattr(self.app.screen, "recompute", None)  # the editor's gauge may now use the data's lengths
+        if callable(recompute):
+            recompute()
 
 
 def summary_text(r: dict[str, Any]) -> Text:

@@ -65,7 +65,7 @@ class EditorScreen(Screen):
         Binding("f3", "changes", "Changes"),
         Binding("f4", "toggle_help", "Help pane"),
         Binding("f5", "launch", "Launch"),
-        Binding("f10", "data", "Data"),
+        Binding("f10", "data", "Data", show=False),  # also in the command palette; kept out of a full footer
         *[Binding(key.lower(), f"apply_suggestion({i})", f"Fix {i + 1}") for i, key in enumerate(SUGGESTION_KEYS)],
     ]
 
@@ -325,7 +325,9 @@ class EditorScreen(Screen):
             return
         budget, label = self.budget()
         try:
-            est = estimator.estimate(self.state.config, budget, self.gpu_count())
+            from runner.data_lengths import lookup as data_lengths  # recorded by the Data screen / `tunedeck data`
+
+            est = estimator.estimate(self.state.config, budget, self.gpu_count(), data_lengths(self.state.config))
         except getattr(estimator, "EstimateError", LookupError) as exc:
             self.estimate = None
             gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")

@@ -69,6 +69,7 @@ class RunsScreen(Screen):
         Binding("enter", "open", "Monitor"),
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
+        Binding("t", "try_model", "Try model"),
         Binding("e", "editor", "Editor"),
         Binding("escape", "back", "Back"),
     ]
@@ -98,7 +99,7 @@ class RunsScreen(Screen):
 
         self.title = "runs"
         self.sub_title = str(runs_root(self.runs_dir).resolve())
-        hint = "Enter: monitor · m: mark · c: compare with the marked run · e: editor"
+        hint = "Enter: monitor · t: try the model · m: mark · c: compare with the marked run · e: editor"
         if self.compare_with is not None:
             hint = f"Pick a run to compare with {self.compare_with.name} (Enter)"
         self.query_one("#runs-hint", Static).update(hint)
@@ -167,6 +168,13 @@ class RunsScreen(Screen):
         from .monitor import MonitorScreen
 
         self.app.push_screen(MonitorScreen(run, **self.monitor_options))
+
+    def action_try_model(self) -> None:
+        from .try_screen import TryScreen
+
+        run = self.selected()
+        if run is not None:
+            self.app.push_screen(TryScreen(run))
 
     def action_mark(self) -> None:
         run = self.selected()
