@@ -119,6 +119,9 @@ class TunedeckApp(App):
                 state = EditorState(draft.config, draft.config, draft.source, draft.name, path=draft.path)
         state.config = draft.config
         await self.editor.replace_state(state)
+        from . import drafts
+
+        drafts.adopt(draft)  # these edits are open here now: no other session is offered them
         self.notify(f"Restored unsaved edits to {draft.name}.")
 
     # --- unsaved edits -------------------------------------------------------------------------------------

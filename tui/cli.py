@@ -7,6 +7,7 @@ The Textual app is imported only when the editor opens, so CLI commands start fa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -62,6 +63,12 @@ def open_runs(runs_dir: str | None, attach: str | None = None) -> int:
     return 0
 
 
+def screen_wanted() -> bool:
+    """Open a screen rather than print? On a terminal, or when asked: tunedeck-serve sets
+    TUNEDECK_SCREEN=1 because its stdin/stdout are pipes to a browser terminal."""
+    return os.environ.get("TUNEDECK_SCREEN") == "1" or (sys.stdin.isatty() and sys.stdout.isatty())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:  # the shipped demo: the TUI paints first and loads it right after (fast first frame)
@@ -74,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] == "attach":
         options = runs_parser("attach").parse_args(args[1:])
         return open_runs(options.runs_dir, options.run)
-    if args[0] == "runs" and "--json" not in args and sys.stdin.isatty() and sys.stdout.isatty():
+    if args[0] == "runs" and "--json" not in args and screen_wanted():
         options = runs_parser("runs").parse_args(args[1:])  # interactive: the live screen; piped: runner's table
         return open_runs(options.runs_dir)
     from runner import cli as runner_cli  # only when dispatching: the editor does not need argparse trees
