@@ -253,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # screen is asked for explicitly (its stdin/stdout are pipes to the browser, not a terminal).
     command = f"{SCREEN_ENV}=1 exec " + shlex.join([sys.executable, "-m", "tui.cli", *options.args])
     server = make_server(command, host=options.host, port=options.port, guard=guard, public_url=options.public_url)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # refusals reach a log file (or a pipe) as they happen
     for warning in warnings:
         print(f"tunedeck-serve: warning: {warning}", file=sys.stderr)
     what = shlex.join(["tunedeck", *options.args]) if options.args else "the tunedeck editor"
