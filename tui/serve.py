@@ -237,6 +237,15 @@ def prepare(options: argparse.Namespace) -> tuple[Guard, str, list[str]]:
     return guard, url, warnings
 
 
+def check_listenable(host: str, port: int) -> None:
+    """Bind and release the address first, so a taken port is reported before any URL is printed."""
+    for family, kind, proto, _, address in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                               flags=socket.AI_PASSIVE):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            probe.bind(address)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parser().parse_args(argv)
     try:
@@ -255,6 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = make_server(command, host=options.host, port=options.port, guard=guard, public_url=options.public_url)
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # refusals reach a log file (or a pipe) as they happen
+    try:
+        check_listenable(options.host, options.port)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        print(f"tunedeck-serve: error: cannot listen on {netloc(options.host, options.port)}: "
+              f"{error.strerror or error}", file=sys.stderr)
+        return 1
     for warning in warnings:
         print(f"tunedeck-serve: warning: {warning}", file=sys.stderr)
     what = shlex.join(["tunedeck", *options.args]) if options.args else "the tunedeck editor"
