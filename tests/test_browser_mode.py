@@ -188,10 +188,22 @@ class Tab:
         self.page.keyboard.press(key)
         self.wait_for(then, what)
 
+    def field_value(self, label: str) -> str | None:
+        """What the editor's form shows under a field's label (its value, or the empty field's hint)."""
+        column = [(line.split("│") + [""] * 4)[3].strip() for line in self.screen.display]
+        for i, text in enumerate(column[:-1]):
+            if text.lstrip("● ") == label:
+                return column[i + 1]
+        return None
+
     def help_title(self) -> str:
-        """The first line of the help panel (the editor's right column, top box)."""
-        parts = [p.strip() for p in self.screen.display[2].split("│")]
-        return parts[-2] if len(parts) >= 3 else ""
+        """The first two lines of the help panel (the editor's right column, top box): the field's
+        label and key, which wrap onto the second line when long."""
+        heads = []
+        for line in self.screen.display[2:4]:
+            parts = [p.strip() for p in line.split("│")]
+            heads.append(parts[-2] if len(parts) >= 3 else "")
+        return " ".join(heads)
 
 
 class Browser:
@@ -306,6 +318,7 @@ def editor_drawn(text: str) -> bool:
 
 
 # --- the whole session: editor, keys, an edit, drafts per tab, launch, monitor -----------------------------
+@pytest.mark.slow
 def test_editor_keys_edit_launch_and_monitor_in_a_real_browser(playwright, tmp_path: Path) -> None:
     with serve(tmp_path) as served, browser(playwright, tmp_path, served) as b:
         tab = b.open()
@@ -327,12 +340,14 @@ def test_editor_keys_edit_launch_and_monitor_in_a_real_browser(playwright, tmp_p
             before = tab.help_title()
             tab.press("Tab", lambda t: tab.help_title() != before, "the next field")
         assert "training.max_steps" in tab.help_title(), tab.text
+        # One key at a time, each seen on screen before the next, as a user over a slow tunnel types:
+        # the row is rebuilt when max_steps turns positive (other fields stop applying).
         tab.page.keyboard.press("End")
-        for _ in range(8):
-            tab.page.keyboard.press("Backspace")
-        tab.page.keyboard.type("20")
+        tab.press("Backspace", lambda t: tab.field_value("Max steps") == "-", "'-1' -> '-'")
+        tab.press("Backspace", lambda t: tab.field_value("Max steps") == "a whole number >= -1", "an empty field")
+        tab.press("1", lambda t: tab.field_value("Max steps") == "1" and re.search(r"total steps 1\b", t), "1")
+        tab.press("0", lambda t: tab.field_value("Max steps") == "10" and re.search(r"total steps 10\b", t), "10")
         tab.page.keyboard.press("Tab")
-        tab.wait_for(lambda t: re.search(r"total steps 20\b", t), "the edit to reach the derived values")
         wait_until(lambda: list(drafts.drafts_dir().glob("*.json")), 60, "the autosaved draft of the edit")
         screenshot(tab, tmp_path, "browser-editor.png")
 
@@ -347,14 +362,14 @@ def test_editor_keys_edit_launch_and_monitor_in_a_real_browser(playwright, tmp_p
         # F5: the launch dialog, Enter: the monitor, with the run's first loss point on the plot.
         tab.press("F5", lambda t: "accelerate" in t, "the launch dialog")
         tab.page.keyboard.press("Enter")
-        tab.wait_for(lambda t: re.search(r"step \d+/20\b", t), "the monitor")
+        tab.wait_for(lambda t: re.search(r"step \d+/10\b", t), "the monitor")
         tab.wait_for(lambda t: "loss · x: step" in t, "the first loss point", timeout=RUN_TIMEOUT)
-        tab.wait_for(lambda t: re.search(r"finished\s+step 20/20", t), "the run to finish", timeout=RUN_TIMEOUT)
+        tab.wait_for(lambda t: re.search(r"finished\s+step 10/10", t), "the run to finish", timeout=RUN_TIMEOUT)
         screenshot(tab, tmp_path, "browser-monitor.png")
 
         # The run lives where every run lives (the runs home), found by a later login's `tunedeck runs`.
         runs = runs_json(tmp_path / "login")
-        assert len(runs) == 1 and runs[0]["state"] == "finished" and runs[0]["step"] == 20, runs
+        assert len(runs) == 1 and runs[0]["state"] == "finished" and runs[0]["step"] == 10, runs
         assert isinstance(runs[0]["last_loss"], float)
         assert Path(runs[0]["path"]).resolve().is_relative_to(tmp_path.resolve())
 
@@ -537,3 +552,14 @@ def test_without_textual_serve_it_says_how_to_install() -> None:
             "from tui.serve import main; sys.exit(main(['--port', '1']))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=python_env(), capture_output=True, text=True)
     assert done.returncode == 1 and "pip install 'tunedeck[serve]'" in done.stderr
+
+
+def test_a_taken_port_is_a_one_line_error_before_any_url(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "tui.serve", "--port", str(port)], cwd=tmp_path,
+                              env=python_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and not done.stdout
+    assert done.stderr == f"tunedeck-serve: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
