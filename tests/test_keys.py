@@ -149,3 +149,91 @@ async def test_f6_applies_the_first_memory_suggestion() -> None:
         for key, value in changes.items():
             assert get_value(app.editor.state.config, key) == value
         assert app.editor.state.dirty
+
+
+# --- the runs screen and the monitor, on finished runs written to disk -------------------------------------
+async def test_every_runs_screen_key(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
+    from tui.screens.compare import CompareScreen
+    from tui.screens.monitor import MonitorScreen
+
+    root = tmp_path / "runs"
+    history_run(root, steps=60, stamp=datetime(2024, 1, 2, 3, 4, 5))
+    history_run(root, steps=80, stamp=datetime(2024, 1, 3, 3, 4, 5))
+    app = MonitorTestApp(root)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_editor(pilot)
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.rows) == 2, what="runs")
+        runs = app.screen
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), what="the monitor")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is runs, what="back on the runs screen")
+        await pilot.press("m")
+        assert runs.marked is not None
+        marked = runs.marked.path
+        await pilot.press("down", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), what="compare")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is runs, what="back from compare")
+        assert runs.selected().path != marked
+        await pilot.press("m", "m")  # marking twice un-marks
+        assert runs.marked is None
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor")
+        await pilot.press("f9")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the runs screen again")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="Esc: back to the editor")
+
+
+async def test_every_monitor_key_on_a_finished_run(tmp_path: Path) -> None:
+    from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
+    from tui.screens.monitor import MonitorScreen
+    from tui.widgets.run_plots import RunPlots
+
+    run = history_run(tmp_path / "runs", steps=60)
+    app = MonitorTestApp(tmp_path / "runs", attach=run)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and len(app.screen.model.train) > 0,
+                       what="the monitor with its history")
+        monitor = app.screen
+        plots = monitor.query_one(RunPlots)
+        await pilot.press("x")
+        assert plots.x_axis == "epoch"
+        await pilot.press("x")
+        assert plots.x_axis == "step"
+        await pilot.press("p")
+        assert plots.has_class("-rate")
+        await pilot.press("p")
+        assert not plots.has_class("-rate")
+        await pilot.press("g")
+        assert monitor.has_class("-side")
+        await pilot.press("g")
+        assert not monitor.has_class("-side")
+        await pilot.press("w")
+        await wait_for(pilot, lambda: monitor.watcher.filter is not None, what="the warnings filter")
+        await pilot.press("w")
+        await wait_for(pilot, lambda: monitor.watcher.filter is None, what="the warnings filter off")
+        await pilot.press("slash")
+        box = monitor.query_one("#log-filter", Input)
+        assert box.display and box.has_focus
+        await pilot.press(*"step", "enter")
+        await wait_for(pilot, lambda: monitor.watcher.filter is not None, what="the typed filter")
+        await pilot.press("escape")  # Esc clears the filter first, then leaves
+        await wait_for(pilot, lambda: monitor.watcher.filter is None, what="the filter cleared")
+        assert app.screen is monitor
+        await pilot.press("o")
+        await pilot.pause(0.2)
+        assert app.clipboard.endswith("final") or "final" in app.clipboard
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.compare_with is not None,
+                       what="pick a run to compare with")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is monitor, what="back on the monitor")
+        await pilot.press("e")  # clone & edit: the run's config, in the editor, as a new unsaved preset
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor")
+        assert app.editor.state.config.training.max_steps == presets.load("demo").config.training.max_steps
