@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 WEB_DIR = Path(__file__).resolve().parent / "web"
 TOKEN_ENV = "TUNEDECK_SERVE_TOKEN"
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,256}")  # goes into a URL unquoted
-SCREEN_ENV = "TUNEDECK_SCREEN"  # tui.cli: open the screen although stdin/stdout are pipes
+SCREEN_ENV = "TUNEDECK_RUNS_SCREEN"  # tui.cli: `runs` opens its screen although stdin/stdout are pipes
 OPEN_PATHS = ("/static/", "/favicon.ico")  # textual-serve's script, styles, fonts; our icon: no token
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARDS = ("", "0.0.0.0", "::")
