@@ -26,6 +26,7 @@ from runner.problems import ConfigError
 COMMAND_MODULES = (
     "runner.commands.config_cmds",
     "runner.commands.convert_cmds",
+    "runner.commands.data_cmds",
     "runner.commands.estimate_cmds",
     "runner.commands.export_cmds",
     "runner.commands.run_cmds",

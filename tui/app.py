@@ -262,6 +262,8 @@ class TunedeckApp(App):
                 yield SystemCommand(f"Export {fmt}", f"Write {description}; `tunedeck import` reads it back",
                                     lambda fmt=fmt: self.export_config(editor, fmt))
             yield SystemCommand("Launch", "Start training with this config (F5)", editor.action_launch)
+            yield SystemCommand("Data", "Preview the training data token by token: counts, lengths, what is trained (F10)",
+                                editor.action_data)
             yield SystemCommand("Changes", "What differs from the preset and the defaults (F3)", editor.action_changes)
             yield SystemCommand("Toggle help panel", "Show or hide the field help (F4)", editor.action_toggle_help)
             yield SystemCommand("Full help", "The focused field's full explanation (F1)", editor.action_full_help)

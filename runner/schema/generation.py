@@ -11,7 +11,9 @@ class GenerationSection(Section):
         default_factory=list,
         label="Sample prompts",
         what="Prompts the model completes at every evaluation and at the end of training, so you can "
-        "read how its answers change. Empty: no samples.",
+        "read how its answers change. Each is rendered exactly like a training row's prompt (the instruction "
+        "template, or the chat template's user turn); in the instruction format, text after '### Input:' "
+        "fills the input section. Empty: no samples.",
         up="More prompts show more behaviour but each evaluation takes longer.",
         down="Fewer prompts keep evaluation quick.",
         typical="2-5 short prompts that look like real use",
