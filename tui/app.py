@@ -77,6 +77,16 @@ class TunedeckApp(App):
             if self.attach is not None:
                 self.open_monitor(self.attach)
 
+    def on_app_focus(self) -> None:
+        """Textual's web driver (tunedeck-serve) starts an app blurred, so its first screen got no
+        auto focus and keys went nowhere until a click: focus what the screen would have focused."""
+        screen = self.screen
+        selector = screen.AUTO_FOCUS if screen.AUTO_FOCUS is not None else self.AUTO_FOCUS
+        if screen.focused is None and selector:
+            first = next((w for w in screen.query(selector) if w.focusable), None)
+            if first is not None:
+                first.focus(scroll_visible=False)
+
     def editor_ready(self, editor: EditorScreen) -> None:
         """The editor has its preset: offer a kept draft (once, and not when started on the runs)."""
         if self.open_runs or self._drafts_offered:
@@ -120,6 +130,9 @@ class TunedeckApp(App):
                 state = EditorState(draft.config, draft.config, draft.source, draft.name, path=draft.path)
         state.config = draft.config
         await self.editor.replace_state(state)
+        from . import drafts
+
+        drafts.adopt(draft)  # these edits are open here now: no other session is offered them
         self.notify(f"Restored unsaved edits to {safe(draft.name)}.")
 
     # --- unsaved edits -------------------------------------------------------------------------------------
