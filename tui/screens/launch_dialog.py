@@ -38,7 +38,8 @@ def selected_gpus(gpus: list[Any], gpu_ids: str) -> list[Any]:
 class LaunchDialog(ModalScreen[RunDir | None]):
     """Dismisses with the started run, or None when cancelled or refused."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "launch", "Launch", priority=True)]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "launch", "Launch", priority=True),
+                Binding("d", "data", "Data")]
 
     def __init__(self, config: Config, preset_name: str, *, probe: Callable[[], Any] | None = None,
                  runs_dir: str | None = None) -> None:
@@ -49,6 +50,7 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         self.runs_dir = runs_dir
         self.plan: run_ops.Plan | None = None  # the argv and the exact run directory Enter creates
         self.errors: list[Any] = []
+        self.data_problems: list[Any] = []  # runner.data_check, found in the probe worker
         self.report: Any = None
         self.launching = False
 
@@ -82,6 +84,9 @@ class LaunchDialog(ModalScreen[RunDir | None]):
     @work(thread=True, exclusive=True, name="probe GPUs for launch")
     def probe_gpus(self) -> None:
         report = self.probe()
+        from runner.data_check import check as check_data
+
+        self.data_problems = check_data(self.config)
         self.app.call_from_thread(self._probed, report)
 
     def _probed(self, report: Any) -> None:
@@ -128,14 +133,15 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         widget.update(text)
 
     def refresh_problems(self, context: Context) -> None:
-        problems = check(self.config, context)
+        problems = check(self.config, context) + self.data_problems
         self.errors = [p for p in problems if p.is_error]
         if self.plan is not None and self.plan.problem:
             self.errors.append(self.plan.problem)
         text = Text()
         for p in problems:
             text.append(f"{'error' if p.is_error else 'warning'}: ", style="red bold" if p.is_error else "yellow")
-            text.append(f"{p.key}: {p.message}\n" if p.key else f"{p.message}\n")
+            where = f"{p.file}:{p.line}: " if p.file and p.line else ""  # data problems point into the data file
+            text.append(f"{where}{p.key}: {p.message}\n" if p.key else f"{where}{p.message}\n")
         if self.errors:
             text.append("Launch refused: fix the errors first.", style="red bold")
         self.query_one("#launch-problems", Static).update(text)
@@ -151,6 +157,11 @@ class LaunchDialog(ModalScreen[RunDir | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def action_data(self) -> None:
+        from .data_screen import DataScreen
+
+        self.app.push_screen(DataScreen(self.config, self.preset_name))
 
     def action_launch(self) -> None:
         if self.errors:
