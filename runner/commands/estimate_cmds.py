@@ -81,7 +81,9 @@ def run_estimate(args: argparse.Namespace) -> int:
     except EstimateError as exc:
         print(f"{printable(loaded.path, 240)}: error: cannot estimate: {printable(exc, 600)}", file=sys.stderr)
         return exits.USAGE
-    measured = last_measured_peak(config, Path(config.training.output_dir))
+    from runner.runs_home import runs_dir
+
+    measured = last_measured_peak(config, runs_dir(config=config))  # where this config's runs go
     if args.json:
         out = est.to_dict()
         out.update(against=against or None, last_measured=measured)
