@@ -128,3 +128,29 @@ def test_eval_split_is_not_taken_out_when_an_eval_file_is_given(tmp_path: Path) 
     assert count_examples(c) == 100
     c.data.eval_path = ""
     assert count_examples(c) == 90
+
+
+def _rows(path: Path, n: int) -> str:
+    path.write_text("".join(json.dumps({"text": f"r{i}"}) + "\n" for i in range(n)))
+    return str(path)
+
+
+def test_max_samples_caps_the_count(tmp_path: Path) -> None:
+    path = _rows(tmp_path / "train.jsonl", 50)
+    assert count_examples(Config.model_validate({"data": {"path": path, "max_samples": 20}})) == 20
+    assert count_examples(Config.model_validate({"data": {"path": path, "max_samples": 80}})) == 50
+
+
+def test_a_mixture_adds_its_sources_by_weight(tmp_path: Path) -> None:
+    a, b = _rows(tmp_path / "a.jsonl", 40), _rows(tmp_path / "b.jsonl", 10)
+    mixture = [{"path": a, "weight": 0.5}, {"path": b, "weight": 3.0}]
+    assert count_examples(Config.model_validate({"data": {"datasets": mixture}})) == 20 + 30
+    mixture = [{"path": a, "weight": 2.5}, {"path": b}]
+    assert count_examples(Config.model_validate({"data": {"datasets": mixture}})) == 100 + 10
+
+
+def test_the_eval_split_leaves_a_one_row_source_whole(tmp_path: Path) -> None:
+    one = Config.model_validate({"data": {"path": _rows(tmp_path / "one.jsonl", 1), "eval_split": 0.1}})
+    assert count_examples(one) == 1
+    two = Config.model_validate({"data": {"path": _rows(tmp_path / "two.jsonl", 2), "eval_split": 0.1}})
+    assert count_examples(two) == 1
