@@ -86,6 +86,7 @@ class Breakdown:
     params_total: int
     params_trainable: int
     notes: list[str] = field(default_factory=list)
+    tensors: dict[str, int] = field(default_factory=dict)  # tensor bytes alone per phase (what a simulation sees)
 
     @property
     def peak_bytes(self) -> int:
@@ -104,9 +105,7 @@ class _Precision:
 def _precision(arch: Architecture, s: dict[str, Any]) -> _Precision:
     dtype = s["model.dtype"] if s["model.dtype"] != "auto" else arch.dtype
     weight = DTYPE_BYTES[dtype]
-    mixed = s["launch.mixed_precision"]
-    if mixed == "auto":
-        mixed = "bf16" if s["training.bf16"] else "fp16" if s["training.fp16"] else "no"
+    mixed = mixed_precision(s)
     kbit = "4bit" if s["quantization.load_in_4bit"] else "8bit" if s["quantization.load_in_8bit"] else ""
     compute = weight
     if kbit == "4bit":
@@ -116,6 +115,29 @@ def _precision(arch: Architecture, s: dict[str, Any]) -> _Precision:
     act = 2 if mixed != "no" else compute
     residual = FP32 if weight == FP32 or (kbit and KBIT_UPCAST) else weight
     return _Precision(weight, act, residual, mixed, kbit)
+
+
+def mixed_precision(s: dict[str, Any]) -> str:
+    """"bf16", "fp16" or "no": what autocast runs in (launch.mixed_precision, or the training flags)."""
+    mixed = s["launch.mixed_precision"]
+    if mixed == "auto":
+        mixed = "bf16" if s["training.bf16"] else "fp16" if s["training.fp16"] else "no"
+    return mixed
+
+
+def builds_attention_mask(s: dict[str, Any]) -> bool:
+    """Whether transformers builds a 4-D attention mask on the GPU (the simulation feeds inputs to match).
+
+    Eager attention always adds one; flash-attn never needs one; SDPA needs one when rows carry padding:
+    several rows padded to the longest one, or padding to max_length. A single unpadded row uses the
+    kernel's causal flag instead.
+    """
+    impl = s["model.attn_implementation"]
+    if impl == "flash_attention_2":
+        return False
+    if impl == "eager":
+        return True
+    return int(s["training.per_device_train_batch_size"]) > 1 or s["data.padding"] == "max_length"
 
 
 def breakdown(arch: Architecture, lay: Layout, s: dict[str, Any]) -> Breakdown:
@@ -293,7 +315,8 @@ def breakdown(arch: Architecture, lay: Layout, s: dict[str, Any]) -> Breakdown:
     components.append(Component("overhead", overhead,
                                 f"temporaries {_gib(parts['temp'])}, allocator {ALLOCATOR_OVERHEAD:.0%} of "
                                 f"{_gib(dynamic)}, workspaces"))
-    return Breakdown(phases, phase, components, params_total, trainable, notes)
+    tensors = {name: int(sum(parts.values())) for name, parts in moments.items()}
+    return Breakdown(phases, phase, components, params_total, trainable, notes, tensors)
 
 
 def _gib(n: float) -> str:
