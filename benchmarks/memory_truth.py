@@ -17,6 +17,7 @@ estimate under 1 ms.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from pathlib import Path
@@ -45,14 +46,14 @@ TOLERANCE = 0.07
 def row_config(row):
     from runner.schema import Config
 
-    model, mode, batch, seq, gc = row
+    model, mode, batch, seq, ckpt = row
     return Config(
         model={"name_or_path": model, "dtype": "bfloat16", "attn_implementation": "sdpa"},
         quantization={"load_in_4bit": mode == "qlora", "bnb_4bit_compute_dtype": "bfloat16",
                       "bnb_4bit_use_double_quant": True},
         lora={"enabled": mode != "full", "r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"},
         data={"max_seq_length": seq},
-        training={"per_device_train_batch_size": batch, "gradient_checkpointing": gc, "bf16": True,
+        training={"per_device_train_batch_size": batch, "gradient_checkpointing": ckpt, "bf16": True,
                   "optim": "adamw_torch"},
     )
 
@@ -98,12 +99,13 @@ def main() -> int:
         row = MATRIX[i]
         config = row_config(row)
         result = simulate(config)
+        gc.collect()  # the fake model and its graph go before the next row
         sim = result["tensor_peak_bytes"]
         est, _ = analytic_tensor_bytes(config)
         ratio = est / sim
-        model, mode, batch, seq, gc = row
+        model, mode, batch, seq, ckpt = row
         mark = "" if abs(ratio - 1) <= TOLERANCE else "  OUT"
-        print(f"{i:>2} {model.split('/')[-1]:<14} {mode:<5} {batch:>1} {seq:>4} {'on' if gc else 'off':<3} "
+        print(f"{i:>2} {model.split('/')[-1]:<14} {mode:<5} {batch:>1} {seq:>4} {'on' if ckpt else 'off':<3} "
               f"{sim / GiB:>8.2f}G {est / GiB:>8.2f}G {ratio:>6.3f} {result['phase']:<14} {result['seconds']:>6.1f}{mark}",
               flush=True)
         sim_times.setdefault(model, []).append(result["seconds"])

@@ -79,6 +79,23 @@ def run_subprocess(config_data: dict[str, Any], timeout: float = 600.0) -> dict[
     return result
 
 
+_RESULTS: dict[str, dict[str, Any]] = {}  # memory signature -> the last simulation of it (this process)
+
+
+def remember(signature: str, result: dict[str, Any]) -> None:
+    """Keep a simulation's result for the config with this memory signature (the launch dialog shows it)."""
+    _RESULTS[signature] = result
+
+
+def recalled(signature: str) -> dict[str, Any] | None:
+    return _RESULTS.get(signature)
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """'simulated: 11.2 GiB (backward, 4.1 s)': what the gauge and the launch dialog print."""
+    return f"simulated: {result['peak_bytes'] / 1024**3:.1f} GiB ({result['phase']}, {result['seconds']:.1f} s)"
+
+
 # --------------------------------------------------------------------------------------------------
 # Live-bytes accounting
 # --------------------------------------------------------------------------------------------------
@@ -169,7 +186,10 @@ def _gpu_kernels() -> None:
 
         @staticmethod
         def forward(ctx, q, k, v, bias):
-            out = q.new_empty(q.shape[:-1] + (v.shape[-1],))
+            # the kernels write (batch, seq, heads, dim) and return it transposed, so transformers' following
+            # transpose(1, 2).contiguous() is free and o_proj's input is this very storage
+            b, h, s, _ = q.shape
+            out = q.new_empty(b, s, h, v.shape[-1]).transpose(1, 2)
             lse = q.new_empty(q.shape[:-1], dtype=torch.float32)
             ctx.save_for_backward(q, k, v, out, lse, bias)
             return out
@@ -205,6 +225,13 @@ def _gpu_kernels() -> None:
         return torch.native_dropout(input, p, True)[0]  # CUDA's fused dropout keeps a one-byte mask
 
     F.scaled_dot_product_attention = scaled_dot_product_attention
+
+    # transformers reads position ids to detect several documents packed in one row; on fake tensors it
+    # cannot read them and assumes packing, which builds a mask (and expands k/v) even for one unpadded row.
+    # The simulated rows are single sequences: what a GPU run without packing sees.
+    import transformers.masking_utils as masking
+
+    masking.find_packed_sequence_indices = lambda position_ids: None
     torch.nn.functional.dropout = dropout
 
     # Optimizers read their step count with .item(), which fake tensors cannot answer; the count does not
@@ -571,7 +598,7 @@ def simulate(config) -> dict[str, Any]:
     unseen = _unseen(s, world, peaks[phase])
     return {
         "peak_bytes": peaks[phase] + sum(unseen.values()), "tensor_peak_bytes": peaks[phase], "phase": phase,
-        "phases": peaks, "split": {k: tracker.split.get(k, {}) for k in PHASES}, "unseen": unseen,
+        "phases": {k: v + sum(_unseen(s, world, v).values()) for k, v in peaks.items()}, "tensor_phases": peaks, "split": {k: tracker.split.get(k, {}) for k in PHASES}, "unseen": unseen,
         "params_total": sum(p.numel() * (2 if p.dtype == torch.uint8 else 1) for p in model.parameters()),
         "params_trainable": sum(p.numel() for p in trainable), "model_type": hf_cfg.model_type,
         "arch_source": source, "dtype": str(dtype).replace("torch.", ""), "vocab_size": vocab,
@@ -642,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         gib = 1024**3
         for phase in PHASES:
-            print(f"{phase:<15} {result['phases'][phase] / gib:8.2f} GiB")
+            print(f"{phase:<15} {result['phases'][phase] / gib:8.2f} GiB  (tensors {result['tensor_phases'][phase] / gib:.2f} GiB)")
         print(f"peak {result['peak_bytes'] / gib:.2f} GiB at the {result['phase']} ({result['seconds']} s)")
     return 0
 
