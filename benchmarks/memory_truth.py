@@ -92,7 +92,7 @@ def main() -> int:
 
     rows = [int(r) for r in args.rows.split(",")] if args.rows else range(len(MATRIX))
     print(f"{'#':>2} {'model':<14} {'mode':<5} {'b':>1} {'seq':>4} {'gc':<3} {'simulated':>9} {'analytic':>9} "
-          f"{'ratio':>6} {'sim phase':<14} {'sim s':>6}")
+          f"{'ratio':>6} {'sim phase':<14} {'wall s':>6} {'cpu s':>6}")
     worst = None
     sim_times = {}
     for i in rows:
@@ -106,16 +106,23 @@ def main() -> int:
         model, mode, batch, seq, ckpt = row
         mark = "" if abs(ratio - 1) <= TOLERANCE else "  OUT"
         print(f"{i:>2} {model.split('/')[-1]:<14} {mode:<5} {batch:>1} {seq:>4} {'on' if ckpt else 'off':<3} "
-              f"{sim / GiB:>8.2f}G {est / GiB:>8.2f}G {ratio:>6.3f} {result['phase']:<14} {result['seconds']:>6.1f}{mark}",
+              f"{sim / GiB:>8.2f}G {est / GiB:>8.2f}G {ratio:>6.3f} {result['phase']:<14} {result['seconds']:>6.1f} {result['cpu_seconds']:>6.1f}{mark}",
               flush=True)
-        sim_times.setdefault(model, []).append(result["seconds"])
+        sim_times.setdefault(model, []).append((result["seconds"], result["cpu_seconds"]))
         if worst is None or abs(ratio - 1) > abs(worst[1] - 1):
             worst = (i, ratio)
     if worst is not None:
         print(f"worst row: #{worst[0]} ratio {worst[1]:.3f} (target {1 - TOLERANCE:.2f}-{1 + TOLERANCE:.2f})")
     for model, times in sim_times.items():
-        print(f"simulation of {model}: median {sorted(times)[len(times) // 2]:.1f} s, max {max(times):.1f} s "
-              f"({len(times)} rows)")
+        wall, cpu = sorted(w for w, _ in times), sorted(c for _, c in times)
+        print(f"simulation of {model}: wall median {wall[len(wall) // 2]:.1f} s (max {wall[-1]:.1f}), "
+              f"CPU median {cpu[len(cpu) // 2]:.1f} s (max {cpu[-1]:.1f}) over {len(times)} rows")
+    # what a user waits for: a fresh process (imports included) on the 8B QLoRA row
+    from runner.simulate import run_subprocess
+
+    start = time.perf_counter()
+    run_subprocess(row_config(MATRIX[12]).model_dump(mode="json"))
+    print(f"one `estimate --simulate` subprocess, 8B QLoRA row, imports included: {time.perf_counter() - start:.1f} s wall")
     config = row_config(MATRIX[0])
     print(f"analytic estimate: {analytic_seconds(config) * 1e6:.0f} us per estimate (target < 1000 us)")
     print(f"CPU cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f} (the machine may be shared)")

@@ -519,7 +519,7 @@ def simulate(config) -> dict[str, Any]:
 
     from runner.estimate import memory as analytic
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     notes: list[str] = []
     s = analytic.settings(config)
     world = max(1, config.launch.num_processes) * max(1, config.launch.num_machines)
@@ -602,7 +602,8 @@ def simulate(config) -> dict[str, Any]:
         "params_total": sum(p.numel() * (2 if p.dtype == torch.uint8 else 1) for p in model.parameters()),
         "params_trainable": sum(p.numel() for p in trainable), "model_type": hf_cfg.model_type,
         "arch_source": source, "dtype": str(dtype).replace("torch.", ""), "vocab_size": vocab,
-        "seconds": round(time.perf_counter() - started, 2), "notes": notes,
+        "seconds": round(time.perf_counter() - started, 2),
+        "cpu_seconds": round(time.process_time() - cpu_started, 2), "notes": notes,
     }
 
 

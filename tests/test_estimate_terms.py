@@ -231,3 +231,27 @@ def test_multi_node_totals_are_processes_times_machines():
     big = estimate(cfg8b(num_processes=8, num_machines=4, strategy="fsdp"))
     assert comp(big, "optimizer state") == pytest.approx(ADAM / 32, abs=1)
     assert comp(big, "CUDA context") == CUDA_CONTEXT + NCCL_BUFFERS
+
+
+# ---- shipped presets fit the GPU their description names ---------------------------------------------------
+def test_every_shipped_preset_fits_the_gpu_its_description_names():
+    import re
+
+    from runner.estimate import verdict
+    from runner.paths import shipped_presets_dir
+    from runner.presets import require_config
+
+    GiB = 1024**3
+    checked = []
+    for name in sorted(p.stem for p in shipped_presets_dir().glob("*.toml")):
+        config = require_config(name)
+        sizes = [int(n) for n in re.findall(r"(\d+)(?:-\d+)? GB", config.description)]
+        if not sizes:
+            assert "CPU" in config.description, f"{name}: the description names no GPU size: {config.description!r}"
+            continue
+        # a range ("one 16-24 GB GPU") promises the smaller card; the worst case (rows padded to max length)
+        est = estimate(config)
+        assert verdict(est.peak_bytes, min(sizes) * GiB) == "fits", (
+            f"{name}: {est.peak_bytes / GiB:.1f} GiB per GPU does not fit the {min(sizes)} GB its description names")
+        checked.append(name)
+    assert {"lora-1b", "qlora-8b", "full-small", "qlora-70b", "pretrain-gpt"} <= set(checked)

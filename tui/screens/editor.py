@@ -64,7 +64,7 @@ class EditorScreen(Screen):
         Binding("f3", "changes", "Changes"),
         Binding("f4", "toggle_help", "Help pane"),
         Binding("f5", "launch", "Launch"),
-        Binding("ctrl+e", "simulate", "Simulate"),
+        Binding("ctrl+e", "simulate", "Simulate", show=False),  # in the gauge's help and README; keeps the footer short
         *[Binding(key.lower(), f"apply_suggestion({i})", f"Fix {i + 1}") for i, key in enumerate(SUGGESTION_KEYS)],
     ]
 

@@ -38,6 +38,8 @@ class MemoryGauge(VerticalScroll, can_focus=False):
 ## Memory gauge
 Estimated peak memory per GPU and where it goes. Green fits, yellow is tight (under 10% spare),
 red does not fit. `F6`-`F8` apply the listed suggestions. Without a GPU, pick a target card size.
+`Ctrl+E` simulates one training step of this exact model on fake tensors (no GPU, seconds to a minute)
+and shows "simulated: X GiB" here; it also works for architectures the estimate does not know.
 """
 
     @dataclass
