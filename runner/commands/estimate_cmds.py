@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner.printable import printable
+
 GiB = 1024**3
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
           "g": 1024**3, "gb": 1000**3, "gib": 1024**3, "t": 1024**4, "tb": 1000**4, "tib": 1024**4}
@@ -56,7 +58,7 @@ def gib(n: float) -> str:
 
 
 def run_estimate(args: argparse.Namespace) -> int:
-    from runner import presets
+    from runner import exits, presets
     from runner.estimate import EstimateError, UnknownModel, apply_changes, estimate, last_measured_peak
     from runner.gpu import probe
 
@@ -65,7 +67,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     if not loaded.ok or loaded.config is None:
         for problem in loaded.errors or loaded.problems:
             print(problem.format(), file=sys.stderr)
-        return 2
+        return exits.USAGE
     config = loaded.config
     budget, against, gpu_count = args.gpu_memory, "", None
     if budget:
@@ -83,19 +85,19 @@ def run_estimate(args: argparse.Namespace) -> int:
         est = estimate(config, budget, gpu_count)
     except UnknownModel as exc:
         if not args.simulate:
-            print(f"{loaded.path}: error: cannot estimate: {exc}", file=sys.stderr)
-            return 2
+            print(f"{printable(loaded.path, 240)}: error: cannot estimate: {printable(exc, 600)}", file=sys.stderr)
+            return exits.USAGE
         est = None  # the simulation builds whatever transformers can build from the config
         analytic_error = str(exc)
     except EstimateError as exc:
-        print(f"{loaded.path}: error: cannot estimate: {exc}", file=sys.stderr)
-        return 2
+        print(f"{printable(loaded.path, 240)}: error: cannot estimate: {printable(exc, 600)}", file=sys.stderr)
+        return exits.USAGE
     if args.simulate:
         simulated = _simulate(config, loaded.path)
         if simulated is None:
-            return 2
+            return exits.USAGE
     if est is None:
-        return _print_simulation_only(loaded.name, simulated, budget, against, analytic_error, args.json,
+        return _print_simulation_only(printable(loaded.name), simulated, budget, against, analytic_error, args.json,
                                       report.reason if not report.available else "")
     measured = last_measured_peak(config, Path(config.training.output_dir))
     if args.json:
@@ -103,12 +105,12 @@ def run_estimate(args: argparse.Namespace) -> int:
         out.update(against=against or None, last_measured=measured, simulated=simulated)
         print(json.dumps(out, indent=2))
     else:
-        _print_estimate(loaded.name, est, against, measured, report.reason if not report.available else "")
+        _print_estimate(printable(loaded.name), est, against, measured, report.reason if not report.available else "")
         if simulated:
             _print_simulation(est, simulated)
     for sug in est.suggestions:  # a suggestion that would not validate is a bug: fail loudly in tests
         apply_changes(config, sug.changes)
-    return 1 if est.verdict == "does not fit" else 0
+    return exits.FAILED if est.verdict == "does not fit" else exits.OK
 
 
 def _simulate(config: Any, path: Any) -> dict | None:
@@ -118,13 +120,13 @@ def _simulate(config: Any, path: Any) -> dict | None:
     try:
         return run_subprocess(config.model_dump(mode="json"))
     except SimulationError as exc:
-        print(f"{path}: error: cannot simulate: {exc}", file=sys.stderr)
+        print(f"{printable(path, 240)}: error: cannot simulate: {printable(exc, 600)}", file=sys.stderr)
         return None
 
 
 def _print_simulation(est: Any, sim: dict) -> None:
     """The simulated peak by phase beside the analytic one."""
-    print(f"\nSimulated training step ({sim['arch_source']}, fake tensors, {sim['seconds']:.1f} s):")
+    print(f"\nSimulated training step ({printable(sim['arch_source'])}, fake tensors, {sim['seconds']:.1f} s):")
     print(f"  {'phase':<15} {'analytic':>11} {'simulated':>11}")
     for phase, sim_bytes in sim["phases"].items():
         analytic = gib(est.phases[phase]) if est is not None and phase in est.phases else "-"
@@ -137,11 +139,12 @@ def _print_simulation(est: Any, sim: dict) -> None:
     print("  + not visible to a simulation, from the analytic model: "
           + ", ".join(f"{name.replace(' (analytic)', '')} {gib(n)}" for name, n in sim["unseen"].items()))
     for note in sim.get("notes", []):
-        print(f"  note: {note}")
+        print(f"  note: {printable(note)}")
 
 
 def _print_simulation_only(name: str, sim: dict, budget: int | None, against: str, why: str, as_json: bool,
                            no_gpu: str) -> int:
+    from runner import exits
     from runner.estimate import verdict
 
     result = verdict(sim["peak_bytes"], budget) if budget else None
@@ -151,7 +154,7 @@ def _print_simulation_only(name: str, sim: dict, budget: int | None, against: st
                           "analytic_error": why, "simulated": sim}, indent=2))
     else:
         print(f"{name}: {sim['params_total']:,} parameters, {sim['params_trainable']:,} trainable "
-              f"({sim['model_type']}, {sim['arch_source']})")
+              f"({printable(sim['model_type'])}, {printable(sim['arch_source'])})")
         print("the analytic estimator does not model this architecture; the simulation is the estimate")
         _print_simulation(None, sim)
         print()
@@ -159,13 +162,13 @@ def _print_simulation_only(name: str, sim: dict, budget: int | None, against: st
             print(f"{result.upper()}: {gib(sim['peak_bytes'])} against {against}")
         else:
             print(f"no budget to compare with ({no_gpu or 'no GPU detected'}); pass --gpu-memory, e.g. --gpu-memory 24GiB")
-    return 1 if result == "does not fit" else 0
+    return exits.FAILED if result == "does not fit" else exits.OK
 
 
 def _print_estimate(name: str, est: Any, against: str, measured: dict | None, no_gpu: str) -> None:
     print(f"{name}: {est.params_total:,} parameters, {est.params_trainable:,} trainable "
           f"({100 * est.params_trainable / max(1, est.params_total):.2f}%)")
-    print(f"architecture: {est.arch_source}")
+    print(f"architecture: {printable(est.arch_source, 200)}")
     print()
     width = max(len(c.name) for c in est.components)
     for c in est.components:
@@ -175,7 +178,7 @@ def _print_estimate(name: str, est: Any, against: str, measured: dict | None, no
     phases = ", ".join(f"{k} {gib(v)}" for k, v in est.phases.items())
     print(f"  {'peak per GPU':<{width}}  {gib(est.peak_bytes):>11}  at the {est.phase} ({phases})")
     for note in est.notes:
-        print(f"  note: {note}")
+        print(f"  note: {printable(note, 400)}")
     if measured:
         parts = [f"{label} {gib(measured[key])}" for key, label in
                  (("peak_allocated", "allocated"), ("peak_reserved", "reserved"), ("nvml_used", "NVML used"))
@@ -215,5 +218,5 @@ def run_gpus(args: argparse.Namespace) -> int:
               f"({gib(g.free_bytes)} free)  util {util}  temp {temp}  power {power}")
         for proc in g.processes:
             used = gib(proc.used_bytes) if proc.used_bytes is not None else "n/a"
-            print(f"    pid {proc.pid} {proc.name}: {used}")
+            print(f"    pid {proc.pid} {printable(proc.name)}: {used}")
     return 0

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.exits import FAILED as EXIT_FAILED, INTERRUPTED as EXIT_STOPPED, OK as EXIT_OK, USAGE as EXIT_USAGE
+from runner.printable import printable
 from runner.problems import Problem
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = presets.load(args.source, args.overrides, context=Context(cuda_available=cuda, gpu_count=gpus))
     _print_problems(loaded.problems)
     if loaded.config is None or loaded.errors:
-        print(f"error: not launching {args.source}: fix the error(s) above", file=sys.stderr)
+        print(f"error: not launching {printable(args.source)}: fix the error(s) above", file=sys.stderr)
         return EXIT_USAGE
     try:
         from runner.registry import RUNS_DIR_ENV
@@ -264,7 +264,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if r.progress is not None:
             progress += f" ({r.progress:.0%})"
         started = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "-"
-        rows.append((r.name, r.state, r.preset or "-", progress,
+        rows.append((r.name, r.state, printable(r.preset or "-"), progress,
                      f"{r.last_loss:.4f}" if r.last_loss is not None else "-", started, _duration(r.duration)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -272,7 +272,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in runs:
         if r.state == "lost":
             print(f"\n{r.name} is lost: its process is gone but it never recorded an end. Last output:")
-            print("    " + "\n    ".join(r.log_tail.splitlines() or ["(empty log)"]))
+            print("    " + "\n    ".join(printable(line, 400) for line in r.log_tail.splitlines() or ["(empty log)"]))
     return EXIT_OK
 
 
@@ -314,12 +314,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from runner.registry import effective_state
+    from runner.rundir import ACTIVE_STATES
     from runner.stop import stop
 
     run = _resolve(args)
     if run is None:
         return EXIT_USAGE
-    print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
+    if effective_state(run.read_status()) in ACTIVE_STATES:  # else stop() says it is not running, first thing
+        print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
     result = stop(run, grace=args.grace)
     print(result.message)
     if result.signalled:
