@@ -19,7 +19,7 @@ from runner.schema import Config
 
 from .architecture import Architecture, EstimateError, UnknownModel, resolve
 from .calibration import last_measured_peak, memory_signature
-from .memory import Component, breakdown, settings
+from .memory import LONGEST_ROW, Component, breakdown, settings
 from .params import Layout, layout
 from .suggest import Suggestion, suggest, verdict
 
@@ -62,8 +62,12 @@ def _layout(arch: Architecture) -> Layout:
     return layout(arch)
 
 
-def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | None = None) -> Estimate:
+def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | None = None,
+             longest_row: int | None = None) -> Estimate:
     """Peak memory per GPU for training `config`; with a budget, also ranked suggestions.
+
+    longest_row: the longest tokenized example of the data, when known. Rows padded to the longest in
+    their batch are then never longer than it (instead of the worst case, max_seq_length).
 
     Raises UnknownModel when the architecture cannot be found offline, EstimateError for a
     config that cannot be estimated (LoRA targets matching nothing, k-bit without LoRA).
@@ -72,6 +76,8 @@ def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | N
     arch = resolve(config)
     lay = _layout(arch)
     s = settings(config)
+    if longest_row:
+        s[LONGEST_ROW] = int(longest_row)
     result = breakdown(arch, lay, s)
     est = Estimate(result.peak_bytes, result.phase, result.components, result.phases, result.params_total,
                    result.params_trainable, arch.source, arch, result.notes, budget_bytes=budget_bytes)
