@@ -179,7 +179,7 @@ GRADS = LLAMA_8B_PARAMS * 2  # bf16 gradients of every parameter
 ADAM = LLAMA_8B_PARAMS * 4  # two bf16 moments
 
 
-@pytest.mark.parametrize("procs,machines", [(1, 1), (2, 1), (8, 1), (4, 2), (8, 4)])
+@pytest.mark.parametrize("procs,machines", [(1, 1), (2, 1), (8, 1), (1, 2), (4, 2), (8, 4)])
 def test_ddp_gradient_buckets_per_world_size(procs, machines):
     est = estimate(cfg8b(num_processes=procs, num_machines=machines, strategy="ddp"))
     world = procs * machines
@@ -191,7 +191,7 @@ def test_ddp_gradient_buckets_per_world_size(procs, machines):
     assert comp(est, "CUDA context") == CUDA_CONTEXT + (NCCL_BUFFERS if world > 1 else 0)
 
 
-@pytest.mark.parametrize("procs,machines", [(1, 1), (2, 1), (8, 1), (4, 2)])
+@pytest.mark.parametrize("procs,machines", [(1, 1), (2, 1), (8, 1), (1, 2), (4, 2)])
 def test_fsdp_shards_over_every_process_of_every_machine(procs, machines):
     world = procs * machines
     est = estimate(cfg8b(num_processes=procs, num_machines=machines, strategy="fsdp"))
