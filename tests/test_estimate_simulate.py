@@ -185,8 +185,12 @@ async def test_editor_simulates_on_ctrl_e_and_shows_it_in_the_gauge_and_the_laun
         await pilot.pause()
         assert "simulating" in gauge()
         deadline = time.monotonic() + 600  # a fresh interpreter imports torch & co. first
-        while "simulating" in gauge() and time.monotonic() < deadline:
+        def running() -> bool:
+            return any(w.name == "simulate a step" and not w.is_finished for w in app.workers)
+
+        while running() and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+        await pilot.pause()
         text = gauge()
         assert "simulated: " in text and "GiB" in text, text
         assert simulated_text(signature).startswith("simulated: ")  # what the launch dialog prints

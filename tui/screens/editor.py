@@ -555,10 +555,10 @@ class EditorScreen(Screen):
         try:
             result = run_subprocess(config_data)
         except SimulationError as exc:
-            line = f"[$warning]simulation failed:[/] {escape(str(exc))}"
+            line = f"[$warning]simulation failed:[/] {safe(exc)}"
         else:
             remember(signature, result)
-            line = escape(summary_line(result))
+            line = safe(summary_line(result))
         self.app.call_from_thread(self._simulated, signature, line)
 
     def _simulated(self, signature: str, line: str) -> None:
