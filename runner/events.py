@@ -35,7 +35,7 @@ figures are bytes; gpu_* keys are omitted on CPU):
     period" when written by the supervisor or `tunedeck stop` because the trainer could not),
     checkpoint (path or null), elapsed_s (trainer only)
 ``run_failed``
-    reason (one of runner.diagnose.REASONS: "oom", "nan_loss", "data_error", "model_not_found",
+    reason (one of runner.diagnose.REASONS: "oom", "nan_loss", "disk_full", "data_error", "model_not_found",
     "missing_dependency", "killed", "config_error", "error"), message (one line),
     suggestion (what to try), traceback_tail (last lines of the traceback or of output.log, str),
     elapsed_s (absent when the supervisor reports a trainer that died without a word)
@@ -102,36 +102,76 @@ def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 class EventTail:
-    """Incremental reader: each `poll()` returns the events appended since the previous poll."""
+    """Incremental reader: each `poll()` returns the complete events appended since the previous poll.
 
-    def __init__(self, path: str | os.PathLike[str], from_end: bool = False):
+    The one reader of events.jsonl that the CLI (`run`, `resume`), the monitor (tui.run_watch) and
+    the runs screen share. `limit` bounds the bytes read per poll (`more` then says whether the file
+    holds more); `contains` skips, before parsing, lines without that byte string (the runs screen
+    wants only evaluations out of a long run's events).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], from_end: bool = False, contains: bytes | None = None):
         """`from_end`: skip what the file already holds (e.g. the earlier launches of a resumed run)."""
         self.path = Path(path)
-        self._offset = self.path.stat().st_size if from_end and self.path.exists() else 0
+        self.offset = self.path.stat().st_size if from_end and self.path.exists() else 0
+        self.contains = contains
+        self.more = False  # the last poll stopped at `limit` with more in the file
         self._partial = b""
 
-    def poll(self) -> list[dict[str, Any]]:
+    def poll(self, limit: int | None = None) -> list[dict[str, Any]]:
         try:
             with open(self.path, "rb") as handle:
-                handle.seek(self._offset)
-                data = handle.read()
+                handle.seek(self.offset)
+                data = handle.read() if limit is None else handle.read(limit)
         except FileNotFoundError:
+            self.more = False
             return []
-        self._offset += len(data)
-        data = self._partial + data
-        lines = data.split(b"\n")
+        self.more = limit is not None and len(data) == limit
+        self.offset += len(data)
+        lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()  # b"" after a complete line; otherwise an unfinished line
-        events = []
+        return parse_lines(lines, self.contains)
+
+
+def parse_lines(lines: list[bytes], contains: bytes | None = None) -> list[dict[str, Any]]:
+    """The events among JSONL lines; blank, corrupt and non-event lines are skipped."""
+    lines = [line for line in lines if line.strip() and (contains is None or contains in line)]
+    if not lines:
+        return []
+    try:
+        # One parse for the whole batch: much faster than a json.loads call per line.
+        parsed = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        parsed = []
         for line in lines:
-            if not line.strip():
-                continue
             try:
-                event = json.loads(line)
+                parsed.append(json.loads(line))
             except ValueError:
-                continue
-            if isinstance(event, dict) and "type" in event:
-                events.append(event)
-        return events
+                continue  # a corrupt or half-written line
+    return [e for e in parsed if isinstance(e, dict) and "type" in e]
+
+
+def newest_events(path: str | os.PathLike[str], max_bytes: int = 256_000) -> list[dict[str, Any]]:
+    """The complete events in the last `max_bytes` of the file, oldest first: what a listing needs
+    (latest step, loss, total) without reading a long run's whole history."""
+    from runner.rundir import read_tail
+
+    data, cut = read_tail(path, max_bytes)
+    lines = data.split(b"\n")
+    if cut:
+        lines = lines[1:]  # most likely the second half of a line
+    if lines and not data.endswith(b"\n"):
+        lines.pop()  # being written right now
+    return parse_lines(lines)
+
+
+def last_step(path: str | os.PathLike[str]) -> int:
+    """The step of the newest event (0 for a run with none yet)."""
+    for event in reversed(newest_events(path, 64_000)):
+        step = event.get("step")
+        if isinstance(step, (int, float)) and step == step:
+            return int(step)
+    return 0
 
 
 def follow(path: str | os.PathLike[str], interval: float = 0.5, until_terminal: bool = True,

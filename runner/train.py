@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from runner.diagnose import RunError, diagnose_exception, traceback_tail
-from runner.events import EventWriter
+from runner.events import EventWriter, last_step
 from runner.rundir import RunDir
 
 
@@ -37,21 +37,37 @@ def main(argv: list[str] | None = None) -> int:
     stop.install()  # before the heavy imports: a stop during start-up is still graceful
     started = time.time()
     if is_main:
+        from runner.liveness import RunLocked, hold
+
+        try:
+            hold(run, "trainer")  # held until this process exits: the run is alive while it is held
+        except RunLocked as exc:  # two trainers must never write one run directory
+            print(f"[tunedeck] not training: {exc}", file=sys.stderr, flush=True)
+            return 3
         run.update_status(state="running", trainer_pid=os.getpid())
     try:
         return train(run, events, stop, resume=args.resume, is_main=is_main)
     except BaseException as exc:  # noqa: BLE001 - every failure must end as run_failed
-        diagnosis = diagnose_exception(exc)
+        if is_main and diagnose_exception(exc).reason == "disk_full":
+            # The half-written checkpoint took the last bytes: drop it (resume uses the last complete
+            # one), so the failure itself can still be recorded.
+            from runner.rundir import remove_incomplete_checkpoints
+
+            remove_incomplete_checkpoints(run)
+        diagnosis = diagnose_exception(exc, str(run.path))
         if not isinstance(exc, RunError):
             traceback.print_exc()
         print(f"[tunedeck] run failed ({diagnosis.reason}): {diagnosis.message}\n"
               f"[tunedeck] suggestion: {diagnosis.suggestion}", file=sys.stderr, flush=True)
         if is_main:
-            events.emit("run_failed", _last_step(run), reason=diagnosis.reason, message=diagnosis.message,
-                        suggestion=diagnosis.suggestion, traceback_tail=traceback_tail(exc),
-                        elapsed_s=time.time() - started)
-            run.update_status(state="failed", reason=diagnosis.reason, message=diagnosis.message,
-                              suggestion=diagnosis.suggestion)
+            try:
+                events.emit("run_failed", last_step(run.events), reason=diagnosis.reason, message=diagnosis.message,
+                            suggestion=diagnosis.suggestion, traceback_tail=traceback_tail(exc),
+                            elapsed_s=time.time() - started)
+                run.update_status(state="failed", reason=diagnosis.reason, message=diagnosis.message,
+                                  suggestion=diagnosis.suggestion)
+            except OSError as write_error:  # still no room: the supervisor records it from the log
+                print(f"[tunedeck] could not record the failure: {write_error}", file=sys.stderr, flush=True)
         return 1
 
 
@@ -128,7 +144,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
               f"({info.trainable_percent:.2f}%)", flush=True)
 
     # --- trainer -----------------------------------------------------------------------------
-    event_callback = EventCallback(events, digest, stop, world_size)
+    event_callback = EventCallback(events, digest, stop, world_size, config_toml=presets.dumps(config, with_help=False))
     samples = Sampler(config, tokenizer, events, enabled=is_main and config.launch.strategy in ("none", "ddp"))
     callbacks = [event_callback, SampleCallback(samples)]
     if t.early_stopping_patience and eval_strategy != "no":
@@ -211,22 +227,25 @@ class Sampler:
     def __init__(self, config, tokenizer, events: EventWriter, enabled: bool):
         self.config, self.tokenizer, self.events = config, tokenizer, events
         self.enabled = enabled and bool(config.generation.prompts)
+        self.template = None  # the chat template, resolved on first use
 
     def render(self, prompt: str) -> str:
-        fmt = self.config.data.format
-        if fmt == "chat" and self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                      add_generation_prompt=True)
-        if fmt == "instruction":
-            from runner.train_data import render_instruction
+        """The prompt as training rows render theirs (runner.prompts): instruction template with its
+        input section, or the chat template's user turn and assistant header."""
+        from runner.prompts import generation_prompt
+        from runner.train_data import chat_template_for
 
-            return render_instruction(prompt, None, "")[0]
-        return prompt
+        if self.template is None and self.config.data.format == "chat":
+            self.template = chat_template_for(self.config, self.tokenizer)
+        return generation_prompt(prompt, self.config.data, self.template)
 
     def __call__(self, model, step: int, when: str) -> None:
         if not self.enabled or model is None:
             return
         import torch
+
+        from runner.generation_args import generate_kwargs, seeded
+        from runner.prompts import ADD_SPECIAL_TOKENS
 
         g = self.config.generation
         model = getattr(model, "module", model)  # unwrap DDP
@@ -235,12 +254,11 @@ class Sampler:
         try:
             for prompt in g.prompts:
                 text = self.render(prompt)
-                inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=self.config.data.format != "chat")
+                inputs = self.tokenizer(text, return_tensors="pt",
+                                        add_special_tokens=ADD_SPECIAL_TOKENS[self.config.data.format])
                 inputs = {k: v.to(model.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
-                sampling = dict(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k) if g.do_sample else {}
-                with torch.no_grad():
-                    out = model.generate(**inputs, max_new_tokens=g.max_new_tokens, do_sample=g.do_sample,
-                                         pad_token_id=self.tokenizer.pad_token_id, **sampling)
+                with torch.no_grad(), seeded(g.seed):
+                    out = model.generate(**inputs, **generate_kwargs(g), pad_token_id=self.tokenizer.pad_token_id)
                 completion = self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
                 self.events.emit("sample", step, prompt=prompt, completion=completion, when=when,
                                  max_new_tokens=g.max_new_tokens, do_sample=g.do_sample, temperature=g.temperature,
@@ -252,13 +270,6 @@ class Sampler:
 
 def _checkpoint_step(path: Path) -> int:
     return int(path.name.rsplit("-", 1)[-1])
-
-
-def _last_step(run: RunDir) -> int:
-    from runner.events import read_events
-
-    events = read_events(run.events)
-    return int(events[-1].get("step", 0)) if events else 0
 
 
 def _estimate(config):

@@ -255,13 +255,3 @@ def test_every_shipped_preset_fits_the_gpu_its_description_names():
             f"{name}: {est.peak_bytes / GiB:.1f} GiB per GPU does not fit the {min(sizes)} GB its description names")
         checked.append(name)
     assert {"lora-1b", "qlora-8b", "full-small", "qlora-70b", "pretrain-gpt"} <= set(checked)
-
-
-def test_the_data_longest_example_replaces_the_worst_case(tiny):
-    padded = tiny(data__max_seq_length=1000, training__per_device_train_batch_size=4)
-    real = estimate(padded, longest_row=300)
-    assert real.peak_bytes == estimate(tiny(data__max_seq_length=300, training__per_device_train_batch_size=4)).peak_bytes
-    assert any("longest example (300 tokens)" in n for n in real.notes)
-    assert estimate(padded, longest_row=5000).peak_bytes == estimate(padded).peak_bytes  # truncated at max_seq_length
-    packed = tiny(data__max_seq_length=1000, data__packing=True)
-    assert estimate(packed, longest_row=300).peak_bytes == estimate(packed).peak_bytes  # packed rows are full

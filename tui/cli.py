@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
                        description="Open a run's live monitor: re-attach to a running run, or review a finished one.")
     p.add_argument("run", metavar="RUN", nargs="?", default="latest",
                    help="a run directory, run name, unique prefix or 'latest' (default)")
-    p.add_argument("--runs-dir", metavar="DIR", help="where runs live (default: $TUNEDECK_RUNS_DIR or ./runs)")
+    p.add_argument("--runs-dir", metavar="DIR", help="only the runs in DIR (default: every known run, wherever it was created)")
     p.set_defaults(func=cmd_attach)
 
     runs = sub.choices["runs"]  # runner's table; in a terminal the live screen instead
@@ -73,8 +73,14 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return open_runs(args.runs_dir, args.run)
 
 
+# What tunedeck-serve sets for every command it starts (its pipes lead to a browser terminal): the same
+# as RUNS_SCREEN_ENV.
+SCREEN_ENV = "TUNEDECK_SCREEN"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    wants_screen = args.screen or os.environ.get(RUNS_SCREEN_ENV, "") not in ("", "0")
+    wants_screen = args.screen or any(os.environ.get(name, "") not in ("", "0")
+                                      for name in (RUNS_SCREEN_ENV, SCREEN_ENV))
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if args.json or not (wants_screen or interactive):
         return args.table(args)
@@ -88,7 +94,7 @@ def open_runs(runs_dir: str | None, attach: str | None = None) -> int:
 
     run = None
     if attach is not None:
-        from tui.run_ops import resolve
+        from runner.run_ops import resolve
 
         run, why = resolve(attach, runs_dir)
         if run is None:

@@ -99,7 +99,9 @@ def run_estimate(args: argparse.Namespace) -> int:
     if est is None:
         return _print_simulation_only(printable(loaded.name), simulated, budget, against, analytic_error, args.json,
                                       report.reason if not report.available else "")
-    measured = last_measured_peak(config, Path(config.training.output_dir))
+    from runner.runs_home import runs_dir
+
+    measured = last_measured_peak(config, runs_dir(config=config))  # where this config's runs go
     if args.json:
         out = est.to_dict()
         out.update(against=against or None, last_measured=measured, simulated=simulated)

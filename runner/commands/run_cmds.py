@@ -23,12 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="PRESET_OR_FILE")
     _add_set(p)
     p.add_argument("--detach", "-d", action="store_true", help="return at once and print the run directory")
-    p.add_argument("--runs-dir", metavar="DIR", help="where run directories go (default: $TUNEDECK_RUNS_DIR, else training.output_dir)")
+    p.add_argument("--runs-dir", metavar="DIR", help="where the run directory goes (default: $TUNEDECK_RUNS_DIR, "
+                   "else training.output_dir, else ~/.local/state/tunedeck/runs)")
     p.add_argument("--run-dir", metavar="DIR", help="use exactly this (new) run directory")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("runs", help="list runs with state, progress, last loss and duration")
-    p.add_argument("--runs-dir", metavar="DIR")
+    p = sub.add_parser("runs", help="list every known run with state, progress, last loss, duration and failure reason")
+    p.add_argument("--runs-dir", metavar="DIR", help="only the runs directly in DIR")
+    p.add_argument("--add", metavar="RUN_DIR", action="append", default=[],
+                   help="record a run directory (e.g. one you moved or copied here) so every command finds it")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs)
 
@@ -78,6 +81,7 @@ def _resolve(args: argparse.Namespace):
 # --- run --------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from runner import launch, presets
+    from runner.rundir import RunDirError
     from runner.validate import Context
 
     cuda, gpus = launch.detect_cuda()
@@ -86,15 +90,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded.config is None or loaded.errors:
         print(f"error: not launching {printable(args.source)}: fix the error(s) above", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        from runner.registry import RUNS_DIR_ENV
+    from runner.data_check import print_check
 
-        runs_dir = args.runs_dir or os.environ.get(RUNS_DIR_ENV) or None  # else training.output_dir
-        run = launch.prepare(loaded.config, preset_name=loaded.name, runs_dir=runs_dir,
+    if not print_check(loaded.config):  # before any run directory exists
+        print(f"error: not launching {args.source}: fix the data error(s) above", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        # runs_dir None: runner.runs_home.runs_dir decides ($TUNEDECK_RUNS_DIR, training.output_dir, the runs home)
+        run = launch.prepare(loaded.config, preset_name=loaded.name, runs_dir=args.runs_dir,
                              run_dir=args.run_dir, cuda=cuda)
     except FileExistsError:
         print(f"error: --run-dir {args.run_dir} already exists; choose a new directory", file=sys.stderr)
         return EXIT_USAGE
+    except RunDirError as exc:
+        print(f"error ({exc.reason}): {exc}; nothing was created", file=sys.stderr)
+        return EXIT_FAILED if exc.reason == "disk_full" else EXIT_USAGE
     proc = launch.start(run)
     print(f"run directory: {run.path}")
     if args.detach:
@@ -104,49 +114,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from runner import launch, presets
-    from runner.registry import effective_state
+    from runner import run_ops
 
     run = _resolve(args)
     if run is None:
         return EXIT_USAGE
-    state = effective_state(run.read_status())
-    if state in ("starting", "running", "stopping"):
-        print(f"error: {run.name} is still {state}; stop it first (tunedeck stop {run.name})", file=sys.stderr)
-        return EXIT_USAGE
-    checkpoint = run.latest_checkpoint()
-    if checkpoint is None:
-        print(f"error: {run.name} has no checkpoint to resume from (in {run.checkpoints})", file=sys.stderr)
-        return EXIT_USAGE
-    loaded = presets.load(run.config, args.overrides)
-    _print_problems(loaded.problems)
-    if loaded.config is None or loaded.errors:
-        return EXIT_USAGE
-    saved = _checkpoint_digest(checkpoint)
-    digest = presets.config_digest(loaded.config)
-    if saved is not None and saved != digest and not args.force:
-        print(f"error: the config of {run.name} changed since {checkpoint.name} was saved "
-              f"(digest {saved} -> {digest}); resuming would mix two setups. Start a new run, or pass "
-              f"--force to resume anyway.", file=sys.stderr)
-        return EXIT_USAGE
-    if args.overrides:
-        presets.save(loaded.config, run.config)
-    print(f"resuming {run.name} from {checkpoint.name}")
     from runner.events import EventTail
 
     tail = EventTail(run.events, from_end=True)  # this launch's events only
-    proc = launch.start(run, resume=True)
+    outcome = run_ops.resume(run, args.overrides, force=args.force)
+    if not outcome.ok:
+        print(f"error: {outcome.message}", file=sys.stderr)
+        for line in outcome.details:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_USAGE
+    print(outcome.message)
     print(f"run directory: {run.path}")
     if args.detach:
         return EXIT_OK
-    return watch(run, proc, tail=tail)
-
-
-def _checkpoint_digest(checkpoint: Path) -> str | None:
-    try:
-        return json.loads((checkpoint / "tunedeck.json").read_text())["config_digest"]
-    except (OSError, ValueError, KeyError):
-        return None
+    return watch(run, None, tail=tail)
 
 
 # --- watching a run in the foreground ----------------------------------------------------------
@@ -165,7 +151,7 @@ def watch(run, proc=None, out=sys.stdout, tail=None) -> int:
     while terminal is None and not settled:
         try:
             # Read the state before the events: a run that ended has written its last event by then.
-            settled = effective_state(run.read_status()) in ("lost", "failed", "finished", "stopped")
+            settled = effective_state(run) in ("lost", "failed", "finished", "stopped")
             for event in tail.poll():
                 line = describe(event)
                 if line:
@@ -202,14 +188,22 @@ def watch(run, proc=None, out=sys.stdout, tail=None) -> int:
 
 
 def _stop_async(run) -> None:
-    """Signal the group and return: the loop above keeps printing while the trainer saves."""
-    pgid = run.read_status().get("pgid")
-    if pgid:
-        run.update_status(state="stopping", stop_requested=time.time())
-        try:
-            os.killpg(int(pgid), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    """SIGTERM the run's trainers (or its verified group) and return: the loop above keeps printing
+    while the trainer saves."""
+    from runner.registry import run_processes, verified_group
+
+    pgid, _ = verified_group(run, run.read_status())
+    processes = run_processes(run.path, pgid)
+    targets = [pid for pid, trainer in processes.items() if trainer]
+    run.update_status(state="stopping", stop_requested=time.time())
+    try:
+        if targets:
+            for pid in targets:
+                os.kill(pid, signal.SIGTERM)
+        elif pgid:
+            os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
 
 
 def _duration(seconds: float | None) -> str:
@@ -236,44 +230,70 @@ def describe(event: dict[str, Any]) -> str:
     if kind == "checkpoint":
         return f"checkpoint: {event.get('name')}"
     if kind == "warning":
-        return f"warning: {event.get('message')}"
+        return f"warning: {printable(event.get('message'), 2000)}"
     if kind == "run_finished":
         return f"finished at step {step} ({event.get('reason')}); saved to {event.get('final_path')}"
     if kind == "run_stopped":
         return f"stopped at step {step}: {event.get('reason')}; checkpoint {event.get('checkpoint')}"
     if kind == "run_failed":
-        return (f"FAILED ({event.get('reason')}): {event.get('message')}\n"
-                f"suggestion: {event.get('suggestion')}")
+        return (f"FAILED ({printable(event.get('reason'))}): {printable(event.get('message'), 2000)}\n"
+                f"suggestion: {printable(event.get('suggestion'), 2000)}")  # may quote a data row or a path
     return ""
 
 
 # --- runs / logs / stop -------------------------------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
-    from runner.registry import list_runs, runs_root
+    from runner.registry import listing, resolve
+    from runner.runs_home import forget, record
 
-    runs = list_runs(args.runs_dir)
-    if args.json:
+    for path in args.add:
+        target = Path(path).expanduser()
+        if not (target / "config.toml").is_file():
+            print(f"error: {target} is not a run directory (it has no config.toml)", file=sys.stderr)
+            return EXIT_USAGE
+        record(resolve(str(target)).path)
+        print(f"recorded {target.resolve()}")
+    found = listing(args.runs_dir)
+    runs = found.runs
+    if args.json:  # vanished runs stay in the index until a listing for people has shown them
         print(json.dumps([r.as_dict() for r in runs], indent=2))
         return EXIT_OK
+    for path in found.removed:
+        print(f"removed from the list: {path} (the directory is gone)")
+        forget(path)  # reported once, then dropped from the index
     if not runs:
-        print(f"no runs in {runs_root(args.runs_dir)}")
+        where = f" in {Path(args.runs_dir).resolve()}" if args.runs_dir else ""
+        print(f"no runs{where} yet (new runs go to {_runs_home_text()})")
         return EXIT_OK
-    rows = [("RUN", "STATE", "PRESET", "PROGRESS", "LOSS", "STARTED", "DURATION")]
+    rows = [("RUN", "STATE", "PROGRESS", "LOSS", "STARTED", "DURATION", "PRESET", "REASON")]
     for r in runs:
         progress = f"{r.step}/{r.total_steps}" if r.total_steps else (str(r.step) if r.step is not None else "-")
         if r.progress is not None:
             progress += f" ({r.progress:.0%})"
         started = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "-"
-        rows.append((r.name, r.state, printable(r.preset or "-"), progress,
-                     f"{r.last_loss:.4f}" if r.last_loss is not None else "-", started, _duration(r.duration)))
+        rows.append((r.name, r.label, progress, f"{r.last_loss:.4f}" if r.last_loss is not None else "-", started,
+                     _duration(r.duration), printable(r.preset or "-"), printable(r.reason or "", 40)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
     for r in runs:
-        if r.state == "lost":
-            print(f"\n{r.name} is lost: its process is gone but it never recorded an end. Last output:")
+        if r.state == "failed":
+            print(f"\n{r.name} failed ({printable(r.reason or 'error', 40)}): {printable(r.message or '(no message)', 400)}")
+            if r.status.get("suggestion"):
+                print(f"    suggestion: {printable(r.status['suggestion'], 600)}")
+        elif r.state == "lost":
+            print(f"\n{r.name} is lost: its processes are gone but it never recorded an end. Last output:")
             print("    " + "\n    ".join(printable(line, 400) for line in r.log_tail.splitlines() or ["(empty log)"]))
+        elif r.unsupervised:
+            print(f"\n{r.name} is running (unsupervised): its supervisor died, the trainer goes on; "
+                  f"`tunedeck stop {r.name}` stops it (checkpoint first)")
     return EXIT_OK
+
+
+def _runs_home_text() -> str:
+    from runner.runs_home import runs_dir
+
+    return str(runs_dir())
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -302,7 +322,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 sys.stdout.write(chunk.decode("utf-8", "replace"))
                 sys.stdout.flush()
                 continue
-            if effective_state(run.read_status()) not in ("starting", "running", "stopping"):
+            if effective_state(run) not in ("starting", "running", "stopping"):
                 if handle:
                     sys.stdout.write(handle.read().decode("utf-8", "replace"))
                 return EXIT_OK
@@ -321,7 +341,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     run = _resolve(args)
     if run is None:
         return EXIT_USAGE
-    if effective_state(run.read_status()) in ACTIVE_STATES:  # else stop() says it is not running, first thing
+    if effective_state(run) in ACTIVE_STATES:  # else stop() says it is not running, first thing
         print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
     result = stop(run, grace=args.grace)
     print(result.message)

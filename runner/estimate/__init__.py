@@ -19,7 +19,7 @@ from runner.schema import Config
 
 from .architecture import Architecture, EstimateError, UnknownModel, resolve
 from .calibration import last_measured_peak, memory_signature
-from .memory import LONGEST_ROW, Component, breakdown, settings
+from .memory import Component, breakdown, settings
 from .params import Layout, layout
 from .suggest import Suggestion, suggest, verdict
 
@@ -37,6 +37,8 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     suggestions: list[Suggestion] = field(default_factory=list)
     budget_bytes: int | None = None
+    seq_tokens: int = 0  # the sequence length activations are sized for
+    seq_source: str = "max_seq_length"  # or "longest row in the data" (from `tunedeck data`)
 
     @property
     def verdict(self) -> str | None:
@@ -63,11 +65,8 @@ def _layout(arch: Architecture) -> Layout:
 
 
 def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | None = None,
-             longest_row: int | None = None) -> Estimate:
+             data_lengths: dict[str, Any] | None = None) -> Estimate:
     """Peak memory per GPU for training `config`; with a budget, also ranked suggestions.
-
-    longest_row: the longest tokenized example of the data, when known. Rows padded to the longest in
-    their batch are then never longer than it (instead of the worst case, max_seq_length).
 
     Raises UnknownModel when the architecture cannot be found offline, EstimateError for a
     config that cannot be estimated (LoRA targets matching nothing, k-bit without LoRA).
@@ -76,11 +75,22 @@ def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | N
     arch = resolve(config)
     lay = _layout(arch)
     s = settings(config)
-    if longest_row:
-        s[LONGEST_ROW] = int(longest_row)
+    seq_source = "max_seq_length"
+    # data_lengths (runner.data_lengths, measured by `tunedeck data`): with dynamic padding and no packing
+    # no batch is longer than the data's longest row, so activations are sized for that row instead.
+    longest = int((data_lengths or {}).get("max") or 0)
+    if longest and s["data.padding"] == "longest" and not s["data.packing"] and longest < s["data.max_seq_length"]:
+        s["data.max_seq_length"] = longest
+        seq_source = "longest row in the data"
     result = breakdown(arch, lay, s)
+    notes = list(result.notes)
+    if seq_source != "max_seq_length":
+        notes = [n for n in notes if "padded to max_seq_length" not in n]
+        notes.append(f"activations sized for the data's longest row ({longest} tokens, measured by `tunedeck data`) "
+                     f"instead of max_seq_length ({config.data.max_seq_length})")
     est = Estimate(result.peak_bytes, result.phase, result.components, result.phases, result.params_total,
-                   result.params_trainable, arch.source, arch, result.notes, budget_bytes=budget_bytes)
+                   result.params_trainable, arch.source, arch, notes, budget_bytes=budget_bytes,
+                   seq_tokens=int(s["data.max_seq_length"]), seq_source=seq_source)
     if budget_bytes:
         est.suggestions = suggest(s, est.peak_bytes, budget_bytes,
                                   lambda changed: breakdown(arch, lay, changed).peak_bytes, gpu_count)

@@ -41,9 +41,6 @@ SCRATCH_KEYS = ("model.model_type", "model.num_hidden_layers", "model.hidden_siz
                 "model.num_attention_heads", "model.num_key_value_heads", "model.vocab_size",
                 "model.max_position_embeddings")
 
-# Not a config key: the longest tokenized example of the data, when the caller knows it (estimate(longest_row=)).
-LONGEST_ROW = "data.longest_row"
-
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 FP32 = 4
 BOOL = 1  # a dropout mask stores one byte per element
@@ -260,14 +257,9 @@ def breakdown(arch: Architecture, lay: Layout, s: dict[str, Any]) -> Breakdown:
     # ---- activations -------------------------------------------------------------------------------
     b = int(s["training.per_device_train_batch_size"])
     seq = int(s["data.max_seq_length"])
-    if s["data.padding"] == "longest" and not s["data.packing"]:
-        longest = s.get(LONGEST_ROW)  # known from the data: no batch is padded beyond its longest row
-        if longest:
-            seq = max(1, min(seq, int(longest)))
-            notes.append(f"activations for batches padded to the data's longest example ({seq} tokens)")
-        else:
-            notes.append("activations assume every batch is padded to max_seq_length (the worst case)")
     tokens = b * seq
+    if s["data.padding"] == "longest" and not s["data.packing"]:
+        notes.append("activations assume every batch is padded to max_seq_length (the worst case)")
     per_token = _layer_bytes_per_token(arch, lay, s, p, plan)
     quad = _attention_quadratic(arch, s, p, b, seq)  # eager attention's s x s matrices, per layer
     # autocast casts each frozen fp32 weight at its matmul and the copy is kept for backward (LoRA on an

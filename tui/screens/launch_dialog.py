@@ -19,7 +19,8 @@ from runner.rundir import RunDir
 from runner.schema import Config
 from runner.validate import Context, check
 
-from .. import run_ops
+from runner import run_ops
+
 from ..services import estimator as estimator_module
 from ..services import probe_gpus
 
@@ -45,7 +46,8 @@ def simulated_text(signature: str) -> str:
 class LaunchDialog(ModalScreen[RunDir | None]):
     """Dismisses with the started run, or None when cancelled or refused."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "launch", "Launch", priority=True)]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "launch", "Launch", priority=True),
+                Binding("d", "data", "Data")]
 
     def __init__(self, config: Config, preset_name: str, *, probe: Callable[[], Any] | None = None,
                  runs_dir: str | None = None) -> None:
@@ -54,7 +56,9 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         self.preset_name = preset_name
         self.probe = probe or probe_gpus
         self.runs_dir = runs_dir
+        self.plan: run_ops.Plan | None = None  # the argv and the exact run directory Enter creates
         self.errors: list[Any] = []
+        self.data_problems: list[Any] = []  # runner.data_check, found in the probe worker
         self.report: Any = None
         self.launching = False
 
@@ -72,19 +76,25 @@ class LaunchDialog(ModalScreen[RunDir | None]):
 
     def on_mount(self) -> None:
         self.query_one("#launch-dialog").border_title = f"Launch {self.preset_name}"
-        argv, path, cuda = run_ops.preview(self.config, self.preset_name, self.runs_dir)
+        self.plan = run_ops.plan(self.config, self.preset_name, self.runs_dir)
         command = Text("Command\n", style="bold")
-        command.append(shlex.join(argv))
+        command.append(shlex.join(self.plan.argv))
         self.query_one("#launch-command", Static).update(command)
-        self.query_one("#launch-dir", Static).update(Text.assemble(("Run directory\n", "bold"), str(path),
-                                                                   ("  (runs detached: closing tunedeck or SSH "
-                                                                    "does not stop it)", "dim")))
+        where = Text.assemble(("Run directory\n", "bold"), str(self.plan.path))
+        if self.plan.problem:
+            where.append(f"\n{self.plan.problem}", style="red bold")
+        else:
+            where.append("  (runs detached: closing tunedeck or SSH does not stop it)", style="dim")
+        self.query_one("#launch-dir", Static).update(where)
         self.refresh_problems(Context())
         self.probe_gpus()
 
     @work(thread=True, exclusive=True, name="probe GPUs for launch")
     def probe_gpus(self) -> None:
         report = self.probe()
+        from runner.data_check import check as check_data
+
+        self.data_problems = check_data(self.config)
         self.app.call_from_thread(self._probed, report)
 
     def _probed(self, report: Any) -> None:
@@ -132,12 +142,15 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         widget.update(text)
 
     def refresh_problems(self, context: Context) -> None:
-        problems = check(self.config, context)
+        problems = check(self.config, context) + self.data_problems
         self.errors = [p for p in problems if p.is_error]
+        if self.plan is not None and self.plan.problem:
+            self.errors.append(self.plan.problem)
         text = Text()
         for p in problems:
             text.append(f"{'error' if p.is_error else 'warning'}: ", style="red bold" if p.is_error else "yellow")
-            text.append(f"{p.key}: {p.message}\n" if p.key else f"{p.message}\n")
+            where = f"{p.file}:{p.line}: " if p.file and p.line else ""  # data problems point into the data file
+            text.append(f"{where}{p.key}: {p.message}\n" if p.key else f"{where}{p.message}\n")
         if self.errors:
             text.append("Launch refused: fix the errors first.", style="red bold")
         self.query_one("#launch-problems", Static).update(text)
@@ -154,6 +167,11 @@ class LaunchDialog(ModalScreen[RunDir | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    def action_data(self) -> None:
+        from .data_screen import DataScreen
+
+        self.app.push_screen(DataScreen(self.config, self.preset_name))
+
     def action_launch(self) -> None:
         if self.errors:
             self.notify("Fix the errors shown before launching.", title="Launch refused", severity="error")
@@ -165,7 +183,7 @@ class LaunchDialog(ModalScreen[RunDir | None]):
 
     @work(thread=True, exclusive=True, name="start the run")
     def start(self) -> None:
-        outcome = run_ops.launch(self.config, self.preset_name, self.runs_dir)
+        outcome = run_ops.launch(self.config, self.preset_name, self.runs_dir, planned=self.plan)
         self.app.call_from_thread(self._started, outcome)
 
     def _started(self, outcome: run_ops.Outcome) -> None:
