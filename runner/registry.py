@@ -133,6 +133,10 @@ def is_trainer_of(cmdline: list[str], run_path: str | None = None) -> bool:
 
 
 def effective_state(status: dict[str, Any]) -> str:
+    if status.get("slurm"):  # a SLURM job: no local process to look at, ask the scheduler
+        from runner.slurm import effective_state as slurm_state
+
+        return slurm_state(status)
     state = status.get("state") or "lost"
     if state not in ACTIVE_STATES:
         return state

@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import sys
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -126,6 +127,11 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     if is_main:
         print(f"parameters: {info.params_trainable:,} trainable of {info.params_total:,} "
               f"({info.trainable_percent:.2f}%)", flush=True)
+
+    # Every rank says it is up and where (multi-node runs show which nodes took part).
+    EventWriter(run.events).emit("rank_ready", start_step_of(resume_from), rank=int(os.environ.get("RANK", "0")),
+                                 local_rank=local_rank, world_size=world_size, host=socket.gethostname(),
+                                 node=os.environ.get("SLURMD_NODENAME"))
 
     # --- trainer -----------------------------------------------------------------------------
     event_callback = EventCallback(events, digest, stop, world_size)
@@ -248,6 +254,10 @@ class Sampler:
                 print(f"sample ({when}, step {step}): {prompt!r} -> {completion!r}", flush=True)
         finally:
             model.train(was_training)
+
+
+def start_step_of(resume_from: Path | None) -> int:
+    return _checkpoint_step(resume_from) if resume_from else 0
 
 
 def _checkpoint_step(path: Path) -> int:

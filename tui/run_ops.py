@@ -30,8 +30,9 @@ def launch(config: Config, preset_name: str, runs_dir: str | Path | None = None)
     """Create the run directory and start it detached (it outlives the TUI)."""
     from runner import launch as launcher
     from runner.problems import ConfigError
+    from runner.target import target_cuda
 
-    cuda, _ = launcher.detect_cuda()
+    cuda = target_cuda(config, launcher.detect_cuda()[0])
     try:
         run = launcher.prepare(config, preset_name=preset_name, runs_dir=runs_dir, cuda=cuda)
         launcher.start(run)
@@ -47,8 +48,9 @@ def preview(config: Config, preset_name: str, runs_dir: str | Path | None = None
     import time
 
     from runner import launch as launcher
+    from runner.target import target_cuda
 
-    cuda, _ = launcher.detect_cuda()
+    cuda = target_cuda(config, launcher.detect_cuda()[0])
     base = Path(runs_dir if runs_dir is not None else config.training.output_dir)
     path = (base / f"{preset_name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     return launcher.build_argv(config, path, cuda=cuda), path, cuda

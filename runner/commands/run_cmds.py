@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detach", "-d", action="store_true", help="return at once and print the run directory")
     p.add_argument("--runs-dir", metavar="DIR", help="where run directories go (default: $TUNEDECK_RUNS_DIR, else training.output_dir)")
     p.add_argument("--run-dir", metavar="DIR", help="use exactly this (new) run directory")
+    from runner.commands.slurm_cmds import add_run_options
+
+    add_run_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("runs", help="list runs with state, progress, last loss and duration")
@@ -78,13 +81,25 @@ def _resolve(args: argparse.Namespace):
 # --- run --------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from runner import launch, presets
-    from runner.validate import Context
+    from runner.problems import ConfigError
+    from runner.target import target_cuda
+    from runner.validate import machine_context
 
-    cuda, gpus = launch.detect_cuda()
-    loaded = presets.load(args.source, args.overrides, context=Context(cuda_available=cuda, gpu_count=gpus))
+    if getattr(args, "slurm", False):
+        from runner.commands.slurm_cmds import submit_run
+
+        return submit_run(args)
+    machine = machine_context()
+    loaded = presets.load(args.source, args.overrides, context=machine)
     _print_problems(loaded.problems)
     if loaded.config is None or loaded.errors:
-        print(f"error: not launching {args.source}: fix the error(s) above", file=sys.stderr)
+        print(f"error: not launching {args.source} here: fix the error(s) above", file=sys.stderr)
+        return EXIT_USAGE
+    cuda = target_cuda(loaded.config, machine.cuda_available)
+    try:
+        launch.require_address(loaded.config, "launching here")
+    except ConfigError as exc:
+        _print_problems(exc.problems)
         return EXIT_USAGE
     try:
         from runner.registry import RUNS_DIR_ENV
@@ -114,6 +129,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if state in ("starting", "running", "stopping"):
         print(f"error: {run.name} is still {state}; stop it first (tunedeck stop {run.name})", file=sys.stderr)
         return EXIT_USAGE
+    from runner.commands import slurm_cmds
+
+    slurm_run = slurm_cmds.is_slurm_run(run)
     checkpoint = run.latest_checkpoint()
     if checkpoint is None:
         print(f"error: {run.name} has no checkpoint to resume from (in {run.checkpoints})", file=sys.stderr)
@@ -132,6 +150,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.overrides:
         presets.save(loaded.config, run.config)
     print(f"resuming {run.name} from {checkpoint.name}")
+    if slurm_run:
+        return slurm_cmds.resume_run(run)
     from runner.events import EventTail
 
     tail = EventTail(run.events, from_end=True)  # this launch's events only
@@ -269,6 +289,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    from runner.slurm import scheduler_line
+
+    for r in runs:
+        line = scheduler_line(r.status)
+        if line:
+            print(f"{r.name}: {line}")
     for r in runs:
         if r.state == "lost":
             print(f"\n{r.name} is lost: its process is gone but it never recorded an end. Last output:")
@@ -283,6 +309,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if run is None:
         return EXIT_USAGE
     path = run.events if args.events else run.log
+    from runner.slurm import scheduler_line
+
+    line = scheduler_line(run.read_status())
+    if line:
+        print(f"[tunedeck] {line}", file=sys.stderr, flush=True)
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
@@ -319,6 +350,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     run = _resolve(args)
     if run is None:
         return EXIT_USAGE
+    from runner.commands import slurm_cmds
+
+    if slurm_cmds.is_slurm_run(run):
+        return slurm_cmds.stop_run(run, args.grace)
     print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
     result = stop(run, grace=args.grace)
     print(result.message)

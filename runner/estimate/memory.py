@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.schema import Config
+from runner.schema.launch import resolve_mixed_precision
 
 from . import optimizers
 from .architecture import Architecture, EstimateError
@@ -104,9 +105,7 @@ class _Precision:
 def _precision(arch: Architecture, s: dict[str, Any]) -> _Precision:
     dtype = s["model.dtype"] if s["model.dtype"] != "auto" else arch.dtype
     weight = DTYPE_BYTES[dtype]
-    mixed = s["launch.mixed_precision"]
-    if mixed == "auto":
-        mixed = "bf16" if s["training.bf16"] else "fp16" if s["training.fp16"] else "no"
+    mixed = resolve_mixed_precision(s["launch.mixed_precision"], s["training.bf16"], s["training.fp16"])
     kbit = "4bit" if s["quantization.load_in_4bit"] else "8bit" if s["quantization.load_in_8bit"] else ""
     compute = weight
     if kbit == "4bit":

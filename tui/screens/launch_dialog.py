@@ -17,7 +17,7 @@ from textual.widgets import Button, Static
 
 from runner.rundir import RunDir
 from runner.schema import Config
-from runner.validate import Context, check
+from runner.validate import Context, check, context_from_report
 
 from .. import run_ops
 from ..services import estimator as estimator_module
@@ -99,8 +99,7 @@ class LaunchDialog(ModalScreen[RunDir | None]):
             text.append("\n")
         self.query_one("#launch-gpus", Static).update(text)
         self.show_estimate(used)
-        context = Context(cuda_available=bool(gpus), gpu_count=len(gpus)) if hasattr(report, "driver") else Context()
-        self.refresh_problems(context)
+        self.refresh_problems(context_from_report(report, launching=True))
 
     def show_estimate(self, used: list[Any]) -> None:
         estimator = estimator_module()
