@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 EVENT_TYPES = (
-    "run_started", "log", "eval", "checkpoint", "sample", "warning",
+    "run_started", "rank_ready", "log", "eval", "checkpoint", "sample", "warning",
     "run_finished", "run_stopped", "run_failed",
 )
 TERMINAL_TYPES = ("run_finished", "run_stopped", "run_failed")

@@ -356,7 +356,9 @@ def settle(run: RunDir, code: int) -> int:
                                          suggestion=diagnosis.suggestion, traceback_tail=tail_text(run.log, 12))
     else:
         run.update_status(exit_code=code, ended=status.get("ended") or time.time())
-    return 0
+    # The job's own exit status: a run that finished or stopped gracefully is a success for SLURM
+    # too (torchrun exits non-zero when its workers were signalled, even after a clean stop).
+    return 0 if run.read_status().get("state") in ("finished", "stopped") else (code or 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -250,11 +250,11 @@ def _model(c: Config, ctx: Context) -> Iterator[Problem]:
 @rule
 def _launch(c: Config, ctx: Context) -> Iterator[Problem]:
     la = c.launch
-    if la.num_machines > 1 and not la.main_process_ip:
-        # SLURM (sbatch export, `run --slurm`) fills it from the allocation; the formats that cannot
-        # (accelerate command and config, launching here) refuse at that point (runner.launch.require_address).
-        yield warning("launch.main_process_ip", f"{la.num_machines} machines need the main node's address",
-                      "set main_process_ip, or submit through SLURM, which takes it from the allocation")
+    if la.num_machines > 1 and not la.main_process_ip and ctx.launching and ctx.cuda_available is not None:
+        # Only launching here needs it in the preset: SLURM (the sbatch export, `run --slurm`) takes it from
+        # the allocation, and the accelerate command and config exports ask for it themselves.
+        yield error("launch.main_process_ip", f"{la.num_machines} machines need the main node's address to launch here",
+                    "set main_process_ip, or submit through SLURM, which takes it from the allocation")
     if la.machine_rank >= la.num_machines:
         yield error("launch.machine_rank", f"rank {la.machine_rank} is out of range for {la.num_machines} machine(s)",
                     f"use 0..{la.num_machines - 1}")

@@ -53,10 +53,9 @@ def submit_run(args: argparse.Namespace) -> int:
     from runner import presets, slurm
     from runner.problems import ConfigError
     from runner.registry import RUNS_DIR_ENV
-    from runner.validate import machine_context
 
-    # This machine's hardware is not the cluster's: its checks are notes, never refusals.
-    loaded = presets.load(args.source, args.overrides, context=machine_context(launching=False))
+    # This machine's hardware is not the cluster's: no "on this machine" checks.
+    loaded = presets.load(args.source, args.overrides)
     for problem in loaded.problems:
         print(problem.format(), file=sys.stderr)
     if loaded.config is None or loaded.errors:

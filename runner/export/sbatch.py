@@ -124,7 +124,8 @@ TUNEDECK_PRESET
     settle = ""
     if run_dir is not None:
         settle = ('\ncode=0\nsrun --nodes="$SLURM_NNODES" --ntasks-per-node=1 bash -c ' + shlex.quote(inner)
-                  + ' || code=$?\n"$PYTHON" -m runner.slurm settle "$RUN_DIR" "$code"\nexit "$code"\n')
+                  + ' || code=$?\n# Record an end the trainers could not (a crash, a kill); its status is the job\'s.\n'
+                  'exec "$PYTHON" -m runner.slurm settle "$RUN_DIR" "$code"\n')
         run_line = ""
     else:
         run_line = 'srun --nodes="$SLURM_NNODES" --ntasks-per-node=1 bash -c ' + shlex.quote(inner) + "\n"
