@@ -14,7 +14,7 @@ import signal
 import traceback
 from dataclasses import dataclass
 
-REASONS = ("oom", "nan_loss", "data_error", "model_not_found", "missing_dependency", "killed",
+REASONS = ("oom", "nan_loss", "disk_full", "data_error", "model_not_found", "missing_dependency", "killed",
            "config_error", "error")
 
 SUGGESTIONS = {
@@ -37,6 +37,9 @@ SUGGESTIONS = {
     "killed": "The process was killed from outside (often the kernel's out-of-memory killer when "
     "host RAM runs out, or a scheduler's time limit). Check `dmesg` and lower memory use; "
     "resume with `tunedeck resume RUN` from the last checkpoint.",
+    "disk_full": "The disk is full: free space there (old runs' checkpoints/ are the usual bulk), lower "
+    "training.save_total_limit, or put runs on a larger disk (--runs-dir, $TUNEDECK_RUNS_DIR or "
+    "training.output_dir), then `tunedeck resume RUN` from the last complete checkpoint.",
     "config_error": "Fix the config shown above; `tunedeck validate FILE` lists every problem.",
     "error": "Read the traceback at the end of output.log (`tunedeck logs RUN`).",
 }
@@ -76,6 +79,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (reason, re.compile(pattern, re.IGNORECASE))
     for reason, pattern in (
         ("nan_loss", r"NonFiniteLoss|loss (is|became) (nan|inf)"),
+        # Before oom: "cannot allocate" never appears in these, and a full disk is no memory problem.
+        ("disk_full", r"No space left on device|StorageFull|Disk quota exceeded|\[Errno 28\]|"
+                      r"PytorchStreamWriter failed writing file|file write failed"),
         ("oom", r"OutOfMemoryError|CUDA out of memory|out of memory|can't allocate memory|"
                 r"DefaultCPUAllocator|\bMemoryError\b"),
         ("missing_dependency", r"MissingDependency|ModuleNotFoundError|No module named|"
@@ -99,12 +105,23 @@ def classify_text(text: str) -> str:
     return "error"
 
 
-def diagnose_exception(exc: BaseException) -> Diagnosis:
-    reason = exc.reason if isinstance(exc, RunError) else classify_text(_describe(exc))
-    return Diagnosis(reason, one_line(_describe(exc)), SUGGESTIONS[reason])
+def diagnose_exception(exc: BaseException, run_path: str | None = None) -> Diagnosis:
+    """`run_path`: where a full disk is reported ("no space left on the device of PATH (N free)")."""
+    described = _describe(exc)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None:
+        described += f" (caused by {_describe(cause)})"
+    reason = exc.reason if isinstance(exc, RunError) else classify_text(described)
+    message = described
+    if reason == "disk_full":
+        from runner.rundir import disk_full_message
+
+        where = getattr(exc, "filename", None) or getattr(cause, "filename", None) or run_path
+        message = disk_full_message(where) + f": {described}" if where else described
+    return Diagnosis(reason, one_line(message), SUGGESTIONS[reason])
 
 
-def diagnose_text(log_tail: str, exit_code: int | None = None) -> Diagnosis:
+def diagnose_text(log_tail: str, exit_code: int | None = None, run_path: str | None = None) -> Diagnosis:
     """For a process that died without reporting: guess from its exit code and last output."""
     signum = signal_of(exit_code) or signal_in_text(log_tail)
     if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -116,6 +133,10 @@ def diagnose_text(log_tail: str, exit_code: int | None = None) -> Diagnosis:
         reason = classify_text(log_tail)
         message = last_error_line(log_tail) or (f"exited with code {exit_code}" if exit_code is not None
                                                  else "the training process is gone")
+        if reason == "disk_full" and run_path:
+            from runner.rundir import disk_full_message
+
+            message = f"{disk_full_message(run_path)}: {message}"
     return Diagnosis(reason, one_line(message), SUGGESTIONS[reason])
 
 

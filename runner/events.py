@@ -38,7 +38,7 @@ figures are bytes; gpu_* keys are omitted on CPU):
     period" when written by the supervisor or `tunedeck stop` because the trainer could not),
     checkpoint (path or null), elapsed_s (trainer only)
 ``run_failed``
-    reason (one of runner.diagnose.REASONS: "oom", "nan_loss", "data_error", "model_not_found",
+    reason (one of runner.diagnose.REASONS: "oom", "nan_loss", "disk_full", "data_error", "model_not_found",
     "missing_dependency", "killed", "config_error", "error"), message (one line),
     suggestion (what to try), traceback_tail (last lines of the traceback or of output.log, str),
     elapsed_s (absent when the supervisor reports a trainer that died without a word)
@@ -121,20 +121,47 @@ class EventTail:
         except FileNotFoundError:
             return []
         self._offset += len(data)
-        data = self._partial + data
-        lines = data.split(b"\n")
+        lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()  # b"" after a complete line; otherwise an unfinished line
-        events = []
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and "type" in event:
-                events.append(event)
-        return events
+        return parse_lines(lines)
+
+
+def parse_lines(lines: list[bytes]) -> list[dict[str, Any]]:
+    """The events among JSONL lines; blank, corrupt and non-event lines are skipped."""
+    events = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "type" in event:
+            events.append(event)
+    return events
+
+
+def newest_events(path: str | os.PathLike[str], max_bytes: int = 256_000) -> list[dict[str, Any]]:
+    """The complete events in the last `max_bytes` of the file, oldest first: what a listing needs
+    (latest step, loss, total) without reading a long run's whole history."""
+    from runner.rundir import read_tail
+
+    data, cut = read_tail(path, max_bytes)
+    lines = data.split(b"\n")
+    if cut:
+        lines = lines[1:]  # most likely the second half of a line
+    if lines and not data.endswith(b"\n"):
+        lines.pop()  # being written right now
+    return parse_lines(lines)
+
+
+def last_step(path: str | os.PathLike[str]) -> int:
+    """The step of the newest event (0 for a run with none yet)."""
+    for event in reversed(newest_events(path, 64_000)):
+        step = event.get("step")
+        if isinstance(step, (int, float)) and step == step:
+            return int(step)
+    return 0
 
 
 def follow(path: str | os.PathLike[str], interval: float = 0.5, until_terminal: bool = True,

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from runner.rundir import FINAL_STATES, RunDir, new_run_dir, read_tail
+from runner.rundir import (FINAL_STATES, SUPERVISOR_MODULE, TRAIN_MODULE, RunDir, create_exact_run_dir, new_run_dir,
+                           removed_on_failure, tail_text)
 from runner.schema import Config
 
-TRAIN_MODULE = "runner.train"
 SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
 # Environment every run gets; values are fixed strings, safe to record in command.json.
 RUN_ENV = {
@@ -34,6 +34,9 @@ RUN_ENV = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "PYTHONUNBUFFERED": "1",  # output.log follows progress live
     "ACCELERATE_DISABLE_RICH": "1",
+    # `python -m` would put the working directory first on sys.path: a `runner/` folder there (or in a
+    # tampered command.json's cwd) must never be imported in place of tunedeck's own.
+    "PYTHONSAFEPATH": "1",
 }
 
 
@@ -179,7 +182,8 @@ def run_env(base: dict[str, str] | None = None) -> tuple[dict[str, str], list[st
     return env, sorted([*RUN_ENV, "PYTHONPATH"])
 
 
-def write_command(run: RunDir, argv: Sequence[str], env_set: Sequence[str], cwd: str) -> None:
+def write_command(run: RunDir, argv: Sequence[str], env_set: Sequence[str], cwd: str, **extra: Any) -> None:
+    """command.json: what was started, for people and `export`. A record only: nothing executes it."""
     inherited = sorted(k for k in os.environ if is_secret(k))  # names only: values stay in the env
     record = {
         "argv": list(argv),
@@ -189,17 +193,23 @@ def write_command(run: RunDir, argv: Sequence[str], env_set: Sequence[str], cwd:
         "python": sys.executable,
         "host": socket.gethostname(),
         "created": time.time(),
+        **extra,
     }
     from runner.atomic import atomic_write_text
 
     atomic_write_text(run.command, json.dumps(record, indent=2) + "\n")
 
 
+class RunBusy(Exception):
+    """A process of the run still holds its lock: it must not be started a second time."""
+
+
 def prepare(config: Config, *, preset_name: str, runs_dir: str | os.PathLike[str] | None = None,
             run_dir: str | os.PathLike[str] | None = None, cuda: bool | None = None) -> RunDir:
-    """Create the run directory with the config snapshot, accelerate config and command.json."""
+    """Create the run directory with the config snapshot, accelerate config and command.json, and
+    record it in the runs index. `runs_dir` None: runner.runs_home.runs_dir() decides. On any
+    failure nothing is left behind (raises runner.rundir.RunDirError for an unusable or full disk)."""
     from runner import presets  # the TOML writer; light
-
     from runner.trackers import tracker_problem
 
     missing = tracker_problem(config.training.report_to)
@@ -212,43 +222,81 @@ def prepare(config: Config, *, preset_name: str, runs_dir: str | os.PathLike[str
 
         cuda = target_cuda(config, detect_cuda()[0])
     if run_dir is not None:
-        run = RunDir(Path(run_dir).resolve())
-        run.path.mkdir(parents=True, exist_ok=False)
-        run.checkpoints.mkdir()
+        run = create_exact_run_dir(run_dir)
     else:
-        run = new_run_dir(runs_dir if runs_dir is not None else config.training.output_dir, preset_name)
-    # Self-contained snapshot: `extends` resolved, so later edits to a parent preset change nothing.
-    presets.save(config.model_copy(update={"extends": ""}), run.config)
+        from runner.runs_home import runs_dir as where
+
+        run = new_run_dir(where(runs_dir, config), preset_name)
+    with removed_on_failure(run):
+        # Self-contained snapshot: `extends` resolved, so later edits to a parent preset change nothing.
+        presets.save(config.model_copy(update={"extends": ""}), run.config)
+        _write_accelerate_config(run, config, cuda)
+        argv = build_argv(config, run.path, cuda=cuda)
+        _, env_set = run_env()
+        write_command(run, argv, env_set, os.getcwd())
+        run.update_status(state="starting", preset=preset_name, created=time.time(), cuda=cuda,
+                          host=socket.gethostname())
+        from runner.runs_home import record
+
+        record(run.path)
+    return run
+
+
+def _write_accelerate_config(run: RunDir, config: Config, cuda: bool) -> None:
     accel = accelerate_config(config, cuda=cuda)
     if accel is not None:
         from runner.atomic import atomic_write_text
 
         atomic_write_text(run.accelerate_config, json.dumps(accel, indent=2) + "\n")
-    argv = build_argv(config, run.path, cuda=cuda)
-    _, env_set = run_env()
-    write_command(run, argv, env_set, os.getcwd())
-    run.update_status(state="starting", preset=preset_name, created=time.time(), cuda=cuda,
-                      host=socket.gethostname())
-    return run
+
+
+def run_argv(run: RunDir, *, resume: bool = False) -> tuple[Config, list[str]]:
+    """The run's config and its `accelerate launch` argv, rebuilt from config.toml through the same
+    build_argv as at launch. command.json is never executed: a copied or tampered run directory
+    can change what is trained (config.toml is validated data), never what runs."""
+    from runner import presets
+
+    config = presets.require(run.config).config  # ConfigError: not a valid config
+    cuda = run.read_status().get("cuda") is True
+    return config, build_argv(config, run.path, cuda=cuda, resume=resume)
 
 
 def start(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
-    """Start the run's supervisor detached (own session, output to output.log) and return at once."""
-    command = json.loads(run.command.read_text(encoding="utf-8"))
-    argv = [a for a in command["argv"] if a != "--resume"] + (["--resume"] if resume else [])
-    if resume:
-        command["argv"] = argv
-        command["resumed"] = time.time()
-        from runner.atomic import atomic_write_text
+    """Start the run's supervisor detached (own session, output to output.log) and return at once.
+    Raises RunBusy while a process of the run holds its lock."""
+    from runner.liveness import holders
+    from runner.registry import run_duration
 
-        atomic_write_text(run.command, json.dumps(command, indent=2) + "\n")
-    env, _ = run_env()
-    run.update_status(state="starting", started=time.time(), exit_code=None, reason=None, message=None,
-                      suggestion=None, ended=None, stop_requested=None)
+    if holders(run).alive:
+        raise RunBusy(f"{run.name} is still running (a process of it holds its lock); stop it first")
+    config, argv = run_argv(run, resume=resume)
+    cuda = run.read_status().get("cuda") is True
+    _write_accelerate_config(run, config, cuda)
+    try:
+        recorded = json.loads(run.command.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    cwd = recorded.get("cwd") if isinstance(recorded, dict) else None
+    if not isinstance(cwd, str) or not os.path.isdir(cwd):
+        cwd = os.getcwd()  # data paths in the config are relative to where the run was launched
+    env, env_set = run_env()
+    status = run.read_status()
+    now = time.time()
+    timing: dict[str, Any] = {"started": now, "segment_started": now, "elapsed_before": 0.0, "segments": 1}
+    if resume:
+        # One run, several launches: keep the first start, add up the time of each launch.
+        earlier_end = status.get("ended") or status.get("updated")
+        before = run_duration(status, earlier_end if isinstance(earlier_end, (int, float)) else None)
+        first = status.get("started")
+        timing = {"started": first if isinstance(first, (int, float)) else now, "segment_started": now,
+                  "elapsed_before": before or 0.0, "segments": int(status.get("segments") or 1) + 1}
+    write_command(run, argv, env_set, cwd, **({"resumed": now} if resume else {}))
+    run.update_status(state="starting", exit_code=None, reason=None, message=None, suggestion=None, ended=None,
+                      stop_requested=None, pid=None, pgid=None, pid_create_time=None, trainer_pid=None, **timing)
     with open(run.log, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runner.launch", str(run.path)],
-            cwd=command.get("cwd") or os.getcwd(),
+            [sys.executable, "-m", SUPERVISOR_MODULE, str(run.path), *(["--resume"] if resume else [])],
+            cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -270,23 +318,40 @@ def _create_time(pid: int) -> float | None:
 
 
 # --- the supervisor (runs detached) ---------------------------------------------------------
-def supervise(run: RunDir) -> int:
-    """Run the recorded argv, wait for it and every process of the group, then settle status.json."""
+def supervise(run: RunDir, resume: bool = False) -> int:
+    """Run the argv rebuilt from config.toml, wait for it and every process of the run, then settle
+    status.json. Holds the supervisor lock throughout; a second supervisor of the same directory, or
+    one started while a trainer of it still lives, exits at once without touching anything."""
     from runner.diagnose import diagnose_text
+    from runner.liveness import RunLocked, hold, is_held
+
+    try:
+        hold(run, "supervisor")  # kept until this process exits
+    except RunLocked as exc:
+        print(f"[tunedeck] not starting: {exc}", flush=True)
+        return 3
+    if is_held(run, "trainer"):
+        print(f"[tunedeck] not starting: a trainer of {run.path} is still running (stop it first)", flush=True)
+        return 3
 
     stop_signal: list[int] = []
 
     def remember(signum: int, _frame: Any) -> None:
-        # `tunedeck stop` signals the whole group: the trainer saves and exits; we just wait for it.
+        # `tunedeck stop` signals the trainers (or the group): they save and exit; we just wait.
         stop_signal.append(signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, remember)  # handlers (unlike SIG_IGN) are reset in the exec'd child
 
-    command = json.loads(run.command.read_text(encoding="utf-8"))
-    print(f"[tunedeck] {time.strftime('%Y-%m-%d %H:%M:%S')} launching: {' '.join(command['argv'])}", flush=True)
+    from runner.problems import ConfigError
+
     try:
-        child = subprocess.Popen(command["argv"], stdin=subprocess.DEVNULL)
+        _, argv = run_argv(run, resume=resume)
+    except ConfigError as exc:
+        return _settle(run, 2, diagnose_text(f"ConfigError: {exc}", 2), stop_signal)
+    print(f"[tunedeck] {time.strftime('%Y-%m-%d %H:%M:%S')} launching: {' '.join(argv)}", flush=True)
+    try:
+        child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     except OSError as exc:
         return _settle(run, 127, diagnose_text(str(exc), 127), stop_signal)
     while True:
@@ -297,7 +362,7 @@ def supervise(run: RunDir) -> int:
             continue
     _wait_for_group(run)
     tail = tail_text(run.log, 60)
-    return _settle(run, code, diagnose_text(tail, code), stop_signal)
+    return _settle(run, code, diagnose_text(tail, code, str(run.path)), stop_signal)
 
 
 def _wait_for_group(run: RunDir, timeout: float = 120.0) -> None:
@@ -315,19 +380,27 @@ def _wait_for_group(run: RunDir, timeout: float = 120.0) -> None:
 
 
 def _settle(run: RunDir, code: int, diagnosis: Any, stop_signal: list[int]) -> int:
+    try:
+        return _record_end(run, code, diagnosis, stop_signal)
+    except OSError as exc:  # e.g. the disk is full: say so in the log; `runs` shows the run as lost
+        print(f"[tunedeck] could not record the end of the run: {exc}", flush=True)
+        return 1
+
+
+def _record_end(run: RunDir, code: int, diagnosis: Any, stop_signal: list[int]) -> int:
     status = run.read_status()
     final: dict[str, Any] = {"exit_code": code, "ended": time.time()}
     if status.get("state") not in FINAL_STATES:
         # The trainer never reported an end: it was killed or died before it could.
-        from runner.events import EventWriter
+        from runner.events import EventWriter, last_step
 
         if stop_signal and code in (0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM):
             final.update(state="stopped", reason="stop requested", message="stopped before the trainer started")
-            EventWriter(run.events).emit("run_stopped", _last_step(run), reason="stop requested", checkpoint=None)
+            EventWriter(run.events).emit("run_stopped", last_step(run.events), reason="stop requested", checkpoint=None)
         else:
             final.update(state="failed", reason=diagnosis.reason, message=diagnosis.message,
                          suggestion=diagnosis.suggestion)
-            EventWriter(run.events).emit("run_failed", _last_step(run), reason=diagnosis.reason,
+            EventWriter(run.events).emit("run_failed", last_step(run.events), reason=diagnosis.reason,
                                          message=diagnosis.message, suggestion=diagnosis.suggestion,
                                          traceback_tail=tail_text(run.log, 12))
     run.update_status(**final)
@@ -336,18 +409,5 @@ def _settle(run: RunDir, code: int, diagnosis: Any, stop_signal: list[int]) -> i
     return 0
 
 
-def _last_step(run: RunDir) -> int:
-    from runner.events import read_events
-
-    events = read_events(run.events)
-    return int(events[-1].get("step", 0)) if events else 0
-
-
-def tail_text(path: str | os.PathLike[str], lines: int = 20, max_bytes: int = 64_000) -> str:
-    """The last `lines` lines of a (possibly large) text file."""
-    data, _ = read_tail(path, max_bytes)
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
-
-
 if __name__ == "__main__":
-    sys.exit(supervise(RunDir(Path(sys.argv[1]).resolve())))
+    sys.exit(supervise(RunDir(Path(sys.argv[1]).resolve()), resume="--resume" in sys.argv[2:]))

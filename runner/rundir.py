@@ -12,17 +12,23 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import re
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from runner.atomic import atomic_write_text
+
+TRAIN_MODULE = "runner.train"  # `python -m runner.train RUN_DIR`: one per process of a run
+SUPERVISOR_MODULE = "runner.launch"  # `python -m runner.launch RUN_DIR`: the supervisor
 
 # Life cycle: starting -> running -> (stopping ->) finished | failed | stopped.
 STATES = ("starting", "running", "stopping", "finished", "failed", "stopped")
@@ -106,24 +112,167 @@ class RunDir:
         return best[1] if best else None
 
 
+class RunDirError(Exception):
+    """A run directory cannot be made: `reason` is "disk_full" or "unusable"; the message names the
+    path and why (and the free space when the disk is full)."""
+
+    def __init__(self, message: str, reason: str = "unusable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+PSEUDO_FILESYSTEMS = ("proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs",
+                      "securityfs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs")
+
+
+def filesystem_type(path: str | os.PathLike[str]) -> str | None:
+    """The type of the filesystem `path` is on (from /proc/self/mounts), or None when unknown."""
+    real = os.path.realpath(path)
+    best: tuple[int, str] | None = None
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                point = fields[1].replace("\\040", " ")
+                inside = real == point or real.startswith(point.rstrip("/") + "/")
+                if inside and (best is None or len(point) > best[0]):
+                    best = (len(point), fields[2])
+    except OSError:
+        return None
+    return best[1] if best else None
+
+
+def free_space(path: str | os.PathLike[str]) -> int | None:
+    """Bytes free to an ordinary user on the filesystem of `path` (or of its nearest existing parent)."""
+    import shutil
+
+    probe = Path(os.path.abspath(path))
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
+
+
+def disk_full_message(path: str | os.PathLike[str]) -> str:
+    free = free_space(path)
+    left = "unknown" if free is None else _size(free)
+    return f"no space left on the device of {path} ({left} free)"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def check_runs_dir(base: str | os.PathLike[str]) -> Path:
+    """`base` as an absolute path if run directories can be made in it; else RunDirError (path, why).
+    Checked before anything is created."""
+    path = Path(os.path.abspath(Path(base).expanduser()))
+    probe = path
+    while not probe.exists():
+        if probe == probe.parent:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is a file" if probe == path else f"cannot be created: {probe} is a file"
+        raise RunDirError(f"runs directory {path} {what}, not a directory")
+    kind = filesystem_type(probe)
+    if kind in PSEUDO_FILESYSTEMS:
+        raise RunDirError(f"runs directory {path} is on the {kind} pseudo-filesystem, which cannot hold files; "
+                          f"choose a directory on a disk (--runs-dir, $TUNEDECK_RUNS_DIR or training.output_dir)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RunDirError(f"runs directory {path} is not writable by this user ({probe} is read-only to you)")
+    return path
+
+
+def _os_error(path: Path, exc: OSError) -> RunDirError:
+    if is_disk_full(exc):
+        return RunDirError(disk_full_message(path), "disk_full")
+    return RunDirError(f"cannot create a run directory in {path}: {exc.strerror or exc}")
+
+
 def new_run_dir(base: str | os.PathLike[str], preset_name: str, now: datetime | None = None) -> RunDir:
-    """Create `<base>/<preset>-<YYYYmmdd-HHMMSS>` (with a -2, -3... suffix if taken)."""
+    """Create `<base>/<preset>-<YYYYmmdd-HHMMSS>` (with a -2, -3... suffix if taken). RunDirError
+    when `base` is unusable or full; nothing is left behind then."""
+    root = check_runs_dir(base)
+    candidate = root / planned_name(preset_name, now)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        n = 2
+        while True:
+            try:
+                candidate.mkdir()
+                break
+            except FileExistsError:
+                candidate = root / f"{planned_name(preset_name, now)}-{n}"
+                n += 1
+        run = RunDir(candidate.resolve())
+        with removed_on_failure(run):
+            run.checkpoints.mkdir()
+    except OSError as exc:
+        raise _os_error(root, exc) from exc
+    return run
+
+
+def planned_name(preset_name: str, now: datetime | None = None) -> str:
+    """The name a run of `preset_name` gets when created at `now`."""
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", preset_name).strip("-.") or "run"
-    root = Path(base)
-    root.mkdir(parents=True, exist_ok=True)
-    candidate = root / f"{safe}-{stamp}"
-    n = 2
-    while True:
-        try:
-            candidate.mkdir()
-            break
-        except FileExistsError:
-            candidate = root / f"{safe}-{stamp}-{n}"
-            n += 1
-    run = RunDir(candidate.resolve())
-    run.checkpoints.mkdir()
+    return f"{safe}-{stamp}"
+
+
+def create_exact_run_dir(path: str | os.PathLike[str]) -> RunDir:
+    """Create exactly `path` (FileExistsError if it exists; RunDirError if its parent is unusable)."""
+    target = Path(os.path.abspath(Path(path).expanduser()))
+    check_runs_dir(target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.mkdir()
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise _os_error(target.parent, exc) from exc
+    run = RunDir(target.resolve())
+    with removed_on_failure(run):
+        run.checkpoints.mkdir()
     return run
+
+
+@contextmanager
+def removed_on_failure(run: RunDir):
+    """Remove the (new) run directory if the block fails: no half-made run is left for listings to
+    misread. A full disk becomes RunDirError("disk_full")."""
+    try:
+        yield run
+    except BaseException as exc:
+        shutil.rmtree(run.path, ignore_errors=True)
+        if is_disk_full(exc):
+            raise RunDirError(disk_full_message(run.path.parent), "disk_full") from exc
+        raise
+
+
+def remove_incomplete_checkpoints(run: RunDir) -> list[Path]:
+    """Delete checkpoint directories that never got their trainer_state.json (a save cut short),
+    including the Trainer's tmp-checkpoint-* staging directories; returns what was removed."""
+    removed = []
+    if run.checkpoints.is_dir():
+        for child in run.checkpoints.iterdir():
+            staged = child.name.startswith("tmp-checkpoint-")
+            if child.is_dir() and (staged or not (child / "trainer_state.json").is_file()):
+                shutil.rmtree(child, ignore_errors=True)
+                removed.append(child)
+    return removed
 
 
 def read_tail(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, bool]:
@@ -136,3 +285,9 @@ def read_tail(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, bool
             return handle.read(), size > max_bytes
     except OSError:
         return b"", False
+
+
+def tail_text(path: str | os.PathLike[str], lines: int = 20, max_bytes: int = 64_000) -> str:
+    """The last `lines` lines of a (possibly large) text file."""
+    data, _ = read_tail(path, max_bytes)
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])

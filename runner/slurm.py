@@ -211,7 +211,8 @@ def preview(config: Config, preset_name: str, options: JobOptions, run_dir: Path
 
 def submit(config: Config, *, preset_name: str, options: JobOptions = JobOptions(),
            runs_dir: str | os.PathLike[str] | None = None) -> RunDir:
-    """Prepare the run directory, submit its job, record the job id; nothing is left behind on failure."""
+    """Prepare the run directory (under `runs_dir`, else runner.runs_home.runs_dir: ./runs by default, on
+    the filesystem the nodes share), submit its job, record the job id; nothing is left behind on failure."""
     from runner import launch
     from runner.target import target_cuda
 
@@ -221,10 +222,12 @@ def submit(config: Config, *, preset_name: str, options: JobOptions = JobOptions
     try:
         _submit(run, job_config, preset_name, options)
     except BaseException:
+        from runner.runs_home import forget
+
         shutil.rmtree(run.path, ignore_errors=True)
+        forget(run.path)  # prepare() recorded it in the runs index: no trace of a job that never was
         raise
-    register(run)
-    return run
+    return run  # recorded in the runs index by prepare(): every login finds it
 
 
 def _submit(run: RunDir, config: Config, preset_name: str, options: JobOptions, history: list[str] | None = None,
@@ -247,17 +250,6 @@ def _submit(run: RunDir, config: Config, preset_name: str, options: JobOptions, 
                              "history": list(history or [])})
     _cache.pop(job_id, None)
     return job_id
-
-
-def register(run: RunDir) -> None:
-    """Make the run findable from any login (the runs index, where the project has one)."""
-    try:
-        from runner import registry
-    except ImportError:  # pragma: no cover
-        return
-    record = getattr(registry, "record", None)
-    if callable(record):
-        record(run.path)
 
 
 def resume(run: RunDir) -> str:

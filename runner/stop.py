@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 
-from runner.registry import effective_state, run_pids, run_processes
-from runner.rundir import ACTIVE_STATES, FINAL_STATES, RunDir
+from runner.liveness import holders
+from runner.registry import run_pids, run_processes, run_state, verified_group
+from runner.rundir import FINAL_STATES, RunDir
 
 DEFAULT_GRACE_S = 60.0
 
@@ -31,39 +33,58 @@ class StopResult:
 
 
 def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> StopResult:
+    """Stop every process of the run. Only processes proven to be the run's are signalled: those
+    whose command line names this run directory, and the process group status.json names only if
+    its leader is the supervisor the launcher recorded (creation time and command line). A stale or
+    foreign pid in status.json is reported, never signalled."""
     status = run.read_status()
-    pgid = status.get("pgid")
-    state = effective_state(status)
-    if state not in ACTIVE_STATES or not pgid:
-        return StopResult(state, False, message=f"{run.name} is not running (state: {state})")
-    pgid = int(pgid)
-    run.update_status(state="stopping", stop_requested=time.time())
+    current = run_state(run, status)
+    pgid, foreign = verified_group(run, status)
     processes = run_processes(run.path, pgid)
+    notes = [foreign] if foreign else []
+    if not processes:
+        if current.active and current.state != "starting" and status.get("host") not in (None, socket.gethostname()):
+            notes.append(f"it runs on {status.get('host')}: stop it there")
+        message = f"{run.name} is not running (state: {current.state})"
+        return StopResult(current.state, False, message="; ".join([message, *notes]))
+    run.update_status(state="stopping", stop_requested=time.time())
     pids_before = list(processes)
     trainers = [pid for pid, trainer in processes.items() if trainer]
     if trainers:
         _signal_pids(trainers, signal.SIGTERM)
-    else:
+    elif pgid:
         _signal_group(pgid, signal.SIGTERM)
+    else:
+        _signal_pids(pids_before, signal.SIGTERM)
     escalated = not _wait_gone(run, pgid, grace, poll)
     if escalated:
-        _signal_group(pgid, signal.SIGKILL)
+        if pgid:
+            _signal_group(pgid, signal.SIGKILL)
         _signal_pids(run_pids(run.path, pgid), signal.SIGKILL)  # trainers live outside the group
         _wait_gone(run, pgid, 10.0, poll)
     leftovers = run_pids(run.path, pgid)
     status = run.read_status()
     if status.get("state") not in FINAL_STATES:
         # Killed before the trainer (or its supervisor) could record the end.
-        from runner.events import EventWriter
+        from runner.events import EventWriter, last_step
 
         reason = "killed after the grace period" if escalated else "stop requested"
-        EventWriter(run.events).emit("run_stopped", _last_step(run), reason=reason, checkpoint=None)
+        EventWriter(run.events).emit("run_stopped", last_step(run.events), reason=reason,
+                                     checkpoint=_checkpoint(run))
         run.update_status(state="stopped", reason=reason, message=reason, ended=time.time())
+    elif not status.get("ended"):
+        run.update_status(ended=time.time())  # the supervisor was gone: nobody else records the end
     final = run.read_status().get("state", "stopped")
-    message = f"{run.name}: {final}" + (" (escalated to SIGKILL)" if escalated else "")
+    message = f"{run.name}: {final}" + (f" (escalated to SIGKILL after {grace:g}s)" if escalated else "")
     if leftovers:
         message += f"; processes still alive: {leftovers}"
+    message = "; ".join([message, *notes])
     return StopResult(final, True, escalated, leftovers, gpu_released(pids_before), message)
+
+
+def _checkpoint(run: RunDir) -> str | None:
+    latest = run.latest_checkpoint()
+    return str(latest) if latest else None
 
 
 def _signal_pids(pids: list[int], sig: signal.Signals) -> None:
@@ -81,13 +102,15 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _wait_gone(run: RunDir, pgid: int, timeout: float, poll: float) -> bool:
+def _wait_gone(run: RunDir, pgid: int | None, timeout: float, poll: float) -> bool:
+    """Until no process of the run is left and no lock of it is held."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not run_pids(run.path, pgid):
+    while True:
+        if not run_pids(run.path, pgid) and not holders(run).alive:
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(poll)
-    return not run_pids(run.path, pgid)
 
 
 def gpu_released(pids: list[int]) -> bool | None:
@@ -113,10 +136,3 @@ def gpu_released(pids: list[int]) -> bool | None:
             pynvml.nvmlShutdown()
         except Exception:  # noqa: BLE001
             pass
-
-
-def _last_step(run: RunDir) -> int:
-    from runner.events import read_events
-
-    events = read_events(run.events)
-    return int(events[-1].get("step", 0)) if events else 0

@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 
 from runner.diagnose import RunError, diagnose_exception, traceback_tail
-from runner.events import EventWriter
+from runner.events import EventWriter, last_step
 from runner.rundir import RunDir
 
 
@@ -38,21 +38,37 @@ def main(argv: list[str] | None = None) -> int:
     stop.install()  # before the heavy imports: a stop during start-up is still graceful
     started = time.time()
     if is_main:
+        from runner.liveness import RunLocked, hold
+
+        try:
+            hold(run, "trainer")  # held until this process exits: the run is alive while it is held
+        except RunLocked as exc:  # two trainers must never write one run directory
+            print(f"[tunedeck] not training: {exc}", file=sys.stderr, flush=True)
+            return 3
         run.update_status(state="running", trainer_pid=os.getpid())
     try:
         return train(run, events, stop, resume=args.resume, is_main=is_main)
     except BaseException as exc:  # noqa: BLE001 - every failure must end as run_failed
-        diagnosis = diagnose_exception(exc)
+        if is_main and diagnose_exception(exc).reason == "disk_full":
+            # The half-written checkpoint took the last bytes: drop it (resume uses the last complete
+            # one), so the failure itself can still be recorded.
+            from runner.rundir import remove_incomplete_checkpoints
+
+            remove_incomplete_checkpoints(run)
+        diagnosis = diagnose_exception(exc, str(run.path))
         if not isinstance(exc, RunError):
             traceback.print_exc()
         print(f"[tunedeck] run failed ({diagnosis.reason}): {diagnosis.message}\n"
               f"[tunedeck] suggestion: {diagnosis.suggestion}", file=sys.stderr, flush=True)
         if is_main:
-            events.emit("run_failed", _last_step(run), reason=diagnosis.reason, message=diagnosis.message,
-                        suggestion=diagnosis.suggestion, traceback_tail=traceback_tail(exc),
-                        elapsed_s=time.time() - started)
-            run.update_status(state="failed", reason=diagnosis.reason, message=diagnosis.message,
-                              suggestion=diagnosis.suggestion)
+            try:
+                events.emit("run_failed", last_step(run.events), reason=diagnosis.reason, message=diagnosis.message,
+                            suggestion=diagnosis.suggestion, traceback_tail=traceback_tail(exc),
+                            elapsed_s=time.time() - started)
+                run.update_status(state="failed", reason=diagnosis.reason, message=diagnosis.message,
+                                  suggestion=diagnosis.suggestion)
+            except OSError as write_error:  # still no room: the supervisor records it from the log
+                print(f"[tunedeck] could not record the failure: {write_error}", file=sys.stderr, flush=True)
         return 1
 
 
@@ -134,7 +150,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
                                  node=os.environ.get("SLURMD_NODENAME"))
 
     # --- trainer -----------------------------------------------------------------------------
-    event_callback = EventCallback(events, digest, stop, world_size)
+    event_callback = EventCallback(events, digest, stop, world_size, config_toml=presets.dumps(config, with_help=False))
     samples = Sampler(config, tokenizer, events, enabled=is_main and config.launch.strategy in ("none", "ddp"))
     callbacks = [event_callback, SampleCallback(samples)]
     if t.early_stopping_patience and eval_strategy != "no":
@@ -262,13 +278,6 @@ def start_step_of(resume_from: Path | None) -> int:
 
 def _checkpoint_step(path: Path) -> int:
     return int(path.name.rsplit("-", 1)[-1])
-
-
-def _last_step(run: RunDir) -> int:
-    from runner.events import read_events
-
-    events = read_events(run.events)
-    return int(events[-1].get("step", 0)) if events else 0
 
 
 def _estimate(config):

@@ -45,9 +45,10 @@ def _fmt_duration(seconds: float | None) -> str:
 class EventCallback(TrainerCallback):
     """Turns the Trainer's logs, evaluations and saves into events (rank 0) and readable lines."""
 
-    def __init__(self, events: EventWriter, config_digest: str, stop, world_size: int):
+    def __init__(self, events: EventWriter, config_digest: str, stop, world_size: int, config_toml: str = ""):
         self.events = events
         self.digest = config_digest
+        self.config_toml = config_toml  # the config trained, saved with each checkpoint (resume compares it)
         self.stop = stop
         self.world_size = world_size
         self.t0 = time.time()
@@ -138,6 +139,8 @@ class EventCallback(TrainerCallback):
         if state.is_world_process_zero and checkpoint.is_dir():
             # Lets `tunedeck resume` tell whether the config changed since this checkpoint.
             (checkpoint / "tunedeck.json").write_text(json.dumps({"config_digest": self.digest}) + "\n")
+            if self.config_toml:
+                (checkpoint / "tunedeck-config.toml").write_text(self.config_toml, encoding="utf-8")
             self.events.emit("checkpoint", state.global_step, path=str(checkpoint), name=checkpoint.name)
             print(f"checkpoint saved: {checkpoint}", flush=True)
 

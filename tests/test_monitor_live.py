@@ -18,12 +18,13 @@ from tui.widgets.log_view import LogView
 
 
 @pytest.fixture
-def live_run(tmp_path):
+def live_run(tmp_path, monkeypatch):
     """A fake run of 100 steps, ~30 lines/step, started detached; stopped at teardown if still going."""
+    fake_runner.use_fake_trainer(monkeypatch)
     run = fake_runner.prepare(tmp_path / "runs", steps=100, step_interval=0.1, lines_per_step=30)
     launch.start(run)
     yield run
-    if effective_state(run.read_status()) in ("starting", "running", "stopping"):
+    if effective_state(run) in ("starting", "running", "stopping"):
         from runner.stop import stop
 
         stop(run, grace=5)
@@ -82,7 +83,7 @@ async def test_reattach_after_the_app_exits_shows_the_whole_curve(live_run) -> N
                        what="first steps")
         await pilot.pause(0.5)  # let the editor underneath finish mounting before the app exits
     # The app is gone; the run is not (it never depended on the TUI process).
-    assert effective_state(live_run.read_status()) == "running"
+    assert effective_state(live_run) == "running"
     time.sleep(0.5)
     again = MonitorTestApp(live_run.path.parent, attach=live_run)
     async with again.run_test(size=(100, 30)) as pilot:

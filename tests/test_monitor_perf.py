@@ -16,8 +16,8 @@ from fixtures import fake_runner
 from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
 from runner.rundir import new_run_dir
 from tui import run_watch
-from tui.run_diagnosis import diagnose
-from tui.run_model import RunModel
+from runner.run_diagnosis import diagnose
+from runner.run_model import RunModel
 from tui.screens import monitor
 from tui.screens.monitor import MonitorScreen
 from tui.widgets.log_view import LogView

@@ -192,11 +192,12 @@ def test_a_running_status_whose_process_is_gone_is_lost(tmp_path: Path) -> None:
     import psutil
     import socket
 
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    run = _fake_run(tmp_path, "demo-1", state="running")
+    # A run from before liveness locks: only its supervisor's pid (and command line) speak for it.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "runner.launch", str(run.path)])
     created = psutil.Process(proc.pid).create_time()
-    run = _fake_run(tmp_path, "demo-1", state="running", pid=proc.pid, pgid=proc.pid, pid_create_time=created,
-                    host=socket.gethostname(), started=time.time())
-    assert effective_state(run.read_status()) == "running"
+    run.update_status(pid=proc.pid, pgid=proc.pid, pid_create_time=created, host=socket.gethostname(), started=time.time())
+    assert effective_state(run) == "running"
     proc.kill()
     proc.wait()
     (run.log).write_text("step 5/100 | loss 3.0\n")

@@ -58,7 +58,7 @@ def test_training_fields_are_transformers_training_arguments_with_their_defaults
     hf = {f.name: f for f in dataclasses.fields(TrainingArguments)}
     ours_only = {"early_stopping_patience", "early_stopping_threshold"}  # EarlyStoppingCallback arguments
     # Deliberate differences from transformers' defaults, each for a reason stated in the schema's help.
-    differs = {"logging_steps": 10, "output_dir": "runs", "save_total_limit": 0, "metric_for_best_model": "eval_loss",
+    differs = {"logging_steps": 10, "output_dir": "", "save_total_limit": 0, "metric_for_best_model": "eval_loss",
                "tf32": False, "gradient_checkpointing": False, "eval_steps": 500}  # TOML has no null
     for spec in (s for s in FIELDS if s.section == "training"):
         if spec.name in ours_only:

@@ -49,7 +49,7 @@ def open_runs(runs_dir: str | None, attach: str | None = None) -> int:
     """The TUI on the runs screen, or straight in RUN's monitor; the editor sits underneath."""
     run = None
     if attach is not None:
-        from tui.run_ops import resolve
+        from runner.run_ops import resolve
 
         run, why = resolve(attach, runs_dir)
         if run is None:

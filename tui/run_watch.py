@@ -26,7 +26,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any, Callable
 
-from .run_model import RunModel
+from runner.run_model import RunModel
 
 STRIDE = 32  # the index keeps the byte offset of every 32nd line: 0.25 bytes a line
 CHUNK = 4 << 20  # bytes read per step, so one step never stalls the thread for long

@@ -23,15 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("source", metavar="PRESET_OR_FILE")
     _add_set(p)
     p.add_argument("--detach", "-d", action="store_true", help="return at once and print the run directory")
-    p.add_argument("--runs-dir", metavar="DIR", help="where run directories go (default: $TUNEDECK_RUNS_DIR, else training.output_dir)")
+    p.add_argument("--runs-dir", metavar="DIR", help="where the run directory goes (default: $TUNEDECK_RUNS_DIR, "
+                   "else training.output_dir, else ~/.local/state/tunedeck/runs)")
     p.add_argument("--run-dir", metavar="DIR", help="use exactly this (new) run directory")
     from runner.commands.slurm_cmds import add_run_options
 
     add_run_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("runs", help="list runs with state, progress, last loss and duration")
-    p.add_argument("--runs-dir", metavar="DIR")
+    p = sub.add_parser("runs", help="list every known run with state, progress, last loss, duration and failure reason")
+    p.add_argument("--runs-dir", metavar="DIR", help="only the runs directly in DIR")
+    p.add_argument("--add", metavar="RUN_DIR", action="append", default=[],
+                   help="record a run directory (e.g. one you moved or copied here) so every command finds it")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_runs)
 
@@ -82,6 +85,7 @@ def _resolve(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from runner import launch, presets
     from runner.problems import ConfigError
+    from runner.rundir import RunDirError
     from runner.target import target_cuda
     from runner.validate import machine_context
 
@@ -102,14 +106,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_problems(exc.problems)
         return EXIT_USAGE
     try:
-        from runner.registry import RUNS_DIR_ENV
-
-        runs_dir = args.runs_dir or os.environ.get(RUNS_DIR_ENV) or None  # else training.output_dir
-        run = launch.prepare(loaded.config, preset_name=loaded.name, runs_dir=runs_dir,
+        # runs_dir None: runner.runs_home.runs_dir decides ($TUNEDECK_RUNS_DIR, training.output_dir, the runs home)
+        run = launch.prepare(loaded.config, preset_name=loaded.name, runs_dir=args.runs_dir,
                              run_dir=args.run_dir, cuda=cuda)
     except FileExistsError:
         print(f"error: --run-dir {args.run_dir} already exists; choose a new directory", file=sys.stderr)
         return EXIT_USAGE
+    except RunDirError as exc:
+        print(f"error ({exc.reason}): {exc}; nothing was created", file=sys.stderr)
+        return EXIT_FAILED if exc.reason == "disk_full" else EXIT_USAGE
     proc = launch.start(run)
     print(f"run directory: {run.path}")
     if args.detach:
@@ -119,54 +124,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from runner import launch, presets
-    from runner.registry import effective_state
+    from runner import run_ops
 
     run = _resolve(args)
     if run is None:
         return EXIT_USAGE
-    state = effective_state(run.read_status())
-    if state in ("starting", "running", "stopping"):
-        print(f"error: {run.name} is still {state}; stop it first (tunedeck stop {run.name})", file=sys.stderr)
-        return EXIT_USAGE
-    from runner.commands import slurm_cmds
-
-    slurm_run = slurm_cmds.is_slurm_run(run)
-    checkpoint = run.latest_checkpoint()
-    if checkpoint is None:
-        print(f"error: {run.name} has no checkpoint to resume from (in {run.checkpoints})", file=sys.stderr)
-        return EXIT_USAGE
-    loaded = presets.load(run.config, args.overrides)
-    _print_problems(loaded.problems)
-    if loaded.config is None or loaded.errors:
-        return EXIT_USAGE
-    saved = _checkpoint_digest(checkpoint)
-    digest = presets.config_digest(loaded.config)
-    if saved is not None and saved != digest and not args.force:
-        print(f"error: the config of {run.name} changed since {checkpoint.name} was saved "
-              f"(digest {saved} -> {digest}); resuming would mix two setups. Start a new run, or pass "
-              f"--force to resume anyway.", file=sys.stderr)
-        return EXIT_USAGE
-    if args.overrides:
-        presets.save(loaded.config, run.config)
-    print(f"resuming {run.name} from {checkpoint.name}")
-    if slurm_run:
-        return slurm_cmds.resume_run(run)
     from runner.events import EventTail
 
     tail = EventTail(run.events, from_end=True)  # this launch's events only
-    proc = launch.start(run, resume=True)
+    outcome = run_ops.resume(run, args.overrides, force=args.force)
+    if not outcome.ok:
+        print(f"error: {outcome.message}", file=sys.stderr)
+        for line in outcome.details:
+            print(f"  {line}", file=sys.stderr)
+        return EXIT_USAGE
+    print(outcome.message)
     print(f"run directory: {run.path}")
-    if args.detach:
+    if args.detach or outcome.message.startswith("resubmitted"):  # a SLURM job: follow it with `logs -f`
         return EXIT_OK
-    return watch(run, proc, tail=tail)
-
-
-def _checkpoint_digest(checkpoint: Path) -> str | None:
-    try:
-        return json.loads((checkpoint / "tunedeck.json").read_text())["config_digest"]
-    except (OSError, ValueError, KeyError):
-        return None
+    return watch(run, None, tail=tail)
 
 
 # --- watching a run in the foreground ----------------------------------------------------------
@@ -185,7 +161,7 @@ def watch(run, proc=None, out=sys.stdout, tail=None) -> int:
     while terminal is None and not settled:
         try:
             # Read the state before the events: a run that ended has written its last event by then.
-            settled = effective_state(run.read_status()) in ("lost", "failed", "finished", "stopped")
+            settled = effective_state(run) in ("lost", "failed", "finished", "stopped")
             for event in tail.poll():
                 line = describe(event)
                 if line:
@@ -222,14 +198,22 @@ def watch(run, proc=None, out=sys.stdout, tail=None) -> int:
 
 
 def _stop_async(run) -> None:
-    """Signal the group and return: the loop above keeps printing while the trainer saves."""
-    pgid = run.read_status().get("pgid")
-    if pgid:
-        run.update_status(state="stopping", stop_requested=time.time())
-        try:
-            os.killpg(int(pgid), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    """SIGTERM the run's trainers (or its verified group) and return: the loop above keeps printing
+    while the trainer saves."""
+    from runner.registry import run_processes, verified_group
+
+    pgid, _ = verified_group(run, run.read_status())
+    processes = run_processes(run.path, pgid)
+    targets = [pid for pid, trainer in processes.items() if trainer]
+    run.update_status(state="stopping", stop_requested=time.time())
+    try:
+        if targets:
+            for pid in targets:
+                os.kill(pid, signal.SIGTERM)
+        elif pgid:
+            os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
 
 
 def _duration(seconds: float | None) -> str:
@@ -269,23 +253,37 @@ def describe(event: dict[str, Any]) -> str:
 
 # --- runs / logs / stop -------------------------------------------------------------------------
 def cmd_runs(args: argparse.Namespace) -> int:
-    from runner.registry import list_runs, runs_root
+    from runner.registry import listing, resolve
+    from runner.runs_home import forget, record
 
-    runs = list_runs(args.runs_dir)
+    for path in args.add:
+        target = Path(path).expanduser()
+        if not (target / "config.toml").is_file():
+            print(f"error: {target} is not a run directory (it has no config.toml)", file=sys.stderr)
+            return EXIT_USAGE
+        record(resolve(str(target)).path)
+        print(f"recorded {target.resolve()}")
+    found = listing(args.runs_dir)
+    runs = found.runs
+    for path in found.removed:
+        forget(path)  # reported once (below), then dropped from the index
     if args.json:
         print(json.dumps([r.as_dict() for r in runs], indent=2))
         return EXIT_OK
+    for path in found.removed:
+        print(f"removed from the list: {path} (the directory is gone)")
     if not runs:
-        print(f"no runs in {runs_root(args.runs_dir)}")
+        where = f" in {Path(args.runs_dir).resolve()}" if args.runs_dir else ""
+        print(f"no runs{where} yet (new runs go to {_runs_home_text()})")
         return EXIT_OK
-    rows = [("RUN", "STATE", "PRESET", "PROGRESS", "LOSS", "STARTED", "DURATION")]
+    rows = [("RUN", "STATE", "PROGRESS", "LOSS", "STARTED", "DURATION", "PRESET", "REASON")]
     for r in runs:
         progress = f"{r.step}/{r.total_steps}" if r.total_steps else (str(r.step) if r.step is not None else "-")
         if r.progress is not None:
             progress += f" ({r.progress:.0%})"
         started = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "-"
-        rows.append((r.name, r.state, r.preset or "-", progress,
-                     f"{r.last_loss:.4f}" if r.last_loss is not None else "-", started, _duration(r.duration)))
+        rows.append((r.name, r.label, progress, f"{r.last_loss:.4f}" if r.last_loss is not None else "-", started,
+                     _duration(r.duration), r.preset or "-", r.reason or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -296,10 +294,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if line:
             print(f"{r.name}: {line}")
     for r in runs:
-        if r.state == "lost":
-            print(f"\n{r.name} is lost: its process is gone but it never recorded an end. Last output:")
+        if r.state == "failed":
+            print(f"\n{r.name} failed ({r.reason or 'error'}): {r.message or '(no message)'}")
+            if r.status.get("suggestion"):
+                print(f"    suggestion: {r.status['suggestion']}")
+        elif r.state == "lost":
+            print(f"\n{r.name} is lost: its processes are gone but it never recorded an end. Last output:")
             print("    " + "\n    ".join(r.log_tail.splitlines() or ["(empty log)"]))
+        elif r.unsupervised:
+            print(f"\n{r.name} is running (unsupervised): its supervisor died, the trainer goes on; "
+                  f"`tunedeck stop {r.name}` stops it (checkpoint first)")
     return EXIT_OK
+
+
+def _runs_home_text() -> str:
+    from runner.runs_home import runs_dir
+
+    return str(runs_dir())
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -333,7 +344,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 sys.stdout.write(chunk.decode("utf-8", "replace"))
                 sys.stdout.flush()
                 continue
-            if effective_state(run.read_status()) not in ("starting", "running", "stopping"):
+            if effective_state(run) not in ("starting", "running", "stopping"):
                 if handle:
                     sys.stdout.write(handle.read().decode("utf-8", "replace"))
                 return EXIT_OK

@@ -372,14 +372,16 @@ class TrainingSection(Section):
         typical="0.0-0.01",
     )
     output_dir: str = setting(
-        "runs",
+        "",
         label="Runs directory",
         group=CHECKPOINTS,
         what="The directory runs are created in; each run gets its own subdirectory "
-        "<preset>-<timestamp> with its config, logs, checkpoints and final model.",
+        "<preset>-<timestamp> with its config, logs, checkpoints and final model. Empty: the runs "
+        "home in your state directory (~/.local/state/tunedeck/runs). --runs-dir and "
+        "$TUNEDECK_RUNS_DIR take precedence; every run is listed by `tunedeck runs` wherever it is.",
         up="",
         down="",
-        typical="runs",
+        typical="empty (the runs home), or a path on a large or shared disk, e.g. /scratch/me/runs",
     )
     # --- Logging ---------------------------------------------------------------------------------
     logging_steps: Union[StrictInt, float] = setting(

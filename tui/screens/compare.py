@@ -13,8 +13,8 @@ from textual_plotext import PlotextPlot
 
 from runner.rundir import RunDir
 
-from .. import run_ops
-from ..run_model import RunModel
+from runner import run_ops
+from runner.run_model import RunModel
 from ..run_watch import EventReader
 from ..widgets.run_plots import MARKER, smooth, thin
 

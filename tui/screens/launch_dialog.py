@@ -19,7 +19,8 @@ from runner.rundir import RunDir
 from runner.schema import Config
 from runner.validate import Context, check, context_from_report
 
-from .. import run_ops
+from runner import run_ops
+
 from ..services import estimator as estimator_module
 from ..services import probe_gpus
 
@@ -46,6 +47,7 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         self.preset_name = preset_name
         self.probe = probe or probe_gpus
         self.runs_dir = runs_dir
+        self.plan: run_ops.Plan | None = None  # the argv and the exact run directory Enter creates
         self.errors: list[Any] = []
         self.report: Any = None
         self.launching = False
@@ -64,13 +66,16 @@ class LaunchDialog(ModalScreen[RunDir | None]):
 
     def on_mount(self) -> None:
         self.query_one("#launch-dialog").border_title = f"Launch {self.preset_name}"
-        argv, path, cuda = run_ops.preview(self.config, self.preset_name, self.runs_dir)
+        self.plan = run_ops.plan(self.config, self.preset_name, self.runs_dir)
         command = Text("Command\n", style="bold")
-        command.append(shlex.join(argv))
+        command.append(shlex.join(self.plan.argv))
         self.query_one("#launch-command", Static).update(command)
-        self.query_one("#launch-dir", Static).update(Text.assemble(("Run directory\n", "bold"), str(path),
-                                                                   ("  (runs detached: closing tunedeck or SSH "
-                                                                    "does not stop it)", "dim")))
+        where = Text.assemble(("Run directory\n", "bold"), str(self.plan.path))
+        if self.plan.problem:
+            where.append(f"\n{self.plan.problem}", style="red bold")
+        else:
+            where.append("  (runs detached: closing tunedeck or SSH does not stop it)", style="dim")
+        self.query_one("#launch-dir", Static).update(where)
         self.refresh_problems(Context())
         self.probe_gpus()
 
@@ -124,6 +129,8 @@ class LaunchDialog(ModalScreen[RunDir | None]):
     def refresh_problems(self, context: Context) -> None:
         problems = check(self.config, context)
         self.errors = [p for p in problems if p.is_error]
+        if self.plan is not None and self.plan.problem:
+            self.errors.append(self.plan.problem)
         text = Text()
         for p in problems:
             text.append(f"{'error' if p.is_error else 'warning'}: ", style="red bold" if p.is_error else "yellow")
@@ -155,7 +162,7 @@ class LaunchDialog(ModalScreen[RunDir | None]):
 
     @work(thread=True, exclusive=True, name="start the run")
     def start(self) -> None:
-        outcome = run_ops.launch(self.config, self.preset_name, self.runs_dir)
+        outcome = run_ops.launch(self.config, self.preset_name, self.runs_dir, planned=self.plan)
         self.app.call_from_thread(self._started, outcome)
 
     def _started(self, outcome: run_ops.Outcome) -> None:

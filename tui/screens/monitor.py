@@ -19,9 +19,11 @@ from textual.widgets import Footer, Header, Input
 
 from runner.rundir import ACTIVE_STATES, RunDir
 
+from runner import run_ops as ops
+
 from .. import run_ops
-from ..run_diagnosis import Finding, diagnose
-from ..run_model import RunModel
+from runner.run_diagnosis import Finding, diagnose
+from runner.run_model import RunModel
 from ..run_watch import WARNINGS_AND_ERRORS, RunWatcher, filter_pattern
 from ..widgets.diagnosis_banner import DiagnosisBanner
 from ..widgets.gpu_panel import GpuPanel, Readings, read_machine
@@ -72,7 +74,7 @@ class MonitorScreen(Screen):
         self.model = RunModel()
         self.status: dict[str, Any] = {}
         self.state = "starting"
-        self.config = run_ops.load_config(run)
+        self.config = ops.load_config(run)
         self.findings: list[Finding] = []
         self.watcher: RunWatcher | None = None
         self.loaded = False
@@ -145,13 +147,14 @@ class MonitorScreen(Screen):
             self.redraw(force=True)  # the first picture and the final one are not held back
 
     def refresh_state(self) -> None:
-        from runner.registry import effective_state
+        from runner.registry import run_state
 
-        state = effective_state(self.status) if self.status else self.model.state
+        current = run_state(self.run, self.status or None)  # its locks decide, whatever status.json says
+        state = current.state
         if state in ACTIVE_STATES and self.model.terminal is not None and self.model.state != "running":
             state = self.model.state  # the trainer said it ended; status.json catches up a moment later
         self.state = state
-        self.sub_title = self.state
+        self.sub_title = current.label if state == current.state else state
         self._refresh_bindings_if_changed()
 
     def _refresh_bindings_if_changed(self) -> None:
@@ -219,7 +222,7 @@ class MonitorScreen(Screen):
         else:
             from ..services import probe_gpus
 
-            readings = read_machine(self.probe or probe_gpus, run_ops.run_pids(self.run))
+            readings = read_machine(self.probe or probe_gpus, ops.run_pids(self.run))
         self.app.call_from_thread(self._machine_read, readings)
 
     def _machine_read(self, readings: Readings) -> None:
@@ -291,8 +294,8 @@ class MonitorScreen(Screen):
         active = self.state in ACTIVE_STATES
         if action in ("stop", "kill"):
             return active
-        if action == "resume":
-            return not active and self.run.latest_checkpoint() is not None
+        if action == "resume":  # never for a finished run: there is nothing to resume
+            return not active and self.model.state != "finished" and ops.resumable(self.run)
         if action == "apply_fix":
             return any(f.changes for f in self.findings)
         if action == "output":
@@ -322,11 +325,11 @@ class MonitorScreen(Screen):
     @work(thread=True, group="control", name="stop / kill / resume the run")
     def control(self, what: str) -> None:
         if what == "resume":
-            outcome = run_ops.resume(self.run)
+            outcome = ops.resume(self.run)  # the same function, and checks, as `tunedeck resume`
         else:
             self.app.call_from_thread(self.notify, f"{'Stopping' if what == 'stop' else 'Killing'} {self.run.name}…",
                                       timeout=3)
-            outcome = run_ops.stop(self.run, kill=what == "kill")
+            outcome = ops.stop(self.run, kill=what == "kill")
         self.app.call_from_thread(self.notify, outcome.message, title=what.capitalize(),
                                   severity="information" if outcome.ok else "warning")
 
@@ -374,4 +377,4 @@ class MonitorScreen(Screen):
     def action_compare(self) -> None:
         from .runs import RunsScreen
 
-        self.app.push_screen(RunsScreen(runs_dir=self.run.path.parent, compare_with=self.run))
+        self.app.push_screen(RunsScreen(compare_with=self.run))

@@ -1,7 +1,9 @@
-"""Every run in the runs directory, refreshed live: open any run's monitor, compare two runs.
+"""Every known run (runner.runs_home's index), refreshed live: open any run's monitor, compare two runs.
 
 `tunedeck runs` opens here; a run launched earlier (from this TUI, another SSH session or the
-CLI) shows up with its state read from disk, still running or long finished.
+CLI, in any directory) shows up with its state read from disk, still running or long finished.
+State, progress, loss and best eval come first so they fit in 80 columns; the line under the
+table gives the highlighted run's failure reason and message.
 """
 
 from __future__ import annotations
@@ -25,7 +27,19 @@ from .. import run_ops
 from ..widgets.run_progress import STATE_STYLES, duration
 
 REFRESH_INTERVAL = 2.0
-COLUMNS = ("run", "state", "preset", "started", "duration", "progress", "loss", "best eval")
+COLUMNS = ("run", "state", "progress", "loss", "best eval", "started", "duration", "preset", "reason")
+
+
+def detail_line(info: Any) -> str:
+    """One line on what ended a run: reason and message (failed / stopped), or where a lost run was."""
+    if info.state == "lost":
+        last = (info.log_tail.strip().splitlines() or ["(empty log)"])[-1]
+        return f"{info.name}: lost (its processes are gone without recording an end); last output: {last[:200]}"
+    if info.state in ("failed", "stopped") and (info.reason or info.message):
+        return f"{info.name}: {info.state} ({info.reason or '?'}): {info.message or ''}".rstrip(": ")
+    if info.unsupervised:
+        return f"{info.name}: its supervisor died; the trainer goes on (s in its monitor, or tunedeck stop, stops it)"
+    return ""
 
 
 class BestEval:
@@ -62,6 +76,7 @@ class Row:
     run: RunDir
     state: str
     cells: tuple[Any, ...]
+    detail: str = ""  # the reason and message of a failed / stopped run, the log tail of a lost one
 
 
 class RunsScreen(Screen):
@@ -83,6 +98,7 @@ class RunsScreen(Screen):
         self.marked: RunDir | None = None
         self._best: dict[Path, BestEval] = {}
         self._states: dict[str, str] = {}
+        self._removed_shown: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield Header(icon="")
@@ -97,32 +113,42 @@ class RunsScreen(Screen):
         from runner.registry import runs_root
 
         self.title = "runs"
-        self.sub_title = str(runs_root(self.runs_dir).resolve())
-        hint = "Enter: monitor · m: mark · c: compare with the marked run · e: editor"
-        if self.compare_with is not None:
-            hint = f"Pick a run to compare with {self.compare_with.name} (Enter)"
-        self.query_one("#runs-hint", Static).update(hint)
+        self.sub_title = str(runs_root(self.runs_dir)) if self.runs_dir is not None else "every known run"
+        self.query_one("#runs-hint", Static).update(self.hint())
         self.refresh_runs()
         self.set_interval(REFRESH_INTERVAL, self.refresh_runs)
         self.query_one(DataTable).focus()
 
+    def hint(self) -> str:
+        if self.compare_with is not None:
+            return f"Pick a run to compare with {self.compare_with.name} (Enter)"
+        return "Enter: monitor · m: mark · c: compare with the marked run · e: editor"
+
     @work(thread=True, exclusive=True, group="runs", name="list runs")
     def refresh_runs(self) -> None:
-        from runner.registry import list_runs
+        from runner.registry import listing
+        from runner.runs_home import forget
 
+        found = listing(self.runs_dir)
         rows = []
-        for info in reversed(list_runs(self.runs_dir)):  # newest first
+        for info in reversed(found.runs):  # newest first
             best = self._best.setdefault(info.run.events, BestEval(info.run.events)).update()
-            progress = f"{info.progress:.0%} ({info.step}/{info.total_steps})" if info.progress is not None else "-"
+            progress = f"{info.progress:.0%} {info.step}/{info.total_steps}" if info.progress is not None else "-"
             started = time.strftime("%m-%d %H:%M", time.localtime(info.started)) if info.started else "-"
-            cells = (info.name, Text(info.state, style=STATE_STYLES.get(info.state, "")), info.preset or "-",
-                     started, duration(info.duration), progress,
+            cells = (info.name, Text(info.label, style=STATE_STYLES.get(info.state, "")), progress,
                      f"{info.last_loss:.4f}" if info.last_loss is not None else "-",
-                     f"{best:.4f}" if best is not None else "-")
-            rows.append(Row(info.run, info.state, cells))
-        self.app.call_from_thread(self._show, rows)
+                     f"{best:.4f}" if best is not None else "-",
+                     started, duration(info.duration), info.preset or "-", info.reason or "")
+            rows.append(Row(info.run, info.state, cells, detail_line(info)))
+        removed = [str(p) for p in found.removed if str(p) not in self._removed_shown]
+        for path in found.removed:
+            forget(path)  # shown once (below), then dropped from the index
+        self.app.call_from_thread(self._show, rows, removed)
 
-    def _show(self, rows: list[Row]) -> None:
+    def _show(self, rows: list[Row], removed: list[str] | None = None) -> None:
+        if removed:
+            self._removed_shown.update(removed)
+            self.notify("\n".join(removed), title="Gone from disk, removed from the list", timeout=10)
         table = self.query_one(DataTable)
         current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
         table.clear()
@@ -141,7 +167,18 @@ class RunsScreen(Screen):
         if current in self.rows:
             table.move_cursor(row=table.get_row_index(current))
         if not rows:
-            self.query_one("#runs-hint", Static).update(f"No runs in {self.sub_title} yet: launch one from the editor (F5).")
+            self.query_one("#runs-hint", Static).update(f"No runs ({self.sub_title}) yet: launch one from the editor (F5).")
+        else:
+            self._show_detail()
+
+    @on(DataTable.RowHighlighted)
+    def _show_detail(self) -> None:
+        run = self.selected()
+        row = self.rows.get(run.name) if run is not None else None
+        text = Text(self.hint(), style="dim")
+        if row is not None and row.detail:
+            text = Text.assemble((row.detail, STATE_STYLES.get(row.state, "")), "\n", text)
+        self.query_one("#runs-hint", Static).update(text)
 
     def selected(self) -> RunDir | None:
         table = self.query_one(DataTable)

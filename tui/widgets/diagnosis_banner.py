@@ -1,11 +1,11 @@
-"""A banner over the monitor naming what is going wrong (from tui.run_diagnosis) and what to try."""
+"""A banner over the monitor naming what is going wrong (from runner.run_diagnosis) and what to try."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
-from ..run_diagnosis import Finding
+from runner.run_diagnosis import Finding
 
 
 class DiagnosisBanner(Static):

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual_plotext import PlotextPlot
 
-from ..run_model import RunModel, Series
+from runner.run_model import RunModel, Series
 
 SMOOTHING = 0.9  # EMA weight of the past: smoothed = 0.9 * smoothed + 0.1 * loss
 MARKER = "braille"  # 2x4 dots per cell: the most resolution a terminal gives

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from ..run_model import RunModel
+from runner.run_model import RunModel
 
 STATE_STYLES = {"running": "bold green", "starting": "bold cyan", "stopping": "bold yellow", "finished": "bold blue",
                 "stopped": "bold yellow", "failed": "bold red", "lost": "bold magenta"}

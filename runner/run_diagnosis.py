@@ -18,7 +18,7 @@ from typing import Any
 
 from runner.schema import Config, get_value
 
-from .run_model import RunModel
+from runner.run_model import RunModel
 
 MIN_POINTS_FOR_TREND = 12  # train-loss logs needed before judging whether the loss falls
 FLAT_RATIO = 0.98  # the recent loss must be below 98% of the early loss to count as falling
