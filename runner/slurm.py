@@ -209,15 +209,26 @@ def preview(config: Config, preset_name: str, options: JobOptions, run_dir: Path
     return sbatch_argv(run_dir / SCRIPT_NAME), script
 
 
+def shared_runs_dir(explicit: str | os.PathLike[str] | None, config: Config) -> Path:
+    """Where a SLURM run goes: --runs-dir, $TUNEDECK_RUNS_DIR or training.output_dir as for any run, but
+    by default ./runs under the working directory (which, on a cluster, is on the filesystem the
+    nodes share) rather than the runs home in ~/.local/state, which the nodes may not see."""
+    from runner.runs_home import RUNS_DIR_ENV
+
+    chosen = explicit or os.environ.get(RUNS_DIR_ENV) or (config.training.output_dir or "").strip()
+    return Path(os.path.abspath(Path(chosen).expanduser() if chosen else Path.cwd() / "runs"))
+
+
 def submit(config: Config, *, preset_name: str, options: JobOptions = JobOptions(),
            runs_dir: str | os.PathLike[str] | None = None) -> RunDir:
-    """Prepare the run directory (under `runs_dir`, else runner.runs_home.runs_dir: ./runs by default, on
-    the filesystem the nodes share), submit its job, record the job id; nothing is left behind on failure."""
+    """Prepare the run directory (see shared_runs_dir), submit its job, record the job id; nothing is
+    left behind on failure."""
     from runner import launch
     from runner.target import target_cuda
 
     tool("sbatch")  # before creating anything
     job_config = with_options(config, options)
+    runs_dir = shared_runs_dir(runs_dir, config)
     run = launch.prepare(job_config, preset_name=preset_name, runs_dir=runs_dir, cuda=target_cuda(job_config))
     try:
         _submit(run, job_config, preset_name, options)

@@ -98,6 +98,9 @@ def fail_context(cluster: SlurmCluster, run_dir: Path) -> str:
 def test_demo_trains_across_two_nodes(cluster: SlurmCluster, work: Path) -> None:
     run_dir, job_id = submit(cluster, work, "--set", "training.max_steps=30")
     assert run_dir.parent == work / "runs"  # under the working directory: the shared filesystem
+    from runner.runs_home import indexed
+
+    assert run_dir in indexed()  # recorded, so `tunedeck runs` finds it from any directory and login
     script = (run_dir / "job.sbatch").read_text()
     assert "#SBATCH --nodes=2" in script and "--gres" not in script  # the demo targets the CPU
 
@@ -114,7 +117,7 @@ def test_demo_trains_across_two_nodes(cluster: SlurmCluster, work: Path) -> None
     assert len(losses) >= 3 and losses[-1] < losses[0], losses
     assert got[-1]["type"] == "run_finished" and (run_dir / "final").is_dir()
 
-    listed = tunedeck(cluster, "runs", cwd=work)
+    listed = tunedeck(cluster, "runs", cwd=work.parent)  # from elsewhere: found through the runs index
     assert f"SLURM job {job_id}:" in listed.stdout and "finished" in listed.stdout
     logs = tunedeck(cluster, "logs", run_dir.name, cwd=work)
     assert logs.returncode == 0 and f"SLURM job {job_id}" in logs.stderr
@@ -166,8 +169,11 @@ def _one_error_line(done: subprocess.CompletedProcess) -> str:
 
 
 def _no_run_left(work: Path) -> None:
+    from runner.runs_home import indexed
+
     runs = work / "runs"
     assert not runs.exists() or not any(runs.iterdir()), list(runs.iterdir())
+    assert indexed() == []  # nor an entry in the runs index
 
 
 def test_sbatch_missing_is_one_line_and_leaves_nothing(work: Path) -> None:

@@ -52,7 +52,7 @@ def options_from(args: argparse.Namespace):
 def submit_run(args: argparse.Namespace) -> int:
     from runner import presets, slurm
     from runner.problems import ConfigError
-    from runner.registry import RUNS_DIR_ENV
+    from runner.rundir import RunDirError
 
     # This machine's hardware is not the cluster's: no "on this machine" checks.
     loaded = presets.load(args.source, args.overrides)
@@ -61,7 +61,7 @@ def submit_run(args: argparse.Namespace) -> int:
     if loaded.config is None or loaded.errors:
         print(f"error: not submitting {args.source}: fix the error(s) above", file=sys.stderr)
         return EXIT_USAGE
-    runs_dir = args.runs_dir or os.environ.get(RUNS_DIR_ENV) or None
+    runs_dir = args.runs_dir  # else runner.slurm.shared_runs_dir decides (./runs by default)
     try:
         run = slurm.submit(loaded.config, preset_name=loaded.name, options=options_from(args), runs_dir=runs_dir)
     except slurm.SlurmError as exc:
@@ -70,6 +70,9 @@ def submit_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem.format(), file=sys.stderr)
+        return EXIT_USAGE
+    except RunDirError as exc:
+        print(f"error: not submitted ({exc.reason}): {exc}; nothing was created", file=sys.stderr)
         return EXIT_USAGE
     job_id = run.read_status()["slurm"]["job_id"]
     print(f"submitted SLURM job {job_id}")
