@@ -219,8 +219,23 @@ def shared_runs_dir(explicit: str | os.PathLike[str] | None, config: Config) -> 
     return Path(os.path.abspath(Path(chosen).expanduser() if chosen else Path.cwd() / "runs"))
 
 
+def plan(config: Config, preset_name: str, options: JobOptions = JobOptions(),
+         runs_dir: str | os.PathLike[str] | None = None) -> tuple[Path, list[str], str]:
+    """(the run directory, the sbatch command, the script) a submission would use, creating nothing:
+    what the launch dialog shows before submitting (submit(run_dir=...) then uses exactly these)."""
+    from runner.rundir import planned_name
+
+    base = shared_runs_dir(runs_dir, config)
+    name = planned_name(preset_name)
+    path, n = base / name, 2
+    while path.exists():
+        path, n = base / f"{name}-{n}", n + 1
+    argv, script = preview(with_options(config, options), preset_name, options, path)
+    return path, argv, script
+
+
 def submit(config: Config, *, preset_name: str, options: JobOptions = JobOptions(),
-           runs_dir: str | os.PathLike[str] | None = None) -> RunDir:
+           runs_dir: str | os.PathLike[str] | None = None, run_dir: str | os.PathLike[str] | None = None) -> RunDir:
     """Prepare the run directory (see shared_runs_dir), submit its job, record the job id; nothing is
     left behind on failure."""
     from runner import launch
@@ -229,7 +244,8 @@ def submit(config: Config, *, preset_name: str, options: JobOptions = JobOptions
     tool("sbatch")  # before creating anything
     job_config = with_options(config, options)
     runs_dir = shared_runs_dir(runs_dir, config)
-    run = launch.prepare(job_config, preset_name=preset_name, runs_dir=runs_dir, cuda=target_cuda(job_config))
+    run = launch.prepare(job_config, preset_name=preset_name, runs_dir=runs_dir, run_dir=run_dir,
+                         cuda=target_cuda(job_config))
     try:
         _submit(run, job_config, preset_name, options)
     except BaseException:

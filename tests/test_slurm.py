@@ -209,3 +209,38 @@ def test_rejected_submissions_are_one_line_and_leave_nothing(cluster: SlurmClust
     assert cause in _one_error_line(done)
     _no_run_left(work)
     assert cluster.queue() == []
+
+
+async def test_the_launch_dialog_submits_exactly_the_job_it_shows(cluster: SlurmCluster, work: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.widgets import Input
+
+    from runner import presets
+    from tui.app import TunedeckApp, state_from
+    from tui.screens.launch_dialog import LaunchDialog
+    from tui.services import NoProbe
+
+    from tests.conftest import settle_editor
+
+    monkeypatch.setenv("SLURM_CONF", str(cluster.conf))
+    app = TunedeckApp(state_from(presets.load("demo")), probe=lambda: NoProbe(reason="no GPU", driver=""),
+                      runs_dir=str(work / "runs"))
+    async with app.run_test(size=(120, 48)) as pilot:
+        await settle_editor(pilot)
+        await pilot.press("f5")
+        await pilot.pause(0.2)
+        dialog = app.screen
+        assert isinstance(dialog, LaunchDialog)
+        await pilot.click("#where-slurm")
+        dialog.query_one("#slurm-nodes", Input).value = "2"
+        await pilot.pause(0.3)
+        run_dir, _, shown_script = dialog.slurm_plan
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, LaunchDialog)  # submitted: the monitor of the run is open
+    assert (run_dir / "job.sbatch").read_text() == shown_script
+    job_id = json.loads((run_dir / "status.json").read_text())["slurm"]["job_id"]
+    stopped = tunedeck(cluster, "stop", run_dir.name, cwd=work)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr + fail_context(cluster, run_dir)
+    assert job_id not in cluster.queue()
