@@ -217,3 +217,27 @@ def test_exports_leave_out_architecture_fields_of_a_pretrained_model() -> None:
     assert "num_hidden_layers" not in text and "hidden_size" not in text
     scratch = preset_toml(presets.require("pretrain-gpt").config)
     assert "num_hidden_layers = 24" in scratch  # from scratch: they are the model
+
+
+def test_validate_passes_a_gpu_preset_and_only_here_and_run_here_fail_on_this_machine(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ROOT, python_env
+    from runner.gpu import probe
+
+    if probe().available:
+        pytest.skip("this machine has a GPU: nothing it lacks to report")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "runner.cli", *args], capture_output=True, text=True,
+                              env=python_env(), cwd=tmp_path, timeout=120)
+
+    plain = cli("validate", "qlora-8b")
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    here = cli("validate", "--here", "qlora-8b")
+    assert here.returncode == 1 and "fp16 mixed precision needs a CUDA GPU" in here.stderr
+    assert "load_in_4bit" in here.stderr and "paged_adamw_8bit" in here.stderr
+    run = cli("run", "qlora-8b", "--detach", "--runs-dir", str(tmp_path / "runs"))
+    assert run.returncode == 2 and "not launching qlora-8b here" in run.stderr
+    assert not (tmp_path / "runs").exists()

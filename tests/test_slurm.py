@@ -239,6 +239,10 @@ async def test_the_launch_dialog_submits_exactly_the_job_it_shows(cluster: Slurm
         await app.workers.wait_for_complete()
         await pilot.pause(0.3)
         assert not isinstance(app.screen, LaunchDialog)  # submitted: the monitor of the run is open
+        deadline = time.monotonic() + 60
+        while "SLURM job" not in app.screen.sub_title and time.monotonic() < deadline:
+            await pilot.pause(0.5)
+        assert "SLURM job" in app.screen.sub_title  # the monitor shows the scheduler's state
     assert (run_dir / "job.sbatch").read_text() == shown_script
     job_id = json.loads((run_dir / "status.json").read_text())["slurm"]["job_id"]
     stopped = tunedeck(cluster, "stop", run_dir.name, cwd=work)
