@@ -49,6 +49,7 @@ class JobState:
     reason: str = ""  # why pending (Resources, Priority, ...) or why it ended
     nodes: str = ""  # the allocation (n[1-2]), once it has one
     exit_code: str = ""
+    command: str = ""  # the batch script SLURM runs (squeue's %o), to tell the job is this run's
 
     def describe(self) -> str:
         text = self.state
@@ -129,15 +130,15 @@ def job_state(job_id: str, *, fresh: bool = False) -> JobState | None:
 
 def _from_squeue(job_id: str) -> JobState | None:
     try:
-        out = call(["squeue", "--noheader", "--states=all", "--jobs", job_id, "--format=%T|%r|%N"])
+        out = call(["squeue", "--noheader", "--states=all", "--jobs", job_id, "--format=%T|%r|%N|%o"])
     except SlurmError as exc:
         if "invalid job id" in str(exc).lower():
             return None
         raise
     for line in out.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) == 3 and parts[0]:
-            return JobState(parts[0].split()[0], parts[1], parts[2])
+        parts = line.strip().split("|", 3)
+        if len(parts) == 4 and parts[0]:
+            return JobState(parts[0].split()[0], parts[1], parts[2], command=parts[3])
     return None
 
 
@@ -262,7 +263,10 @@ def _submit(run: RunDir, config: Config, preset_name: str, options: JobOptions, 
     from runner.atomic import atomic_write_text
     from runner.launch import run_env
 
-    argv, script = preview(config, preset_name, options, run.path, resume=resume)
+    try:
+        argv, script = preview(config, preset_name, options, run.path, resume=resume)
+    except ValueError as exc:  # a value that cannot go on an #SBATCH line
+        raise SlurmError(str(exc)) from None
     path = run.path / SCRIPT_NAME
     atomic_write_text(path, script)
     env, _ = run_env()
@@ -311,6 +315,11 @@ def stop(run: RunDir, grace: float = 60.0, poll: float = 0.5) -> StopResult:
     job = job_state(job_id, fresh=True)
     if job is None or job.state not in PENDING + RUNNING:
         return StopResult(f"{run.name}: SLURM job {job_id} is not running ({job.describe() if job else 'gone'})", True)
+    # status.json is data: signal the job only if SLURM says it runs this run's own script.
+    script = str(run.path / SCRIPT_NAME)
+    if job.command and os.path.abspath(job.command) != os.path.abspath(script):
+        raise SlurmError(f"status.json names SLURM job {job_id}, which runs {job.command!r}, not this run's "
+                         f"{script}: not signalled")
     run.update_status(state="stopping", stop_requested=time.time())
     if job.state in PENDING:
         call(["scancel", job_id])

@@ -248,3 +248,27 @@ async def test_the_launch_dialog_submits_exactly_the_job_it_shows(cluster: Slurm
     stopped = tunedeck(cluster, "stop", run_dir.name, cwd=work)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr + fail_context(cluster, run_dir)
     assert job_id not in cluster.queue()
+
+
+def test_values_that_could_end_an_sbatch_line_are_refused(work: Path) -> None:
+    for flag, value in (("--partition", "gpu\necho injected"), ("--account", "a b"), ("--time", "1h")):
+        done = tunedeck(None, "run", "demo", "--slurm", flag, value, cwd=work)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert flag in done.stderr and "injected" not in done.stdout
+    _no_run_left(work)
+
+
+def test_stop_signals_only_the_job_that_runs_this_runs_script(cluster: SlurmCluster, work: Path) -> None:
+    import shutil
+
+    run_dir, job_id = submit(cluster, work, "--set", "training.max_steps=400")
+    forged = work / "runs" / "forged"
+    forged.mkdir()
+    for name in ("config.toml", "status.json"):  # a copied run directory names the other run's job
+        shutil.copy(run_dir / name, forged / name)
+    refused = tunedeck(cluster, "stop", str(forged), cwd=work)
+    assert refused.returncode == 1 and "not signalled" in refused.stderr, refused.stdout + refused.stderr
+    assert job_id in cluster.queue()
+    stopped = tunedeck(cluster, "stop", run_dir.name, cwd=work)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr + fail_context(cluster, run_dir)
+    assert job_id not in cluster.queue()

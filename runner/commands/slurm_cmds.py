@@ -29,6 +29,18 @@ def _time(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _name(what: str):
+    def check(text: str) -> str:
+        from runner.export.sbatch import check_name
+
+        try:
+            return check_name(text, what)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return check
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("SLURM (submit from a login node instead of training here)")
     g.add_argument("--slurm", action="store_true",
@@ -37,9 +49,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nodes", type=_positive, metavar="N", help="nodes to allocate (default: launch.num_machines)")
     g.add_argument("--gpus-per-node", type=_positive, metavar="G",
                    help="GPUs, one process each, per node (default: launch.num_processes)")
-    g.add_argument("--partition", metavar="P", help="the SLURM partition (default: the cluster's default)")
+    g.add_argument("--partition", metavar="P", type=_name("partition"), help="the SLURM partition (default: the cluster's default)")
     g.add_argument("--time", type=_time, metavar="HH:MM:SS", help="the job's time limit")
-    g.add_argument("--account", metavar="A", help="the account to charge")
+    g.add_argument("--account", metavar="A", type=_name("account"), help="the account to charge")
 
 
 def options_from(args: argparse.Namespace):

@@ -27,6 +27,9 @@ PYTHON = "@PYTHON@"
 _SHELL_VARS = {NODE_RANK: '"$SLURM_NODEID"', MAIN_IP: '"$MAIN_PROCESS_IP"', RUN_DIR: '"$RUN_DIR"',
                CONFIG_FILE: '"$RUN_DIR/accelerate_config.json"', PYTHON: '"$PYTHON"'}
 _TIME = re.compile(r"^(\d+-)?\d{1,3}(:\d{2}){0,2}$")
+_NAME = re.compile(r"^[A-Za-z0-9._,:@+=-]+$")  # partition / account names (a comma-separated list for partitions)
+# sbatch reads #SBATCH lines itself (not a shell), so values there are checked, not quoted.
+_DIRECTIVE_PATH = re.compile(r"^[A-Za-z0-9._/%+=@,:-]+$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,21 @@ def check_time(value: str) -> str:
     return value
 
 
+def check_name(value: str, what: str) -> str:
+    """A partition or account name as SLURM spells them; ValueError for anything else (spaces, quotes,
+    newlines: a value on an #SBATCH line must not be able to end that line)."""
+    if not _NAME.match(value):
+        raise ValueError(f"--{what} {value!r} is not a SLURM {what} name (letters, digits and . _ - , only)")
+    return value
+
+
+def check_directive_path(path: str) -> str:
+    if not _DIRECTIVE_PATH.match(path):
+        raise ValueError(f"{path!r} cannot go on an #SBATCH line (no spaces, quotes or other special characters); "
+                         "use a runs directory with a plain path")
+    return path
+
+
 def srun_argv(config: Config, *, python: str, resume: bool = False) -> list[str]:
     """The accelerate argv every node runs, with placeholders for what the shell fills in per node."""
     cuda = target_cuda(config)
@@ -91,15 +109,15 @@ def sbatch_script(config: Config, *, name: str, run_dir: str | Path | None = Non
     if cuda:
         directives += [f"--gres=gpu:{per_node}", "--exclusive"]
     if options.partition:
-        directives.append(f"--partition={options.partition}")
+        directives.append(f"--partition={check_name(options.partition, 'partition')}")
     if options.time:
         directives.append(f"--time={check_time(options.time)}")
     if options.account:
-        directives.append(f"--account={options.account}")
-    directives.append(f"--output={output or '%x-%j.out'}")
+        directives.append(f"--account={check_name(options.account, 'account')}")
+    directives.append(f"--output={check_directive_path(output) if output else '%x-%j.out'}")
     if output:
         directives.append("--open-mode=append")  # a resumed run keeps the earlier output
-    header = "\n".join(f"#SBATCH {shlex.quote(d)}" for d in directives)
+    header = "\n".join(f"#SBATCH {d}" for d in directives)
 
     if run_dir is None:
         setup = f"""RUN_DIR="${{TUNEDECK_RUN_DIR:-$PWD/runs/{job}-$SLURM_JOB_ID}}"

@@ -115,7 +115,7 @@ class LaunchDialog(ModalScreen[RunDir | None]):
 
     def slurm_options(self):
         """The dialog's SLURM fields as JobOptions, and what is wrong with them."""
-        from runner.export.sbatch import JobOptions, check_time
+        from runner.export.sbatch import JobOptions, check_name, check_time
 
         values = {key: self.query_one(f"#slurm-{key}", Input).value.strip() for key, _, _ in SLURM_FIELDS}
         problems, numbers = [], {}
@@ -125,15 +125,17 @@ class LaunchDialog(ModalScreen[RunDir | None]):
                     problems.append(f"{key.replace('_', ' ')}: {values[key]!r} is not a whole number of at least 1")
                 else:
                     numbers[key] = int(values[key])
-        if values["time"]:
-            try:
-                check_time(values["time"])
-            except ValueError as exc:
-                problems.append(str(exc))
+        checked = {}
+        for key, check in (("time", lambda v: check_time(v)), ("partition", lambda v: check_name(v, "partition")),
+                           ("account", lambda v: check_name(v, "account"))):
+            if values[key]:
+                try:
+                    checked[key] = check(values[key])
+                except ValueError as exc:
+                    problems.append(str(exc))
         options = JobOptions(nodes=numbers.get("nodes"), gpus_per_node=numbers.get("gpus_per_node"),
-                             partition=values["partition"] or None,
-                             time=values["time"] if values["time"] and not any("time" in p for p in problems) else None,
-                             account=values["account"] or None)
+                             partition=checked.get("partition"), time=checked.get("time"),
+                             account=checked.get("account"))
         return options, problems
 
     def show_slurm(self) -> None:
@@ -144,8 +146,14 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         options, problems = self.slurm_options()
         if shutil.which("sbatch") is None:
             problems.append("sbatch not found on PATH: SLURM's client tools are needed (run this on a login node)")
+        try:
+            path, argv, script = self.slurm_plan = slurm.plan(self.config, self.preset_name, options, self.runs_dir)
+        except ValueError as exc:  # e.g. a runs directory whose path cannot go on an #SBATCH line
+            problems.append(str(exc))
+            self.slurm_errors, self.slurm_plan = problems, None
+            self.query_one("#launch-command", Static).update(Text(str(exc), style="red"))
+            return
         self.slurm_errors = problems
-        path, argv, script = self.slurm_plan = slurm.plan(self.config, self.preset_name, options, self.runs_dir)
         text = Text("Command\n", style="bold")
         text.append(shlex.join(argv))
         text.append("\n\nScript (written to the run directory, then submitted)\n", style="bold")
