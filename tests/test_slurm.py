@@ -122,6 +122,8 @@ def test_demo_trains_across_two_nodes(cluster: SlurmCluster, work: Path) -> None
     logs = tunedeck(cluster, "logs", run_dir.name, cwd=work)
     assert logs.returncode == 0 and f"SLURM job {job_id}" in logs.stderr
     assert "finished at step 30" in logs.stdout
+    listed_events = tunedeck(cluster, "logs", run_dir.name, "--events", cwd=work)
+    assert listed_events.stdout.count('"type": "rank_ready"') == 2
     wait_for(lambda: job_id not in cluster.queue(), "the job to leave the queue")
     assert tunedeck(cluster, "runs", cwd=work).stdout.count(f"SLURM job {job_id}: COMPLETED") == 1
 

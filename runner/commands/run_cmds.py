@@ -228,6 +228,9 @@ def describe(event: dict[str, Any]) -> str:
         return (f"started: {event.get('total_steps')} steps, {event.get('num_train_examples')} examples, "
                 f"{event.get('params_trainable', 0):,} of {event.get('params_total', 0):,} parameters trainable"
                 f"{resumed}")
+    if kind == "rank_ready":
+        node = f" (SLURM node {event['node']})" if event.get("node") else ""
+        return f"rank {event.get('rank')} of {event.get('world_size')} ready on {event.get('host')}{node}"
     if kind == "log":
         total = event.get("total_steps") or "?"
         return (f"step {step}/{total}  loss {event.get('loss', float('nan')):.4f}  "
