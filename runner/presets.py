@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+import codecs
 import copy
+import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -24,13 +27,16 @@ from pydantic import ValidationError
 from tomlkit.exceptions import ParseError, TOMLKitError
 
 from runner.atomic import atomic_write_text
+from runner.field_names import hint_for
 from runner.paths import shipped_presets_dir, user_presets_dir
+from runner.printable import printable
 from runner.problems import ConfigError, Problem, did_you_mean
 from runner.schema import FIELDS, FIELDS_BY_KEY, META_KEYS, SECTIONS, Config, FieldSpec, applies, get_value
 from runner.validate import Context, check
 
 SUFFIX = ".toml"
 OVERRIDE_ORIGIN = "--set"
+MAX_PRESET_BYTES = 16 * 1024 * 1024  # far above any real preset; a bigger file is a mistake, not a config
 HELP_WIDTH = 96  # wrap help comments to this many columns
 
 
@@ -103,9 +109,17 @@ def resolve(source: str | Path, relative_to: Path | None = None) -> Path | None:
         stem = text[: -len(SUFFIX)] if text.endswith(SUFFIX) else text
         candidates += [directory / f"{stem}{SUFFIX}" for _, directory in preset_dirs()]
     for candidate in candidates:
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate.resolve()
     return None
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file that says no, rather than raising, for names no file system takes (too long, NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -121,7 +135,7 @@ class _Origins:
         for probe in (key, key.split(".")[0]):
             if probe in self.files:
                 file, text = self.files[probe]
-                if file == OVERRIDE_ORIGIN:
+                if file.startswith(OVERRIDE_ORIGIN):
                     return file, None, None
                 line, col = find_line(text, probe)
                 return file, line, col
@@ -132,7 +146,9 @@ def load(source: str | Path, overrides: Sequence[str] = (), context: Context | N
     """Load, resolve `extends`, apply overrides and validate. Never raises for user mistakes."""
     path = resolve(source)
     if path is None:
-        return Loaded(None, [_not_found(str(source))])
+        problem = _not_a_file(str(source)) or _not_found(str(source))
+        problem.file = problem.file or str(source)
+        return Loaded(None, [problem])
     problems: list[Problem] = []
     origins = _Origins()
     raw, document = _load_chain(path, origins, problems, seen=())
@@ -140,23 +156,63 @@ def load(source: str | Path, overrides: Sequence[str] = (), context: Context | N
         return Loaded(None, problems, path, path.stem)
     for item in overrides:
         _apply_override(raw, item, origins, problems)
-    unknown = _unknown_keys(raw, origins)
-    problems += unknown
-    config = None
-    try:
-        config = Config.model_validate(_without(raw, unknown), strict=True)
-    except ValidationError as exc:
-        problems += _field_problems(exc, raw, origins)
-    if config is not None and unknown:
-        config = None  # the file does not say what the user meant; never train a guess
-    elif config is not None:
-        for problem in check(config, context):
-            problem.file, problem.line, problem.col = origins.locate(problem.key)
-            problem.file = problem.file or str(path)
-            problems.append(problem)
+    config, found = _validated(raw, origins, context)
+    problems += found
     for problem in problems:
         problem.file = problem.file or str(path)
-    return Loaded(config, problems, path, path.stem, document, raw)
+    return Loaded(config, in_file_order(problems), path, path.stem, document, raw)
+
+
+def _validated(raw: dict[str, Any], origins: _Origins, context: Context | None) -> tuple[Config | None, list[Problem]]:
+    """Every problem of `raw` in one pass: unknown keys, per-field values and cross-field rules.
+
+    Keys that are unknown or hold a bad value are set aside (they take their defaults) so the
+    cross-field rules still run over the rest; a rule that blames a set-aside key is not repeated.
+    The config is returned only when every key was understood: a guess is never trained.
+    """
+    problems = _unknown_keys(raw, origins)
+    bad = {p.key for p in problems}
+    values = _without(raw, problems)
+    partial: Config | None = None
+    for _ in range(5):  # each pass sets aside the keys pydantic refused; one or two passes are usual
+        try:
+            partial = Config.model_validate(values, strict=True)
+            break
+        except ValidationError as exc:
+            found = _field_problems(exc, raw, origins)
+            found = [p for p in found if p.key not in bad]
+            if not found:
+                problems.append(Problem("error", f"the config cannot be read: {_first_error(exc)}"))
+                break
+            problems += found
+            bad |= {p.key for p in found}
+            values = _without(values, found)
+    usable = partial is not None and not problems
+    if partial is not None:
+        # A rule that names a set-aside key judged its default, not what the user wrote: leave it out.
+        mentions = re.compile(r"\b(" + "|".join(re.escape(k.rsplit(".", 1)[-1]) for k in bad) + r")\b") if bad else None
+        for problem in check(partial, context):
+            if problem.key in bad or (mentions and mentions.search(f"{problem.message} {problem.hint}")):
+                continue
+            problem.file, problem.line, problem.col = origins.locate(problem.key)
+            problems.append(problem)
+    return (partial if usable else None), problems
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return "not valid"
+    where = ".".join(str(part) for part in errors[0]["loc"])
+    return f"{where}: {errors[0]['msg']}" if where else errors[0]["msg"]
+
+
+def in_file_order(problems: list[Problem]) -> list[Problem]:
+    """Problems by file (in the order files first appear), then line; those without a line last."""
+    rank: dict[str | None, int] = {}
+    for problem in problems:
+        rank.setdefault(problem.file, len(rank))
+    return sorted(problems, key=lambda p: (rank[p.file], p.line is None, p.line or 0, p.col or 0))
 
 
 def require(source: str | Path, overrides: Sequence[str] = (), context: Context | None = None) -> Loaded:
@@ -177,19 +233,13 @@ def loads(text: str, name: str = "<text>") -> Config:
     raw = document.unwrap()
     for key in _keys_of(raw):
         origins.files.setdefault(key, (name, text))
-    unknown = _unknown_keys(raw, origins)
-    problems += unknown
-    try:
-        config = Config.model_validate(_without(raw, unknown), strict=True)
-    except ValidationError as exc:
-        problems += _field_problems(exc, raw, origins)
-    else:
-        problems += [p for p in check(config) if p.is_error]
-        if not problems:
-            return config
+    config, found = _validated(raw, origins, None)
+    problems += [p for p in found if p.is_error]
+    if config is not None and not problems:
+        return config
     for problem in problems:
         problem.file = problem.file or name
-    raise ConfigError(problems)
+    raise ConfigError(in_file_order(problems))
 
 
 def _without(raw: dict[str, Any], unknown: list[Problem]) -> dict[str, Any]:
@@ -211,37 +261,88 @@ def _not_found(source: str) -> Problem:
     return Problem("error", f"no preset or file named '{source}'", file=source, hint=hint)
 
 
-def _parse(text: str, file: str, problems: list[Problem]) -> tomlkit.TOMLDocument | None:
+def _parse(text: str, file: str, problems: list[Problem], echo: bool = True) -> tomlkit.TOMLDocument | None:
+    """The parsed document, or None with the problem recorded (with its line whenever one is known).
+
+    echo=False (a file reached through `extends`): say where it is malformed, never what it holds.
+    """
     try:
-        return tomlkit.parse(text)
+        document = tomlkit.parse(text)
+        document.unwrap()  # values tomlkit parses lazily (dates, big numbers) fail here, not later
+        return document
     except ParseError as exc:
         message = re.sub(r" at line \d+ col \d+$", "", str(exc)).replace("'\\x00'", "end of file")
-        problems.append(Problem("error", f"malformed TOML: {message}", file=file, line=exc.line, col=exc.col + 1))
-    except TOMLKitError as exc:  # e.g. a key defined twice
-        problems.append(Problem("error", f"malformed TOML: {exc}", file=file))
+        line, col = exc.line, exc.col + 1
+        if "already exists" in message:  # tomlkit points past the second definition; tomllib points at it
+            line, col = _tomllib_position(text) if _tomllib_position(text)[0] else (line, col)
+    except RecursionError:
+        message, (line, col) = "nested too deeply (arrays or tables inside each other)", _tomllib_position(text)
+    except Exception as exc:  # noqa: BLE001 - a parser failing on input is a problem with the input
+        message, (line, col) = str(exc) or type(exc).__name__, _tomllib_position(text)
+    if not echo:
+        message = "not valid TOML (nothing of the file is shown, since it was reached through extends)"
+    problems.append(Problem("error", f"malformed TOML: {message}", file=file, line=line, col=col))
     return None
+
+
+def _tomllib_position(text: str) -> tuple[int | None, int | None]:
+    """Line and column of the first TOML error, from the standard library's parser (tomlkit gives none for
+    a key defined twice)."""
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"at line (\d+), column (\d+)", str(exc))
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    except Exception:  # noqa: BLE001 - only a position is wanted here
+        pass
+    return None, None
+
+
+def _read_text(path: Path, problems: list[Problem]) -> str | None:
+    """The file as text (UTF-8, a BOM allowed), or None with the reason recorded (an encoding error's line)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_PRESET_BYTES:
+            problems.append(Problem("error", f"the file is {size:,} bytes; a preset is at most {MAX_PRESET_BYTES:,}",
+                                    file=str(path), hint="is this the right file?"))
+            return None
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem("error", f"cannot read the file: {exc.strerror or exc}", file=str(path)))
+        return None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        utf16 = data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+        problems.append(Problem("error", f"not UTF-8 text: byte 0x{data[exc.start]:02x} is not valid UTF-8",
+                                file=str(path), line=line, col=col,
+                                hint="the file is UTF-16; save it as UTF-8" if utf16 else "save the file as UTF-8"))
+        return None
 
 
 def _load_chain(
     path: Path, origins: _Origins, problems: list[Problem], seen: tuple[Path, ...]
 ) -> tuple[dict[str, Any], tomlkit.TOMLDocument | None]:
     """The merged raw values of `path` and everything it extends, parents first."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(Problem("error", f"cannot read the file: {exc}", file=str(path)))
+    text = _read_text(path, problems)
+    if text is None:
         return {}, None
-    document = _parse(text, str(path), problems)
+    document = _parse(text, str(path), problems, echo=not seen)
     if document is None:
         return {}, None
     own = document.unwrap()
     base: dict[str, Any] = {}
     parent_name = own.get("extends", "")
-    if parent_name:
-        parent = resolve(parent_name, relative_to=path.parent) if isinstance(parent_name, str) else None
+    if parent_name and isinstance(parent_name, str):  # not a string: reported with the other keys
+        parent, refusal = _extends_target(parent_name, path.parent)
         line, col = find_line(text, "extends")
         if parent is None:
-            problem = _not_found(str(parent_name))
+            problem = refusal or _not_found(parent_name)
             problem.file, problem.line, problem.col, problem.key = str(path), line, col, "extends"
             problems.append(problem)
         elif parent in seen or parent == path:
@@ -250,11 +351,41 @@ def _load_chain(
         else:
             base, parent_doc = _load_chain(parent, origins, problems, (*seen, path))
             if parent_doc is None:
+                problems.append(Problem("error", f"the preset it extends, {printable(parent, 200)}, cannot be used "
+                                        "(see its problem)", "extends", str(path), line, col))
                 return {}, None
             base.pop("description", None)  # a child describes itself
     for key in _keys_of(own):
         origins.files[key] = (str(path), text)
     return _merge(base, own), document  # the child's own `extends` replaces any inherited one
+
+
+def _extends_target(name: str, relative_to: Path) -> tuple[Path | None, Problem | None]:
+    """The preset `extends = name` points at: a .toml file only. Anything else is refused by its path,
+    before it is read, so nothing of a file that is not a preset is ever shown."""
+    parent = resolve(name, relative_to=relative_to)
+    if parent is not None and parent.suffix.lower() == SUFFIX:
+        return parent, None
+    if parent is not None:
+        return None, Problem("error", f"{printable(parent)} is not a TOML preset; extends takes only {SUFFIX} files",
+                             hint="name a preset, or a .toml file relative to this one")
+    return None, _not_a_file(name, relative_to)
+
+
+def _not_a_file(name: str, relative_to: Path | None = None) -> Problem | None:
+    """Why `name`, which exists, is not a preset file (a directory, a device, a FIFO); None if it does not exist."""
+    candidates = [Path(name).expanduser()] if relative_to is None else [relative_to / name, Path(name).expanduser()]
+    for candidate in candidates:
+        try:
+            if candidate.is_dir():
+                return Problem("error", f"{printable(candidate)} is a directory, not a preset file",
+                               hint="name a .toml file inside it")
+            if candidate.exists():
+                return Problem("error", f"{printable(candidate)} is not a regular file",
+                               hint="give a preset name or a .toml file")
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _keys_of(raw: dict[str, Any]) -> Iterable[str]:
@@ -284,17 +415,49 @@ def parse_value(text: str) -> Any:
 
 
 def _apply_override(raw: dict[str, Any], item: str, origins: _Origins, problems: list[Problem]) -> None:
+    """One `--set section.key=value`; a mistake in it is blamed on the argument, never on the preset file."""
     key, sep, value = item.partition("=")
     key = key.strip()
-    if not sep or "." not in key:
-        problems.append(Problem("error", f"cannot read override '{item}'", file=OVERRIDE_ORIGIN,
-                                hint="write section.key=value, e.g. training.learning_rate=1e-4"))
+    where = f"{OVERRIDE_ORIGIN} {item}"
+    parts = key.split(".")
+    if sep and key == "extends":  # resolved when the file is read, before any --set applies
+        problems.append(Problem("error", "extends cannot be set from the command line", key=key, file=where,
+                                hint="write extends in the preset, or pass the other preset's name instead"))
         return
-    section, name = key.split(".", 1)
-    raw.setdefault(section, {})
-    if isinstance(raw[section], dict):
-        raw[section][name] = parse_value(value.strip())
-        origins.files[key] = (OVERRIDE_ORIGIN, "")
+    if sep and len(parts) == 1 and key in META_KEYS:
+        raw[key] = parse_value(value.strip())
+        origins.files[key] = (where, "")
+        return
+    usage = "write section.key=value, e.g. training.learning_rate=1e-4"
+    if not sep or not key:
+        why = "it has no '='" if not sep else "it has no key before '='"
+        problems.append(Problem("error", f"cannot read this override: {why}", file=where, hint=usage))
+        return
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        if parts[0] in META_KEYS:
+            message, hint = f"'{parts[0]}' is a top-level key with no sub-keys", f"write --set {parts[0]}=VALUE"
+        else:
+            owner = next((spec.key for spec in FIELDS if spec.name == parts[-1]), None)
+            message = f"'{key}' is not section.key: every setting is exactly one section and one key"
+            hint = f"write --set {owner}=VALUE" if owner else hint_for(parts[0], parts[-1]) or usage
+        problems.append(Problem("error", message, key=key, file=where, hint=hint))
+        return
+    section, name = (p.strip() for p in parts)
+    if section in META_KEYS:
+        problems.append(Problem("error", f"'{section}' is a top-level key with no sub-keys", key=key, file=where,
+                                hint=f"write --set {section}=VALUE"))
+        return
+    if section not in SECTIONS:
+        owner = next((spec.key for spec in FIELDS if spec.name == section), None)
+        guess = did_you_mean(section, SECTIONS)
+        hint = (f"'{section}' is a key of [{owner.split('.')[0]}]: write --set {owner}=VALUE" if owner
+                else f"did you mean '{guess}.{name}'?" if guess else f"sections: {', '.join(SECTIONS)}")
+        problems.append(Problem("error", f"unknown section '{section}'", key=key, file=where, hint=hint))
+        return
+    if not isinstance(raw.get(section, {}), dict):
+        return  # the file's own [section] is not a table: that is reported against the file
+    raw.setdefault(section, {})[name] = parse_value(value.strip())
+    origins.files[f"{section}.{name}"] = (where, "")
 
 
 def _unknown_keys(raw: dict[str, Any], origins: _Origins) -> list[Problem]:
@@ -320,13 +483,10 @@ def _unknown_keys(raw: dict[str, Any], origins: _Origins) -> list[Problem]:
         for key in value:
             if key in fields:
                 continue
-            guess = did_you_mean(key, fields)
-            if guess:
-                hint = f"did you mean '{guess}'?"
-            elif key in owner:
+            if key in owner:
                 hint = f"'{key}' belongs in the [{owner[key]}] section"
             else:
-                hint = f"`tunedeck explain {name}` lists the keys of [{name}]"
+                hint = hint_for(name, key) or f"`tunedeck explain {name}` lists the keys of [{name}]"
             problems.append(_at(origins, f"{name}.{key}", "unknown key", hint))
     return problems
 
@@ -337,8 +497,15 @@ def _at(origins: _Origins, key: str, message: str, hint: str = "") -> Problem:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (str, bool, list, dict)) or value is None else repr(value)
-    return text if len(text) < 60 else text[:57] + "..."
+    """A value from the file as it is echoed in a message: in TOML-like notation, escaped and short."""
+    try:
+        text = json.dumps(value, ensure_ascii=False) if isinstance(value, (str, bool, list, dict)) or value is None \
+            else repr(value)
+    except (TypeError, ValueError):  # a date inside a list and the like
+        text = repr(value)
+    if isinstance(value, (dt.date, dt.time)):  # as TOML writes it, not as Python's repr
+        text = value.isoformat()
+    return printable(text, 60)
 
 
 def _field_problems(exc: ValidationError, raw: dict[str, Any], origins: _Origins) -> list[Problem]:
@@ -362,34 +529,75 @@ def _field_problems(exc: ValidationError, raw: dict[str, Any], origins: _Origins
     return list(problems.values())
 
 
-_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_\-\"'. ]+?)\s*\]\s*(#.*)?$")
+_BARE_OR_QUOTED = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_DOTTED = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
+_HEADER = re.compile(rf"^\s*\[\[?\s*({_DOTTED})\s*\]\]?\s*(?:#.*)?$")
+_ASSIGNMENT = re.compile(rf"^(\s*)({_DOTTED})\s*=")
+_INLINE_KEY = re.compile(rf"[{{,]\s*({_DOTTED})\s*=")
+
+
+def _key_path(text: str) -> tuple[str, ...] | None:
+    """The key path TOML reads from a key as written (`a."b.c"` -> ('a', 'b.c'), escapes decoded)."""
+    try:
+        node: Any = tomllib.loads(f"{text} = 0")
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        return None
+    path: list[str] = []
+    while isinstance(node, dict) and len(node) == 1:
+        (name, node), = node.items()
+        path.append(name)
+    return tuple(path)
+
+
+@functools.lru_cache(maxsize=16)
+def key_positions(text: str) -> dict[tuple[str, ...], tuple[int, int]]:
+    """Where each key, table header, array-of-tables header and inline-table key is written (1-based line, col).
+
+    Keys are read the way TOML reads them (quoted, escaped, dotted), so a key holding escapes or dots is
+    found too. The first place a key is written wins.
+    """
+    found: dict[tuple[str, ...], tuple[int, int]] = {}
+    table: tuple[str, ...] = ()
+    in_string = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if in_string:  # inside a multi-line string: nothing here is a key
+            if line.count(in_string) % 2:
+                in_string = ""
+            continue
+        header = _HEADER.match(line)
+        if header:
+            table = _key_path(header.group(1)) or ()
+            found.setdefault(table, (number, line.index("[") + 1))
+            continue
+        match = _ASSIGNMENT.match(line)
+        if not match:
+            continue
+        path = _key_path(match.group(2))
+        if path is None:
+            continue
+        full = table + path
+        found.setdefault(full, (number, len(match.group(1)) + 1))
+        rest = line[match.end():]
+        if rest.lstrip().startswith("{"):  # an inline table: its keys are on this line
+            offset = match.end()
+            for inner in _INLINE_KEY.finditer(rest):
+                sub = _key_path(inner.group(1))
+                if sub:
+                    found.setdefault(full + sub, (number, offset + inner.start(1) + 1))
+        for quote in ('"""', "'''"):
+            if rest.count(quote) % 2:
+                in_string = quote
+    return found
 
 
 def find_line(text: str, key: str) -> tuple[int | None, int | None]:
     """Line and column (1-based) where `section.key`, a `[section]` header or a top-level key is written."""
+    positions = key_positions(text)
     section, _, name = key.partition(".")
-    if not name:
-        section, name = "", key
-    current = ""
-    header_at: tuple[int, int] | None = None
-    key_pattern = re.compile(rf"^(\s*)[\"']?{re.escape(name)}[\"']?\s*=")
-    dotted = re.compile(rf"^(\s*){re.escape(section)}\s*\.\s*{re.escape(name)}\s*=") if section else None
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(line)
-        if header:
-            current = header.group(1).strip().strip("\"'")
-            if current == key and header_at is None:
-                header_at = (number, line.index("[") + 1)
-            continue
-        if current == section:
-            match = key_pattern.match(line)
-            if match:
-                return number, len(match.group(1)) + 1
-        if dotted is not None and current == "":
-            match = dotted.match(line)
-            if match:
-                return number, len(match.group(1)) + 1
-    return header_at if header_at else (None, None)
+    for path in ((section, name) if name else (section,), (key,), tuple(key.split("."))):
+        if path in positions:
+            return positions[path]
+    return None, None
 
 
 # --- saving ----------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from runner import value_checks
 from runner.problems import Problem
 from runner.schema import Config
 from runner.schema.launch import resolve_mixed_precision
@@ -281,6 +282,12 @@ def _generation(c: Config, ctx: Context) -> Iterator[Problem]:
     g = c.generation
     if g.prompts and g.do_sample and g.temperature == 0:
         yield warning("generation.temperature", "temperature 0 with sampling on", "turn do_sample off for greedy output")
+
+
+@rule
+def _values(c: Config, ctx: Context) -> Iterator[Problem]:
+    """Control characters in any string; path-shaped values that no file system takes (runner/value_checks.py)."""
+    yield from value_checks.problems(c)
 
 
 def machine_context(*, launching: bool = True) -> Context:

@@ -128,4 +128,4 @@ def test_cli_import_reports_and_exits_cleanly(tmp_path: Path) -> None:
     bad.write_text("hello: 1\n")
     run = subprocess.run([sys.executable, "-m", "runner.cli", "import", str(bad), "-o", str(out)],
                          capture_output=True, text=True, env=python_env(), cwd=tmp_path)
-    assert run.returncode == 1 and "Traceback" not in run.stderr and "--format" in run.stderr
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "--format" in run.stderr

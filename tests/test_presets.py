@@ -148,7 +148,7 @@ def test_overrides_apply_typed_values_and_report_typos(tmp_path: Path) -> None:
     assert loaded.config.training.learning_rate == 2e-4 and loaded.config.lora.target_modules == ["q_proj"]
     bad = presets.load("demo", ["training.learnin_rate=1", "nonsense"])
     assert [p.hint for p in bad.errors][0].startswith("write section.key=value")
-    assert any(p.key == "training.learnin_rate" and "learning_rate" in p.hint and p.file == "--set" for p in bad.errors)
+    assert any(p.key == "training.learnin_rate" and "learning_rate" in p.hint and p.file == "--set training.learnin_rate=1" for p in bad.errors)
 
 
 def test_user_presets_are_listed_and_shadow_shipped_ones() -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from textual.app import App, SystemCommand
-from textual.markup import escape
 from textual.screen import Screen
 
+from .markup import safe
 from .screens.confirm import ConfirmScreen
 from .screens.editor import EditorScreen
 
@@ -92,7 +92,7 @@ class TunedeckApp(App):
     # --- drafts ------------------------------------------------------------------------------------------
     def offer_draft(self, draft: drafts.Draft) -> None:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(draft.saved_at))
-        message = (f"Unsaved edits to [b]{escape(draft.name)}[/b] from {when} were kept.\n"
+        message = (f"Unsaved edits to [b]{safe(draft.name)}[/b] from {when} were kept.\n"
                    "Restore them?")
 
         async def answered(answer: str | None) -> None:
@@ -119,7 +119,7 @@ class TunedeckApp(App):
                 state = EditorState(draft.config, draft.config, draft.source, draft.name, path=draft.path)
         state.config = draft.config
         await self.editor.replace_state(state)
-        self.notify(f"Restored unsaved edits to {draft.name}.")
+        self.notify(f"Restored unsaved edits to {safe(draft.name)}.")
 
     # --- unsaved edits -------------------------------------------------------------------------------------
     def ask_unsaved(self, then: Callable[[], Any]) -> None:
@@ -138,7 +138,7 @@ class TunedeckApp(App):
             elif answer == "save":
                 editor.save_then(then)
 
-        self.push_screen(ConfirmScreen("Unsaved edits", f"{escape(editor.state.name)} has unsaved edits.",
+        self.push_screen(ConfirmScreen("Unsaved edits", f"{safe(editor.state.name)} has unsaved edits.",
                                        UNSAVED_CHOICES), answered)
 
     async def action_quit(self) -> None:

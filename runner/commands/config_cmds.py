@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runner import derived, presets
+from runner import derived, exits, presets
+from runner.printable import printable
 from runner.problems import Problem
-from runner.schema import FIELDS, FIELDS_BY_KEY, SECTIONS, Config, get_value, json_schema
+from runner.schema import FIELDS, FIELDS_BY_KEY, SECTIONS, Config, applies, get_value, json_schema
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a value (repeatable)")
     p.add_argument("--changed", action="store_true", help="only the values that differ from the defaults")
+    p.add_argument("--all", action="store_true",
+                   help="also the fields that do not apply to this config (e.g. architecture unless from_scratch)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_show)
 
@@ -40,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_schema)
 
 
-def print_problems(problems: list[Problem], stream: Any = sys.stderr) -> None:
+def print_problems(problems: list[Problem], stream: Any = None) -> None:
     for problem in problems:
-        print(problem.format(), file=stream)
+        print(problem.format(), file=stream or sys.stderr)  # looked up now: tests and pipes swap sys.stderr
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -55,17 +58,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print_problems(loaded.problems)
         bad = bool(loaded.errors) or (args.strict and bool(loaded.warnings))
         failed |= bad
-        where = loaded.path or source
+        where = printable(loaded.path or source, 240)
         summary = f"{len(loaded.errors)} error(s), {len(loaded.warnings)} warning(s)"
         print(f"{where}: {'FAILED' if bad else 'ok'} ({summary})")
-    return 1 if failed else 0
+    return exits.FAILED if failed else exits.OK
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, str):
-        return json.dumps(value)
+        return printable(json.dumps(value, ensure_ascii=False), 200)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
@@ -77,7 +80,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     loaded = presets.load(args.file, args.overrides)
     if loaded.config is None or loaded.errors:
         print_problems(loaded.problems)
-        return 1
+        return exits.USAGE
     config = loaded.config
     defaults = Config()
     base_dir = loaded.path.parent if loaded.path else None
@@ -93,12 +96,18 @@ def cmd_show(args: argparse.Namespace) -> int:
         }
         print(json.dumps(payload, indent=2))
         return 0
-    print(f"# {loaded.path}")
+    print(f"# {printable(loaded.path, 240)}")
     if config.description:
-        print(f"# {config.description}")
+        print(f"# {printable(config.description, 200)}")
     width = max(len(spec.name) for spec in FIELDS)
+    hidden: dict[str, list[str]] = {}  # condition -> fields left out because it does not hold
     for section in SECTIONS:
         rows = [s for s in FIELDS if s.section == section and (not args.changed or s.key in changed)]
+        if not args.all:
+            for spec in rows:
+                if not applies(spec, config):
+                    hidden.setdefault(spec.applies or "", []).append(spec.key)
+            rows = [s for s in rows if args.all or applies(s, config)]
         if not rows:
             continue
         print(f"\n[{section}]")
@@ -106,6 +115,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             value = get_value(config, spec.key)
             mark = f"  # default {_fmt(get_value(defaults, spec.key))}" if spec.key in changed else ""
             print(f"{spec.name:<{width}} = {_fmt(value)}{mark}")
+    for condition, keys in hidden.items():
+        print(f"\n# not shown: {len(keys)} field(s) that apply only when {_condition(condition)} "
+              f"({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}); --all shows them")
     print("\n[derived]")
     for line in describe_derived(numbers):
         print(line)
@@ -113,6 +125,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         print()
         print_problems(loaded.warnings, sys.stdout)
     return 0
+
+
+def _condition(applies_when: str) -> str:
+    """`!model.from_scratch` -> 'model.from_scratch is false', `launch.strategy=deepspeed` -> '... is deepspeed'."""
+    negate = applies_when.startswith("!")
+    path, _, value = applies_when.lstrip("!").partition("=")
+    if value:
+        return f"{path} is {'not ' if negate else ''}'{value}'"
+    return f"{path} is {'false' if negate else 'true'}"
 
 
 def describe_derived(d: derived.Derived) -> list[str]:
@@ -142,7 +163,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
             guess = did_you_mean(key, [*FIELDS_BY_KEY, *SECTIONS, *(s.name for s in FIELDS)])
             hint = f"; did you mean '{guess}'?" if guess else ""
-            print(f"error: no field or section named '{key}'{hint}", file=sys.stderr)
+            print(f"error: no field or section named '{printable(key)}'{hint}", file=sys.stderr)
             return 1
         specs = matches
     for spec in specs:
@@ -160,7 +181,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         return 0
     width = max(len(p.name) for p in found)
     for info in found:
-        print(f"{info.name:<{width}}  {info.origin:<7}  {info.description}")
+        print(f"{printable(info.name):<{width}}  {info.origin:<7}  {printable(info.description, 200)}")
     print(f"\nuser presets: {presets.preset_dirs()[0][1]}")
     return 0
 

@@ -20,21 +20,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     from runner import presets
     from runner.convert import import_file, write_preset
+    from runner.printable import printable
 
     source, output = Path(args.file), Path(args.output)
     imported = import_file(source, args.format)
     write_preset(imported, source, output)
     mapped = sum(len(v) for v in imported.raw.values())
-    print(f"{source} ({imported.source_format}) -> {output}: {mapped} setting(s) imported, "
+    print(f"{printable(source, 240)} ({imported.source_format}) -> {printable(output, 240)}: {mapped} setting(s) imported, "
           f"{len(imported.unmapped)} not imported")
     for note in imported.notes:
-        print(f"  note: {note}")
+        print(f"  note: {printable(note, 400)}")
     for item in imported.unmapped:
-        print(f"  not imported: {item.key} -- {item.reason}")
+        print(f"  not imported: {printable(item.key)} -- {printable(item.reason, 400)}")
     loaded = presets.load(output)
     for problem in loaded.problems:
         print(problem.format(), file=sys.stderr)
     if not loaded.ok:
-        print(f"{output}: the imported preset needs fixes before it can run (see above)", file=sys.stderr)
+        print(f"{printable(output, 240)}: the imported preset needs fixes before it can run (see above)", file=sys.stderr)
         return 1
     return 0

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner.printable import printable
+
 GiB = 1024**3
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
           "g": 1024**3, "gb": 1000**3, "gib": 1024**3, "t": 1024**4, "tb": 1000**4, "tib": 1024**4}
@@ -52,7 +54,7 @@ def gib(n: float) -> str:
 
 
 def run_estimate(args: argparse.Namespace) -> int:
-    from runner import presets
+    from runner import exits, presets
     from runner.estimate import EstimateError, apply_changes, estimate, last_measured_peak
     from runner.gpu import probe
 
@@ -61,7 +63,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     if not loaded.ok or loaded.config is None:
         for problem in loaded.errors or loaded.problems:
             print(problem.format(), file=sys.stderr)
-        return 2
+        return exits.USAGE
     config = loaded.config
     budget, against, gpu_count = args.gpu_memory, "", None
     if budget:
@@ -77,24 +79,24 @@ def run_estimate(args: argparse.Namespace) -> int:
     try:
         est = estimate(config, budget, gpu_count)
     except EstimateError as exc:
-        print(f"{loaded.path}: error: cannot estimate: {exc}", file=sys.stderr)
-        return 2
+        print(f"{printable(loaded.path, 240)}: error: cannot estimate: {printable(exc, 600)}", file=sys.stderr)
+        return exits.USAGE
     measured = last_measured_peak(config, Path(config.training.output_dir))
     if args.json:
         out = est.to_dict()
         out.update(against=against or None, last_measured=measured)
         print(json.dumps(out, indent=2))
     else:
-        _print_estimate(loaded.name, est, against, measured, report.reason if not report.available else "")
+        _print_estimate(printable(loaded.name), est, against, measured, report.reason if not report.available else "")
     for sug in est.suggestions:  # a suggestion that would not validate is a bug: fail loudly in tests
         apply_changes(config, sug.changes)
-    return 1 if est.verdict == "does not fit" else 0
+    return exits.FAILED if est.verdict == "does not fit" else exits.OK
 
 
 def _print_estimate(name: str, est: Any, against: str, measured: dict | None, no_gpu: str) -> None:
     print(f"{name}: {est.params_total:,} parameters, {est.params_trainable:,} trainable "
           f"({100 * est.params_trainable / max(1, est.params_total):.2f}%)")
-    print(f"architecture: {est.arch_source}")
+    print(f"architecture: {printable(est.arch_source, 200)}")
     print()
     width = max(len(c.name) for c in est.components)
     for c in est.components:
@@ -104,7 +106,7 @@ def _print_estimate(name: str, est: Any, against: str, measured: dict | None, no
     phases = ", ".join(f"{k} {gib(v)}" for k, v in est.phases.items())
     print(f"  {'peak per GPU':<{width}}  {gib(est.peak_bytes):>11}  at the {est.phase} ({phases})")
     for note in est.notes:
-        print(f"  note: {note}")
+        print(f"  note: {printable(note, 400)}")
     if measured:
         parts = [f"{label} {gib(measured[key])}" for key, label in
                  (("peak_allocated", "allocated"), ("peak_reserved", "reserved"), ("nvml_used", "NVML used"))
@@ -144,5 +146,5 @@ def run_gpus(args: argparse.Namespace) -> int:
               f"({gib(g.free_bytes)} free)  util {util}  temp {temp}  power {power}")
         for proc in g.processes:
             used = gib(proc.used_bytes) if proc.used_bytes is not None else "n/a"
-            print(f"    pid {proc.pid} {proc.name}: {used}")
+            print(f"    pid {proc.pid} {printable(proc.name)}: {used}")
     return 0

@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from runner import presets
+    from runner.printable import printable
     from runner.atomic import atomic_write_text
     from runner.export import export_text
 
@@ -49,5 +50,5 @@ def cmd_export(args: argparse.Namespace) -> int:
     atomic_write_text(out, text)
     if args.fmt in ("script", "sbatch", "accelerate-cmd"):
         out.chmod(out.stat().st_mode | 0o111)  # runnable as ./OUT
-    print(f"{loaded.name} -> {out} ({args.fmt})", file=sys.stderr)
+    print(f"{printable(loaded.name)} -> {printable(out, 240)} ({args.fmt})", file=sys.stderr)
     return 0

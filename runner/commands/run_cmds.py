@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.exits import FAILED as EXIT_FAILED, INTERRUPTED as EXIT_STOPPED, OK as EXIT_OK, USAGE as EXIT_USAGE
+from runner.printable import printable
 from runner.problems import Problem
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = presets.load(args.source, args.overrides, context=machine)
     _print_problems(loaded.problems)
     if loaded.config is None or loaded.errors:
-        print(f"error: not launching {args.source} here: fix the error(s) above", file=sys.stderr)
+        print(f"error: not launching {printable(args.source)} here: fix the error(s) above", file=sys.stderr)
         return EXIT_USAGE
     cuda = target_cuda(loaded.config, machine.cuda_available)
     try:
@@ -286,7 +286,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             progress += f" ({r.progress:.0%})"
         started = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "-"
         rows.append((r.name, r.label, progress, f"{r.last_loss:.4f}" if r.last_loss is not None else "-", started,
-                     _duration(r.duration), r.preset or "-", r.reason or ""))
+                     _duration(r.duration), printable(r.preset or "-"), printable(r.reason or "")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -295,15 +295,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in runs:
         line = scheduler_line(r.status)
         if line:
-            print(f"{r.name}: {line}")
+            print(f"{r.name}: {printable(line)}")
     for r in runs:
         if r.state == "failed":
-            print(f"\n{r.name} failed ({r.reason or 'error'}): {r.message or '(no message)'}")
+            print(f"\n{r.name} failed ({printable(r.reason or 'error')}): {printable(r.message or '(no message)')}")
             if r.status.get("suggestion"):
-                print(f"    suggestion: {r.status['suggestion']}")
+                print(f"    suggestion: {printable(r.status['suggestion'])}")
         elif r.state == "lost":
             print(f"\n{r.name} is lost: its processes are gone but it never recorded an end. Last output:")
-            print("    " + "\n    ".join(r.log_tail.splitlines() or ["(empty log)"]))
+            print("    " + "\n    ".join(printable(line, 400) for line in r.log_tail.splitlines() or ["(empty log)"]))
         elif r.unsupervised:
             print(f"\n{r.name} is running (unsupervised): its supervisor died, the trainer goes on; "
                   f"`tunedeck stop {r.name}` stops it (checkpoint first)")
@@ -359,6 +359,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from runner.registry import effective_state
+    from runner.rundir import ACTIVE_STATES
     from runner.stop import stop
 
     run = _resolve(args)
@@ -368,7 +370,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     if slurm_cmds.is_slurm_run(run):
         return slurm_cmds.stop_run(run, args.grace)
-    print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
+    if effective_state(run) in ACTIVE_STATES:  # else stop() says it is not running, first thing
+        print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
     result = stop(run, grace=args.grace)
     print(result.message)
     if result.signalled:

@@ -11,6 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The upper bound of a whole-number field that states none: every integer the schema accepts has one,
+# so a preset can never hand the trainer a value its 64-bit counters overflow on (2**63).
+DEFAULT_INT_LIMIT = 2**31 - 1
+
 
 def setting(
     default: Any,
@@ -39,6 +43,8 @@ def setting(
     applies: dotted boolean path (``"lora.enabled"``, ``"!model.from_scratch"``,
     ``"quantization.load_in_4bit"``); the field only matters when it is true.
     """
+    if isinstance(default, int) and not isinstance(default, bool) and le is None and lt is None:
+        le = DEFAULT_INT_LIMIT
     extra: dict[str, Any] = {
         "help": {"what": what, "up": up, "down": down, "typical": typical, "advice": advice}
     }

@@ -93,6 +93,7 @@ class LaunchSection(Section):
         0,
         label="Machine rank",
         ge=0,
+        le=4095,
         what="This machine's index among num_machines (0 is the main one).",
         up="Each node gets a distinct rank from 0 to num_machines - 1; the main node is 0.",
         down="Rank 0 is the main node, which the others connect to.",

@@ -32,6 +32,9 @@ OptimizerName = Literal[
 ]
 
 NEEDS_EVAL = "training.load_best_model_at_end"
+# Upper bound of every step count: a billion optimizer steps is beyond any real run, and far below
+# the 64-bit limits where the trainer's counters overflow.
+MAX_STEPS = 1_000_000_000
 
 
 class TrainingSection(Section):
@@ -98,6 +101,7 @@ class TrainingSection(Section):
         label="Max steps",
         group=BATCH,
         ge=-1,
+        le=MAX_STEPS,
         what="Stop after this many optimizer updates, overriding epochs. -1 means train for "
         "num_train_epochs.",
         up="More updates: more learning and more time.",
@@ -221,6 +225,7 @@ class TrainingSection(Section):
         label="Warmup",
         group=SCHEDULE,
         ge=0,
+        le=MAX_STEPS,
         what="How long the learning rate ramps up from zero at the start. A float below 1 is a "
         "fraction of all steps (0.05 = 5%); a whole number is a count of steps.",
         up="A longer warmup steadies the first updates, which matters for large models, high "
@@ -288,6 +293,7 @@ class TrainingSection(Section):
         label="Save every",
         group=CHECKPOINTS,
         gt=0,
+        le=MAX_STEPS,
         unit="steps",
         what="Steps between checkpoints when save_strategy is 'steps' (a float below 1 is a fraction "
         "of all steps).",
@@ -300,6 +306,7 @@ class TrainingSection(Section):
         label="Keep checkpoints",
         group=CHECKPOINTS,
         ge=0,
+        le=100_000,
         what="How many checkpoints are kept on disk; older ones are deleted. 0 keeps all.",
         up="More checkpoints to choose from or analyse, more disk used (a 7B full checkpoint with "
         "optimizer state is tens of GB).",
@@ -321,6 +328,7 @@ class TrainingSection(Section):
         label="Evaluate every",
         group=CHECKPOINTS,
         gt=0,
+        le=MAX_STEPS,
         unit="steps",
         what="Steps between evaluations when eval_strategy is 'steps' (a float below 1 is a fraction "
         "of all steps).",
@@ -354,6 +362,7 @@ class TrainingSection(Section):
         label="Early stopping patience",
         group=CHECKPOINTS,
         ge=0,
+        le=100_000,
         unit="evaluations",
         what="Stop training after this many evaluations without improvement of the best-model metric. "
         "0 disables early stopping.",
@@ -366,6 +375,7 @@ class TrainingSection(Section):
         label="Early stopping threshold",
         group=CHECKPOINTS,
         ge=0.0,
+        le=1e6,
         what="How much the metric must improve to count as an improvement for early stopping.",
         up="A larger threshold ignores tiny gains and stops sooner.",
         down="0 counts any improvement.",
@@ -389,6 +399,7 @@ class TrainingSection(Section):
         label="Log every",
         group=LOGGING,
         gt=0,
+        le=MAX_STEPS,
         unit="steps",
         what="Steps between logged training metrics (loss, learning rate, gradient norm, speed). A "
         "float below 1 is a fraction of all steps.",

@@ -10,8 +10,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 
+from runner.printable import printable
 from runner.schema import FIELDS_BY_KEY, get_value
 
+from ..markup import safe
 from ..state import EditorState
 from ..values import short_value
 
@@ -37,7 +39,7 @@ class ChangesScreen(ModalScreen[None]):
             yield Static("[dim]● differs from the preset · r/Enter revert to preset · d reset to default · Esc close[/]")
 
     def on_mount(self) -> None:
-        self.query_one(".dialog").border_title = f"Changes in {self._state.name}"
+        self.query_one(".dialog").border_title = f"Changes in {safe(self._state.name)}"
         table = self.query_one(DataTable)
         table.add_columns("", "Field", "Now", "Preset", "Default")
         self._fill()
@@ -76,5 +78,7 @@ class ChangesScreen(ModalScreen[None]):
 
 
 def _cell(value: Any) -> str:
-    text = short_value(value)
-    return text if len(text) <= 30 else text[:29] + "…"
+    """A value as a table cell: DataTable reads str cells as markup, so it goes through `safe` (which also
+    escapes control characters and shortens it)."""
+    text = printable(short_value(value), 0)
+    return safe(text if len(text) <= 30 else text[:29] + "…", 0)

@@ -22,13 +22,14 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widget import MountError
 from textual.events import DescendantFocus
-from textual.markup import escape
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header
 
 from runner.groups import GROUPS
+from runner.printable import printable
 
+from ..markup import safe
 from ..services import estimator as estimator_module
 from ..services import probe_gpus
 from ..widgets.derived_bar import DerivedBar
@@ -104,7 +105,7 @@ class EditorScreen(Screen):
     def on_mount(self) -> None:
         self.query_one(MemoryGauge).show_message("[dim]estimating…[/]")
         if self.state is None:
-            self.query_one(ProblemsList).update(f"[dim]loading {escape(self.source)}…[/]")
+            self.query_one(ProblemsList).update(f"[dim]loading {safe(self.source)}…[/]")
         # The frame (panes, sections, keys) paints first; the form and the numbers fill in right after.
         self.call_after_refresh(self._after_first_frame)
 
@@ -296,7 +297,7 @@ class EditorScreen(Screen):
         changed = {c.key for c in state.changes() if c.from_preset}
         if self.ready:
             self.form.refresh_changed(changed)
-        self.sub_title = f"{state.name}{' (modified)' if state.dirty else ''} · {_where(state)}"
+        self.sub_title = f"{printable(state.name)}{' (modified)' if state.dirty else ''} · {printable(_where(state), 200)}"
         self.refresh_help()
 
     def budget(self) -> tuple[int, str]:
@@ -468,7 +469,7 @@ class EditorScreen(Screen):
         suggestion = est.suggestions[index]
         refused = [f"{k}: {r}" for k, v in suggestion.changes.items() if (r := await self.set_field(k, v))]
         if refused:
-            self.notify("\n".join(refused), title="Some changes were refused", severity="error")
+            self.notify("\n".join(safe(r, 400) for r in refused), title="Some changes were refused", severity="error")
         else:
             self.notify(suggestion.title, title="Applied")
 
@@ -517,18 +518,18 @@ class EditorScreen(Screen):
         try:
             presets.save(state.config, path, document=state.document, with_help=True)
         except OSError as exc:
-            self.notify(f"Could not write {path}: {exc.strerror or exc}", title="Not saved", severity="error")
+            self.notify(f"Could not write {safe(path, 240)}: {safe(exc.strerror or exc)}", title="Not saved", severity="error")
             return False
         remember(path)
         if export:
-            self.notify(str(path), title="Exported")
+            self.notify(safe(path, 240), title="Exported")
             return True
         old_source = state.source
         reloaded = presets.load(path)  # the file as written, so later saves keep its comments
         state.mark_saved(path.resolve(), path.stem, reloaded.document)
         drafts.delete_draft(old_source)
         drafts.delete_draft(state.source)
-        self.notify(str(path), title="Saved")
+        self.notify(safe(path, 240), title="Saved")
         self.recompute()
         return True
 

@@ -9,13 +9,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from runner import presets
 
+from ..markup import safe
 from ..recent import recent_paths
 
 # A function giving a one-line estimate ("~3.1 GiB fits") for a loaded config, or "" when unknown.
@@ -41,11 +41,11 @@ class OpenScreen(ModalScreen[str | None]):
         seen: set[Path] = set()
         for info in presets.list_presets():
             seen.add(info.path.resolve())
-            self._entries.append((str(info.path), f"{info.name} [dim]({info.origin})[/]", info.description))
+            self._entries.append((str(info.path), f"{safe(info.name)} [dim]({info.origin})[/]", info.description))
         for path in recent_paths():
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                self._entries.append((str(path), f"{escape(path.name)} [dim](recent: {escape(str(path.parent))})[/]", ""))
+                self._entries.append((str(path), f"{safe(path.name)} [dim](recent: {safe(path.parent, 200)})[/]", ""))
         options = self.query_one("#open-list", OptionList)
         options.add_options([Option(self._prompt(title, desc, ""), id=ident) for ident, title, desc in self._entries])
         options.focus()
@@ -55,7 +55,7 @@ class OpenScreen(ModalScreen[str | None]):
     @staticmethod
     def _prompt(title: str, description: str, estimate: str) -> str:
         line = title + (f"  [$accent]{estimate}[/]" if estimate else "")
-        return line + (f"\n  [dim]{escape(description)}[/]" if description else "")
+        return line + (f"\n  [dim]{safe(description, 200)}[/]" if description else "")
 
     @work(thread=True, exclusive=True, group="open-estimates")
     def _estimate_all(self) -> None:

@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 
 from runner.paths import user_presets_dir
 
+from ..markup import safe
 from .confirm import ConfirmScreen
 
 
@@ -56,7 +57,7 @@ class SaveAsScreen(ModalScreen[Path | None]):
             return
         path = target_path(event.value)
         if path.is_dir():
-            self.query_one("#save-as-error", Static).update(f"[$error]{escape(str(path))} is a folder.[/]")
+            self.query_one("#save-as-error", Static).update(f"[$error]{safe(path, 240)} is a folder.[/]")
             return
         if path.exists() and (self._current is None or path.resolve() != self._current.resolve()):
             def answered(answer: str | None) -> None:
@@ -64,7 +65,7 @@ class SaveAsScreen(ModalScreen[Path | None]):
                     self.dismiss(path)
 
             self.app.push_screen(
-                ConfirmScreen("File exists", f"Replace {escape(str(path))}?",
+                ConfirmScreen("File exists", f"Replace {safe(path, 240)}?",
                               [("overwrite", "Replace", "r"), ("cancel", "Cancel", "c")]),
                 answered,
             )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual.markup import escape
 from textual.widgets import Static
+
+from ..markup import safe
 
 if TYPE_CHECKING:  # the list paints in the first frame, before the schema is imported
     from runner.problems import Problem
@@ -19,6 +20,7 @@ entry disappears.
 """
 
     def show(self, problems: list[Problem]) -> None:
+        from runner.problems import HINT_LIMIT, KEY_LIMIT, MESSAGE_LIMIT
         from runner.schema import FIELDS_BY_KEY
 
         errors = sum(p.is_error for p in problems)
@@ -30,7 +32,7 @@ entry disappears.
         for p in sorted(problems, key=lambda p: not p.is_error):
             colour = "$error" if p.is_error else "$warning"
             spec = FIELDS_BY_KEY.get(p.key)
-            key = f"[b]{escape(spec.label if spec else p.key)}[/b]: " if p.key else ""
-            hint = f" [dim]({escape(p.hint)})[/]" if p.hint else ""
-            lines.append(f"[{colour}]{'✗' if p.is_error else '!'}[/] {key}{escape(p.message)}{hint}")
+            key = f"[b]{safe(spec.label if spec else p.key, KEY_LIMIT)}[/b]: " if p.key else ""
+            hint = f" [dim]({safe(p.hint, HINT_LIMIT)})[/]" if p.hint else ""
+            lines.append(f"[{colour}]{'✗' if p.is_error else '!'}[/] {key}{safe(p.message, MESSAGE_LIMIT)}{hint}")
         self.update("\n".join(lines))
