@@ -89,7 +89,7 @@ def _precision(c: Config, ctx: Context) -> Iterator[Problem]:
     if mp != "auto" and mp != wanted:
         yield error("launch.mixed_precision", f"'{mp}' contradicts training.bf16={t.bf16} / training.fp16={t.fp16}",
                     f"set it to 'auto' or '{wanted}'")
-    if not target_cuda(c) and t.tf32:
+    if t.tf32 and (c.launch.device == "cpu" or ctx.cuda_available is False):
         yield warning("training.tf32", "tf32 has no effect without an NVIDIA GPU")
 
 
@@ -274,7 +274,7 @@ def _launch(c: Config, ctx: Context) -> Iterator[Problem]:
     if la.strategy in ("fsdp", "deepspeed") and la.num_processes * la.num_machines == 1:
         yield warning("launch.strategy", f"{la.strategy} with a single process shards nothing", "use 'none' on one GPU")
     if ctx.gpu_count and la.num_processes > ctx.gpu_count and target_cuda(c, ctx.cuda_available):
-        yield here(ctx, "launch.num_processes", f"{la.num_processes} processes but only {ctx.gpu_count} GPU(s) here")
+        yield here(ctx, "launch.num_processes", f"{la.num_processes} processes but only {ctx.gpu_count} GPU(s) on this machine")
 
 
 @rule
