@@ -13,7 +13,7 @@ figures are bytes; gpu_* keys are omitted on CPU):
     runner.estimate or null), memory_signature (str or null),
     device: {type: "cpu"|"cuda", name, count, torch, transformers, peft, cuda (version or null)}
 ``rank_ready``
-    written by every rank (the one exception to "rank 0 only") once its model is loaded:
+    written by every rank (the one exception to "rank 0 only") just after run_started:
     rank, local_rank, world_size, host, node (the SLURM node name, or null)
 ``log``
     loss, learning_rate, grad_norm, epoch, total_steps, progress (0..1), tokens_per_s (real,

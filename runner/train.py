@@ -144,11 +144,6 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
         print(f"parameters: {info.params_trainable:,} trainable of {info.params_total:,} "
               f"({info.trainable_percent:.2f}%)", flush=True)
 
-    # Every rank says it is up and where (multi-node runs show which nodes took part).
-    EventWriter(run.events).emit("rank_ready", start_step_of(resume_from), rank=int(os.environ.get("RANK", "0")),
-                                 local_rank=local_rank, world_size=world_size, host=socket.gethostname(),
-                                 node=os.environ.get("SLURMD_NODENAME"))
-
     # --- trainer -----------------------------------------------------------------------------
     event_callback = EventCallback(events, digest, stop, world_size, config_toml=presets.dumps(config, with_help=False))
     samples = Sampler(config, tokenizer, events, enabled=is_main and config.launch.strategy in ("none", "ddp"))
@@ -189,6 +184,12 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
         memory_signature=_memory_signature(config),
         device=_device_info(cuda, world_size),
     )
+    # Every rank says it is up and where (multi-node runs show which nodes took part), after rank 0's
+    # run_started: the barrier keeps run_started the first event of each launch.
+    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    EventWriter(run.events).emit("rank_ready", start_step, rank=int(os.environ.get("RANK", "0")), local_rank=local_rank,
+                                 world_size=world_size, host=socket.gethostname(), node=os.environ.get("SLURMD_NODENAME"))
     if is_main:
         print(f"{'resuming from ' + resume_from.name if resume_from else 'starting'}: {total_steps} steps, "
               f"{data.num_train_examples} examples, world size {world_size}", flush=True)
@@ -270,10 +271,6 @@ class Sampler:
                 print(f"sample ({when}, step {step}): {prompt!r} -> {completion!r}", flush=True)
         finally:
             model.train(was_training)
-
-
-def start_step_of(resume_from: Path | None) -> int:
-    return _checkpoint_step(resume_from) if resume_from else 0
 
 
 def _checkpoint_step(path: Path) -> int:
