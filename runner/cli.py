@@ -26,9 +26,11 @@ from runner.problems import ConfigError
 COMMAND_MODULES = (
     "runner.commands.config_cmds",
     "runner.commands.convert_cmds",
+    "runner.commands.data_cmds",
     "runner.commands.estimate_cmds",
     "runner.commands.export_cmds",
     "runner.commands.run_cmds",
+    "runner.commands.try_cmds",
 )
 Register = Callable[[Any], None]  # adds sub-commands to the tree (argparse's subparsers action)
 

@@ -71,9 +71,26 @@ def derive(config: Config, num_examples: int | None = None, world: int | None = 
 def count_examples(config: Config, base_dir: Path | None = None) -> int | None:
     """Examples in the training data when that is cheap to know (local JSONL/CSV, the demo set), else None.
 
-    The eval split is taken out, as the runner does.
+    Each source (data.path, or every [[data.datasets]] entry) is capped at its max_samples and scaled by
+    its weight, and the eval split is taken out, as the runner does.
     """
-    path_text = config.data.path
+    from runner.data_check import sources
+
+    count = 0
+    for source in sources(config):
+        rows = _count_rows(source.data.path, base_dir)
+        if rows is None:
+            return None
+        if source.max_samples:
+            rows = min(rows, source.max_samples)
+        if config.data.eval_split > 0 and not config.data.eval_path and rows > 1:
+            rows -= math.ceil(rows * config.data.eval_split)  # held out per source; train_test_split rounds up
+        whole = int(source.weight)
+        count += rows * whole + round((source.weight - whole) * rows)
+    return max(count, 0)
+
+
+def _count_rows(path_text: str, base_dir: Path | None) -> int | None:
     if path_text == DEMO_DATA:
         path = Path(__file__).parent / "data" / "demo.jsonl"
     else:
@@ -90,8 +107,4 @@ def count_examples(config: Config, base_dir: Path | None = None) -> int | None:
             count = sum(1 for line in handle if line.strip())
     except OSError:
         return None
-    if suffix == ".csv":
-        count -= 1  # header row
-    if config.data.eval_split > 0 and not config.data.eval_path:
-        count -= math.ceil(count * config.data.eval_split)  # datasets' train_test_split rounds the test side up
-    return max(count, 0)
+    return count - 1 if suffix == ".csv" else count  # a CSV's header row

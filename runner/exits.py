@@ -12,7 +12,7 @@ from pathlib import Path
 
 OK = 0
 # The command did its job and the answer is "no": `validate` found errors (or warnings with --strict),
-# `estimate` says it does not fit, a foreground run failed, `stop` left processes alive.
+# `estimate` says it does not fit, a foreground run failed, `stop` left processes alive; or the disk filled up.
 FAILED = 1
 # The input was refused before anything was done: the command line (unknown option, bad value), a preset
 # or a --set with errors (show, estimate, export, run, edit), a preset or run that does not exist, a file
@@ -25,7 +25,8 @@ INTERRUPTED = 130
 
 TABLE = (
     (OK, "success"),
-    (FAILED, "the check failed: validate found errors, estimate does not fit, the run failed, stop left processes"),
+    (FAILED, "the check failed: validate found errors, estimate does not fit, the run failed, stop left processes, "
+             "the disk is full"),
     (USAGE, "input refused: bad command line, a preset or --set with errors, no such preset/run, unreadable file"),
     (BUG, "a bug in tunedeck; the message names the file holding the traceback"),
     (INTERRUPTED, "interrupted (Ctrl-C); a foreground run was stopped gracefully"),

@@ -73,7 +73,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "block_size": ("data.max_seq_length",),
     "context_length": ("data.max_seq_length",),
     "dataset": ("data.path",),
-    "datasets": ("data.path",),
+    "template": ("data.chat_template",),  # LLaMA-Factory
+    "conversation": ("data.chat_template",),
+    "field_messages": ("data.messages_field",),  # Axolotl chat_template datasets
+    "message_field_role": ("data.role_field",),
+    "message_field_content": ("data.content_field",),
+    "roles": ("data.role_map",),
     "dataset_path": ("data.path",),
     "train_file": ("data.path",),
     "data_path": ("data.path",),

@@ -156,6 +156,14 @@ def accelerate_config(config: Config, *, cuda: bool) -> dict[str, Any] | None:
             "fsdp_activation_checkpointing": config.training.gradient_checkpointing,
         }
         return base
+    if launch.strategy == "deepspeed" and launch.deepspeed_config.strip():
+        # The user's own DeepSpeed file: accelerate refuses zero_stage, clipping and the like beside it.
+        base["distributed_type"] = "DEEPSPEED"
+        base["deepspeed_config"] = {
+            "deepspeed_config_file": str(Path(launch.deepspeed_config.strip()).expanduser().resolve()),
+            "zero3_init_flag": int(launch.zero_stage) == 3,
+        }
+        return base
     if launch.strategy == "deepspeed":
         stage = int(launch.zero_stage)
         base["distributed_type"] = "DEEPSPEED"

@@ -519,6 +519,9 @@ def _field_problems(exc: ValidationError, raw: dict[str, Any], origins: _Origins
         if spec is None or key in problems:
             continue  # a union reports one error per branch; one message per key is enough
         value = raw.get(loc[0], {}).get(loc[1])
+        if spec.kind == "tables" and len(loc) >= 4:  # one key of one [[section.key]] table
+            problems[key] = _table_problem(spec, err, loc, origins)
+            continue
         hint = f"allowed: {spec.allowed()}"
         if spec.choices and isinstance(value, str):
             guess = did_you_mean(value, [str(c) for c in spec.choices])
@@ -527,6 +530,23 @@ def _field_problems(exc: ValidationError, raw: dict[str, Any], origins: _Origins
         file, line, col = origins.locate(key)
         problems[key] = Problem("error", f"{_show(value)} is not allowed", key=key, file=file, line=line, col=col, hint=hint)
     return list(problems.values())
+
+
+def _table_problem(spec: FieldSpec, err: dict[str, Any], loc: list[str], origins: _Origins) -> Problem:
+    """`[[data.datasets]] 2: 'pth': unknown key (did you mean 'path'?)` and the like."""
+    from runner.schema import SECTIONS as _SECTIONS
+
+    item_model = _SECTIONS[spec.section].model_fields[spec.name].annotation.__args__[0]  # list[Model]
+    name = loc[3]
+    if err["type"] == "extra_forbidden":
+        guess = did_you_mean(name, item_model.model_fields)
+        message, hint = "unknown key", (f"did you mean '{guess}'? " if guess else "") + \
+            f"keys: {', '.join(item_model.model_fields)}"
+    else:
+        message, hint = f"{_show(err.get('input'))} is not allowed", err["msg"]
+    file, line, col = origins.locate(spec.key)
+    return Problem("error", f"[[{spec.key}]] {int(loc[2]) + 1}: '{name}': {message}", key=spec.key, file=file,
+                   line=line, col=col, hint=hint)
 
 
 _BARE_OR_QUOTED = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
@@ -702,6 +722,15 @@ def _with_top_key(doc: tomlkit.TOMLDocument, key: str, value: Any) -> tomlkit.TO
 
 
 def _toml_value(value: Any) -> Any:
+    if isinstance(value, list) and value and not isinstance(value[0], str):  # [[section.key]] tables
+        aot = tomlkit.aot()
+        for item in value:
+            table = tomlkit.table()
+            items = item if isinstance(item, dict) else item.model_dump(exclude_defaults=True)
+            for k, v in items.items():
+                table.add(k, _toml_value(v))
+            aot.append(table)
+        return aot
     if isinstance(value, list):
         array = tomlkit.array()
         array.extend(value)
@@ -744,7 +773,8 @@ def _fresh_document(config: Config, baseline: Config, with_help: bool) -> tomlki
     only_changes = bool(config.extends)
     for section in SECTIONS:
         table = tomlkit.table()
-        for spec in (s for s in FIELDS if s.section == section):
+        # [[section.key]] tables are written after the plain keys (TOML needs that); their help with them.
+        for spec in sorted((s for s in FIELDS if s.section == section), key=lambda s: s.kind == "tables"):
             value = get_value(config, spec.key)
             if only_changes and value == get_value(baseline, spec.key):
                 continue

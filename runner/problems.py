@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
-from runner.printable import escape_controls, printable
+from runner.printable import printable
 
 Severity = Literal["error", "warning"]
 

@@ -234,22 +234,25 @@ class Sampler:
     def __init__(self, config, tokenizer, events: EventWriter, enabled: bool):
         self.config, self.tokenizer, self.events = config, tokenizer, events
         self.enabled = enabled and bool(config.generation.prompts)
+        self.template = None  # the chat template, resolved on first use
 
     def render(self, prompt: str) -> str:
-        fmt = self.config.data.format
-        if fmt == "chat" and self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                      add_generation_prompt=True)
-        if fmt == "instruction":
-            from runner.train_data import render_instruction
+        """The prompt as training rows render theirs (runner.prompts): instruction template with its
+        input section, or the chat template's user turn and assistant header."""
+        from runner.prompts import generation_prompt
+        from runner.train_data import chat_template_for
 
-            return render_instruction(prompt, None, "")[0]
-        return prompt
+        if self.template is None and self.config.data.format == "chat":
+            self.template = chat_template_for(self.config, self.tokenizer)
+        return generation_prompt(prompt, self.config.data, self.template)
 
     def __call__(self, model, step: int, when: str) -> None:
         if not self.enabled or model is None:
             return
         import torch
+
+        from runner.generation_args import generate_kwargs, seeded
+        from runner.prompts import ADD_SPECIAL_TOKENS
 
         g = self.config.generation
         model = getattr(model, "module", model)  # unwrap DDP
@@ -258,12 +261,11 @@ class Sampler:
         try:
             for prompt in g.prompts:
                 text = self.render(prompt)
-                inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=self.config.data.format != "chat")
+                inputs = self.tokenizer(text, return_tensors="pt",
+                                        add_special_tokens=ADD_SPECIAL_TOKENS[self.config.data.format])
                 inputs = {k: v.to(model.device) for k, v in inputs.items() if k in ("input_ids", "attention_mask")}
-                sampling = dict(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k) if g.do_sample else {}
-                with torch.no_grad():
-                    out = model.generate(**inputs, max_new_tokens=g.max_new_tokens, do_sample=g.do_sample,
-                                         pad_token_id=self.tokenizer.pad_token_id, **sampling)
+                with torch.no_grad(), seeded(g.seed):
+                    out = model.generate(**inputs, **generate_kwargs(g), pad_token_id=self.tokenizer.pad_token_id)
                 completion = self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
                 self.events.emit("sample", step, prompt=prompt, completion=completion, when=when,
                                  max_new_tokens=g.max_new_tokens, do_sample=g.do_sample, temperature=g.temperature,

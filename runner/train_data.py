@@ -1,38 +1,68 @@
-"""Training data: load rows with `datasets`, render them per data.format, tokenize, mask, pack.
+"""Training data: load rows with `datasets`, render them (runner.prompts), tokenize, mask, pack.
 
-Each example becomes `input_ids` and `labels` (prompt tokens set to -100 when
-data.completion_only_loss is on). Packing places several examples in one row of at most
-max_seq_length tokens with position ids restarting per example, and the model keeps attention inside each
-example (transformers derives the block-diagonal mask from the restarting position ids).
+Each example becomes `input_ids` and `labels`: the renderer splits a row into pieces that count
+toward the loss and pieces that do not (the prompt, chat headers, turns of untrained roles); masked
+pieces get label -100. Each piece is tokenized on its own, so a prompt is tokenized exactly as it is
+at generation time. Rows that end up empty, too long (with truncation off) or with nothing to learn
+are dropped and counted by reason (`DataReport`). Packing places several examples in one row of at
+most max_seq_length tokens with position ids restarting per example, and the model keeps attention
+inside each example (transformers derives the block-diagonal mask from the restarting position ids).
 With flash_attention_2 a batch is flattened into one padding-free row; see PackedCollator.
+
+The preview (`tunedeck data`, runner.data_preview) calls `prepare` too: what it shows is what trains.
 """
 
 from __future__ import annotations
 
 import bisect
-import os
+import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from runner import data_check
 from runner.diagnose import DataError
 from runner.problems import did_you_mean
+from runner.prompts import (  # noqa: F401 - PROMPT_* and render_instruction are re-exported for older callers
+    ADD_SPECIAL_TOKENS, PROMPT_NO_INPUT, PROMPT_WITH_INPUT, ChatTemplate, Rendered, RowError, TemplateError,
+    render_instruction, render_row, resolve_chat_template,
+)
 
 IGNORE = -100  # label value the loss skips
-LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+LOCAL_SUFFIXES = data_check.LOCAL_SUFFIXES
+# Why a row is dropped; "kept" and "truncated" rows train.
+DROP_REASONS = {"empty": "empty (nothing to train on)", "too_long": "longer than max_seq_length (truncation off)",
+                "no_trainable": "no trainable tokens"}
 
-# The instruction format's prompt template (Alpaca-style headers so prompt and answer are obvious).
-PROMPT_WITH_INPUT = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
-PROMPT_NO_INPUT = "### Instruction:\n{instruction}\n\n### Response:\n"
+
+@dataclass
+class SourceCounts:
+    label: str
+    path: str
+    read: int = 0  # rows taken from the source (after max_samples)
+    kept: int = 0  # after dropping, before weight
+    used: int = 0  # after weight (repeats or a subset)
+    truncated: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    no_trainable_causes: dict[str, int] = field(default_factory=dict)
 
 
-def render_instruction(instruction: str, input_text: str | None, output: str) -> tuple[str, str]:
-    """(prompt, answer) for one instruction example; an empty input leaves its header out."""
-    if input_text is not None and str(input_text).strip():
-        prompt = PROMPT_WITH_INPUT.format(instruction=instruction, input=input_text)
-    else:
-        prompt = PROMPT_NO_INPUT.format(instruction=instruction)
-    return prompt, str(output)
+@dataclass
+class DataReport:
+    """What happened to the rows on their way to training (the preview prints this)."""
+
+    sources: list[SourceCounts] = field(default_factory=list)
+    eval_rows: int = 0
+    eval_source: str = ""  # "data.eval_path", "data.eval_split" or ""
+    tokenized: Any = None  # datasets.Dataset of every row before filtering (input_ids, labels, length, status, ...)
+    template: str = ""  # the chat template used, when any
+
+    @property
+    def read(self) -> int:
+        return sum(s.read for s in self.sources)
+
+    @property
+    def kept(self) -> int:
+        return sum(s.kept for s in self.sources)
 
 
 @dataclass
@@ -43,6 +73,7 @@ class PreparedData:
     num_eval_examples: int
     warnings: list[str] = field(default_factory=list)
     packed: bool = False
+    report: DataReport = field(default_factory=DataReport)
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -51,32 +82,30 @@ def load_rows(path: str, split: str, what: str = "data.path"):
     import datasets
 
     datasets.disable_progress_bars()
-    if path == "tunedeck:demo":
-        from runner.train_demo import demo_data_file
-
-        path = str(demo_data_file())
-    local = Path(os.path.expanduser(path))
+    local = data_check.local_path(path)
     try:
-        if local.is_file():
-            builder = LOCAL_SUFFIXES.get(local.suffix.lower())
-            if builder is None:
-                raise DataError(f"{what}: {path} is not a .jsonl/.json/.csv/.parquet file")
-            return datasets.load_dataset(builder, data_files=str(local), split="train")
-        if local.is_dir():
-            files = sorted(p for p in local.rglob("*") if p.suffix.lower() in LOCAL_SUFFIXES)
-            if not files:
-                raise DataError(f"{what}: directory {path} holds no .jsonl/.json/.csv/.parquet files")
-            kinds = {LOCAL_SUFFIXES[p.suffix.lower()] for p in files}
-            if len(kinds) > 1:
-                raise DataError(f"{what}: directory {path} mixes file types {sorted(kinds)}; keep one kind")
-            return datasets.load_dataset(kinds.pop(), data_files=[str(p) for p in files], split="train")
-        if path.startswith((".", "/", "~")) or local.suffix.lower() in LOCAL_SUFFIXES:
-            raise DataError(f"{what}: no such file or directory: {path}")
+        if local is not None:
+            try:
+                kind, files = data_check.data_files(local)
+            except (ValueError, FileNotFoundError) as exc:
+                raise DataError(f"{what}: {exc}") from None
+            return datasets.load_dataset(kind, data_files=[str(p) for p in files], split="train")
         return datasets.load_dataset(path, split=split)  # a Hub dataset id
     except DataError:
         raise
     except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot read data"
         raise DataError(f"{what}: cannot load {path!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def check_before_loading(source: data_check.Source) -> None:
+    """The fast row check on a local source: bad rows fail here with file and line, not deep in `datasets`."""
+    if data_check.local_path(source.data.path) is None:
+        return
+    problems = data_check.check_source(source).problems
+    if problems:
+        shown = "; ".join(p.format() for p in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise DataError(shown + more)
 
 
 def _require_columns(ds, needed: dict[str, str], data_format: str) -> None:
@@ -89,63 +118,107 @@ def _require_columns(ds, needed: dict[str, str], data_format: str) -> None:
             )
 
 
-# --- tokenizing ---------------------------------------------------------------------------------
-def _encode(tokenizer, text: str, first: bool) -> list[int]:
-    return tokenizer(text, add_special_tokens=first)["input_ids"]
+# --- rendering and tokenizing -------------------------------------------------------------------
+def chat_template_for(config, tokenizer) -> ChatTemplate | None:
+    """The template data.chat_template names, with the tokenizer's special tokens; None without chat data."""
+    formats = {s.data.format for s in data_check.sources(config)} | {config.data.format}
+    if "chat" not in formats:
+        return None
+    try:
+        return resolve_chat_template(config.data.chat_template, getattr(tokenizer, "chat_template", None),
+                                     tokenizer.bos_token or "", tokenizer.eos_token or "")
+    except TemplateError as exc:
+        raise DataError(str(exc)) from None
 
 
-def _with_eos(tokenizer, ids: list[int]) -> list[int]:
+def encode(rendered: list[Rendered], tokenizer) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) per rendered row. Runs of pieces with the same trained flag are tokenized as
+    one text, each run on its own, in two batched tokenizer calls (first runs may get BOS)."""
+    runs: list[list[tuple[str, bool]]] = []
+    for r in rendered:
+        merged: list[tuple[str, bool]] = []
+        for seg in r.segments:
+            if merged and merged[-1][1] == seg.trained:
+                merged[-1] = (merged[-1][0] + seg.text, seg.trained)
+            else:
+                merged.append((seg.text, seg.trained))
+        runs.append(merged or [("", False)])
+    first = [r[0][0] for r in runs]
+    rest = [text for r in runs for text, _ in r[1:]]
+    with_special = [x.add_special_tokens for x in rendered]
+    first_ids = _batch(tokenizer, [t for t, s in zip(first, with_special) if s], True)
+    first_plain = _batch(tokenizer, [t for t, s in zip(first, with_special) if not s], False)
+    rest_ids = iter(_batch(tokenizer, rest, False))
+    special_iter, plain_iter = iter(first_ids), iter(first_plain)
     eos = tokenizer.eos_token_id
-    return ids + [eos] if eos is not None and (not ids or ids[-1] != eos) else ids
-
-
-def tokenize_example(row: dict, tokenizer, data) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) for one row of data.format."""
-    if data.format == "text":
-        ids = _with_eos(tokenizer, _encode(tokenizer, str(row[data.text_field]), True))
-        return ids, list(ids)
-    if data.format == "instruction":
-        prompt, answer = render_instruction(row[data.instruction_field], row.get(data.input_field),
-                                            row[data.output_field])
-        prompt_ids = _encode(tokenizer, prompt, True)
-        answer_ids = _with_eos(tokenizer, _encode(tokenizer, answer, False))
-        prompt_labels = [IGNORE] * len(prompt_ids) if data.completion_only_loss else list(prompt_ids)
-        return prompt_ids + answer_ids, prompt_labels + answer_ids
-    return _tokenize_chat(row[data.messages_field], tokenizer, data.completion_only_loss)
-
-
-def _tokenize_chat(messages: list[dict], tokenizer, completion_only: bool) -> tuple[list[int], list[int]]:
-    """Render with the chat template turn by turn; assistant turns (minus their header) are trained."""
-    if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m for m in messages):
-        raise DataError("chat rows need a list of {role, content} messages")
-    render = lambda msgs, gen=False: tokenizer.apply_chat_template(  # noqa: E731
-        msgs, tokenize=False, add_generation_prompt=gen)
-    ids: list[int] = []
-    labels: list[int] = []
-    done = ""
-    full = render(messages)
-    for k, message in enumerate(messages):
-        upto = render(messages[: k + 1])
-        if not upto.startswith(done):  # a template that rewrites earlier turns: train on everything
-            ids = _encode(tokenizer, full, False)
-            return ids, list(ids)
-        if message["role"] == "assistant" and completion_only:
-            header = render(messages[:k], True) if k else ""
-            header = header if header.startswith(done) and upto.startswith(header) else done
-            head_ids = _encode(tokenizer, header[len(done):], False)
-            body_ids = _encode(tokenizer, upto[len(header):], False)
-            ids += head_ids + body_ids
-            labels += [IGNORE] * len(head_ids) + body_ids
-        else:
-            part = _encode(tokenizer, upto[len(done):], False)
+    out = []
+    for r, merged in zip(rendered, runs):
+        ids: list[int] = []
+        labels: list[int] = []
+        for k, (_, trained) in enumerate(merged):
+            part = (next(special_iter) if r.add_special_tokens else next(plain_iter)) if k == 0 else next(rest_ids)
             ids += part
-            labels += [IGNORE] * len(part) if completion_only else part
-        done = upto
-    return ids, labels
+            labels += part if trained else [IGNORE] * len(part)
+        if r.add_eos and eos is not None and (not ids or ids[-1] != eos):
+            ids.append(eos)
+            labels.append(eos)
+        out.append((ids, labels))
+    return out
 
 
-def tokenize_dataset(ds, tokenizer, data, max_len: int, desc: str):
-    """Map rows to input_ids/labels; over-long rows are cut (truncation) or dropped."""
+def _batch(tokenizer, texts: list[str], special: bool) -> list[list[int]]:
+    """Token ids of many texts at once: the fast tokenizer's Rust backend (what `tokenizer(texts)` runs,
+    without the per-text Python around it), else the tokenizer's own call."""
+    if not texts:
+        return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=special)]
+    return tokenizer(texts, add_special_tokens=special)["input_ids"]
+
+
+def columns(ds, *names: str) -> list[list]:
+    """Whole columns as Python lists, fast (datasets' row-by-row column iteration is slow)."""
+    table = ds.select_columns(list(names)).with_format("arrow")[:]  # one Arrow table, indices applied
+    return [table.column(name).to_pylist() for name in names]
+
+
+def tokenize_example(row: dict, tokenizer, data, template: ChatTemplate | None = None) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one row of data.format (tests and tools; training goes through tokenize_dataset)."""
+    if data.format == "chat" and template is None:
+        template = resolve_chat_template(data.chat_template, tokenizer.chat_template, tokenizer.bos_token or "",
+                                         tokenizer.eos_token or "")
+    return encode([render_row(row, data, template)], tokenizer)[0]
+
+
+def classify(ids: list[int], labels: list[int], rendered: Rendered, max_len: int, truncation: bool):
+    """(input_ids, labels, status, cause) after the max_seq_length rule; status in kept/truncated/DROP_REASONS."""
+    trained = [seg for seg in rendered.segments if seg.trained]
+    if not rendered.text.strip() or (trained and not "".join(seg.text for seg in trained).strip()):
+        return ids, labels, "empty", "the text to train on is empty"
+    if not trained:
+        roles = {seg.role for seg in rendered.segments}
+        cause = ("no turn of a role in data.roles_to_train" if roles & {"user", "system", "tool", "assistant"}
+                 else "the template puts everything in the prompt")
+        return ids, labels, "no_trainable", cause + " (nothing is trained)"
+    status, cause = "kept", ""
+    trainable_before = any(label != IGNORE for label in labels[1:])
+    if len(ids) > max_len:
+        if not truncation:
+            return ids, labels, "too_long", f"{len(ids)} tokens > max_seq_length {max_len}"
+        ids, labels, status = ids[:max_len], labels[:max_len], "truncated"
+    if not any(label != IGNORE for label in labels[1:]):  # the first label is never predicted
+        if trainable_before:
+            cause = f"truncation to max_seq_length {max_len} cuts off the whole answer"
+        else:
+            cause = "the template puts everything in the prompt (nothing is trained)"
+        return ids, labels, "no_trainable", cause
+    return ids, labels, status, cause
+
+
+def tokenize_dataset(ds, tokenizer, data, max_len: int, desc: str, template: ChatTemplate | None = None,
+                     label: str = "data.path"):
+    """Every row as input_ids/labels plus `length` (before truncation), `status` and `cause`."""
     needed = {
         "text": {"data.text_field": data.text_field},
         "instruction": {"data.instruction_field": data.instruction_field,
@@ -153,25 +226,62 @@ def tokenize_dataset(ds, tokenizer, data, max_len: int, desc: str):
         "chat": {"data.messages_field": data.messages_field},
     }[data.format]
     _require_columns(ds, needed, data.format)
+    if data.format == "chat" and template is None:
+        raise DataError("the chat format needs a chat template (data.chat_template)")
 
-    def convert(row: dict) -> dict:
-        ids, labels = tokenize_example(row, tokenizer, data)
-        keep = True
-        if len(ids) > max_len:
-            keep = data.truncation
-            ids, labels = ids[:max_len], labels[:max_len]
-        keep = keep and any(label != IGNORE for label in labels[1:])  # something left to learn
-        return {"input_ids": ids, "labels": labels, "keep": keep}
+    def convert(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+        rendered = []
+        for index, row in zip(indices, rows):
+            try:
+                rendered.append(render_row(row, data, template))
+            except (RowError, TemplateError) as exc:
+                raise DataError(f"{label} ({data.path}): row {index + 1}: {exc}") from None
+        out: dict[str, list] = {"input_ids": [], "labels": [], "length": [], "status": [], "cause": []}
+        for (ids, labels), r in zip(encode(rendered, tokenizer), rendered):
+            length = len(ids)
+            ids, labels, status, cause = classify(ids, labels, r, max_len, data.truncation)
+            for key, value in (("input_ids", ids), ("labels", labels), ("length", length), ("status", status),
+                               ("cause", cause)):
+                out[key].append(value)
+        return out
 
     try:
-        mapped = ds.map(convert, remove_columns=ds.column_names, desc=desc)
+        return ds.map(convert, batched=True, batch_size=1000, with_indices=True, remove_columns=ds.column_names,
+                      desc=desc)
     except DataError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"cannot render rows as data.format = {data.format!r}: {type(exc).__name__}: {exc}") from exc
-    dropped = len(mapped) - sum(mapped["keep"])
-    mapped = mapped.filter(lambda keep: keep, input_columns="keep").remove_columns("keep")
-    return mapped, dropped
+
+
+def _count(tokenized, counts: SourceCounts) -> None:
+    for status, cause in zip(*columns(tokenized, "status", "cause")):
+        if status in DROP_REASONS:
+            counts.dropped[status] = counts.dropped.get(status, 0) + 1
+            if status == "no_trainable":
+                counts.no_trainable_causes[cause] = counts.no_trainable_causes.get(cause, 0) + 1
+        else:
+            counts.kept += 1
+            counts.truncated += status == "truncated"
+
+
+def _weighted(ds, weight: float, seed: int):
+    """Rows repeated floor(weight) times plus a random share of the fraction left (0.5: a random half)."""
+    if weight == 1.0 or len(ds) == 0:
+        return ds
+    whole, frac = int(weight), weight - int(weight)
+    order = list(range(len(ds))) * whole
+    extra = list(range(len(ds)))
+    random.Random(seed).shuffle(extra)
+    order += sorted(extra[: round(frac * len(ds))])
+    return ds.select(order)
+
+
+def _kept(ds):
+    (statuses,) = columns(ds, "status")
+    keep = [s not in DROP_REASONS for s in statuses]
+    return ds.select([i for i, k in enumerate(keep) if k]).select_columns(["input_ids", "labels"])
 
 
 # --- packing ------------------------------------------------------------------------------------
@@ -179,7 +289,8 @@ def pack(ds, max_len: int):
     """Best-fit-decreasing: fill rows of <= max_len tokens with whole examples; position ids restart."""
     import datasets
 
-    lengths = [len(x) for x in ds["input_ids"]]
+    all_ids, all_labels = columns(ds, "input_ids", "labels")
+    lengths = [len(x) for x in all_ids]
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     bins: list[list[int]] = []
     free: list[tuple[int, int]] = []  # (space left, bin index), kept sorted for bisect
@@ -195,7 +306,6 @@ def pack(ds, max_len: int):
         if space - need > 0:
             bisect.insort(free, (space - need, b))
     input_ids, labels, positions = [], [], []
-    all_ids, all_labels = ds["input_ids"], ds["labels"]
     for members in bins:
         row_ids, row_labels, row_pos = [], [], []
         for i in sorted(members):  # data order inside a row; rows are shuffled by the Trainer
@@ -273,34 +383,74 @@ def _positions_or(row: dict, key: str) -> list[int]:
 
 
 # --- the whole pipeline -------------------------------------------------------------------------
-def prepare(config, tokenizer, *, main_process_first=None) -> PreparedData:
-    data = config.data
-    max_len = data.max_seq_length
-    raw = load_rows(data.path, data.split)
-    if len(raw) == 0:
-        raise DataError(f"data.path: {data.path} has no rows")
+def prepare(config, tokenizer, *, main_process_first=None, keep_rows: bool = False) -> PreparedData:
+    """Load every source, render, tokenize, drop, weight, mix, split off the eval set and pack.
+
+    keep_rows: keep the tokenized rows before dropping in `report.tokenized` (for the preview).
+    """
+    import datasets
+
+    d = config.data
+    max_len = d.max_seq_length
+    seed = config.training.seed
+    template = chat_template_for(config, tokenizer)
+    report = DataReport(template=template.name if template else "")
+    parts, everything, held_out = [], [], []
+    split_here = d.eval_split > 0 and not d.eval_path
+    for source in data_check.sources(config):
+        check_before_loading(source)
+        raw = load_rows(source.data.path, source.data.split, what=source.label)
+        if len(raw) == 0:
+            raise DataError(f"{source.label}: {source.data.path} has no rows")
+        if source.max_samples and len(raw) > source.max_samples:
+            raw = raw.select(range(source.max_samples))
+        counts = SourceCounts(source.label, source.data.path, read=len(raw))
+        tokenized = tokenize_dataset(raw, tokenizer, source.data, max_len, f"tokenize {source.label}", template,
+                                     source.label)
+        _count(tokenized, counts)
+        kept = _kept(tokenized)
+        if split_here and len(kept) > 1:  # held out per source, before any repeats, so eval rows never train
+            split = kept.train_test_split(test_size=d.eval_split, seed=seed)
+            kept = split["train"]
+            held_out.append(split["test"])
+        kept = _weighted(kept, source.weight, seed)
+        counts.used = len(kept)
+        report.sources.append(counts)
+        parts.append(kept)
+        if keep_rows:
+            everything.append(tokenized.add_column("source", [source.label] * len(tokenized)))
+    if keep_rows:
+        report.tokenized = datasets.concatenate_datasets(everything) if len(everything) > 1 else everything[0]
+    train = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
     warnings: list[str] = []
-    raw_eval = None
-    if data.eval_path:
-        raw_eval = load_rows(data.eval_path, data.split, what="data.eval_path")
-    elif data.eval_split > 0:
-        parts = raw.train_test_split(test_size=data.eval_split, seed=config.training.seed)
-        raw, raw_eval = parts["train"], parts["test"]
-    train, dropped = tokenize_dataset(raw, tokenizer, data, max_len, "tokenize train")
-    if dropped:
-        what = "longer than max_seq_length or with nothing to learn" if not data.truncation else "with nothing to learn"
-        warnings.append(f"{dropped} training examples dropped ({what})")
+    for counts in report.sources:
+        for reason, n in counts.dropped.items():
+            why = DROP_REASONS[reason]
+            if reason == "no_trainable":
+                why += " (" + "; ".join(counts.no_trainable_causes) + ")"
+            warnings.append(f"{counts.label}: {n} of {counts.read} rows dropped: {why}")
     if len(train) == 0:
-        raise DataError("no training examples left after tokenizing; check data.format and data.max_seq_length")
+        reasons = "; ".join(warnings) or "every row was dropped"
+        raise DataError(f"no training examples left after tokenizing: {reasons}")
     evald = None
-    if raw_eval is not None and len(raw_eval):
-        evald, _ = tokenize_dataset(raw_eval, tokenizer, data, max_len, "tokenize eval")
-    num_train, num_eval = len(train), len(evald) if evald is not None else 0
-    if data.packing:
+    if d.eval_path:
+        (source,) = data_check.sources(config, eval_data=True)
+        check_before_loading(source)
+        raw_eval = load_rows(d.eval_path, d.split, what="data.eval_path")
+        evald = _kept(tokenize_dataset(raw_eval, tokenizer, source.data, max_len, "tokenize eval", template,
+                                       "data.eval_path"))
+        report.eval_source = "data.eval_path"
+    elif split_here and held_out:
+        evald = datasets.concatenate_datasets(held_out) if len(held_out) > 1 else held_out[0]
+        report.eval_source = "data.eval_split"
+    report.eval_rows = len(evald) if evald is not None else 0
+    num_train, num_eval = len(train), report.eval_rows
+    if d.packing:
         train = pack(train, max_len)
-        if evald is not None:
+        if evald is not None and len(evald):
             evald = pack(evald, max_len)
-    return PreparedData(train, evald, num_train, num_eval, warnings, packed=data.packing)
+    return PreparedData(train, evald if evald is not None and len(evald) else None, num_train, num_eval, warnings,
+                        packed=d.packing, report=report)
 
 
 def collator_for(config, tokenizer):

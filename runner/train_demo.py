@@ -19,7 +19,9 @@ from runner.paths import cache_dir
 
 
 def demo_data_file() -> Path:
-    return Path(__file__).resolve().parent / "data" / "demo.jsonl"
+    from runner.data_check import demo_data_file as bundled
+
+    return bundled()
 
 
 def demo_model_dir() -> Path:
@@ -44,7 +46,7 @@ def demo_model_dir() -> Path:
 
 def _training_texts() -> list[str]:
     """Every rendering of the demo data, so each format tokenizes compactly."""
-    from runner.train_data import render_instruction
+    from runner.prompts import render_instruction
 
     texts = []
     with open(demo_data_file(), encoding="utf-8") as handle:

@@ -210,8 +210,45 @@ def _data(c: Config, ctx: Context) -> Iterator[Problem]:
     if c.model.from_scratch and d.max_seq_length > c.model.max_position_embeddings:
         yield error("data.max_seq_length", f"{d.max_seq_length} is longer than the new model's max_position_embeddings "
                     f"({c.model.max_position_embeddings})", "raise model.max_position_embeddings or shorten sequences")
-    if not d.path.strip():
+    if not d.path.strip() and not d.datasets:
         yield error("data.path", "no training data given", "a .jsonl/.json/.csv/.parquet file, a directory or a hub dataset id")
+    yield from _data_settings(c)
+
+
+def _data_settings(c: Config) -> Iterator[Problem]:
+    """The chat template, role names and dataset mixture (files themselves: runner.data_check)."""
+    from runner.prompts import CHAT_TEMPLATES, TEMPLATE_SUFFIXES, is_named_template
+    from runner.problems import did_you_mean
+    from runner.schema.data import DEMO_DATA, KNOWN_ROLES
+
+    d = c.data
+    template = d.chat_template.strip()
+    if not is_named_template(template) and "/" not in template and not template.endswith(TEMPLATE_SUFFIXES):
+        guess = did_you_mean(template, ["tokenizer", *CHAT_TEMPLATES])
+        yield error("data.chat_template", f"'{template}' is not a built-in template or a Jinja file path",
+                    (f"did you mean '{guess}'? " if guess else "") + f"allowed: 'tokenizer', {', '.join(CHAT_TEMPLATES)}, "
+                    "or a path such as templates/mine.jinja")
+    for entry in d.role_map:
+        name, sep, role = (part.strip() for part in entry.partition("="))
+        if not sep or not name or role not in KNOWN_ROLES:
+            guess = did_you_mean(role, KNOWN_ROLES) if sep else None
+            yield error("data.role_map", f"'{entry}' is not a 'yours=template' pair with a template role",
+                        (f"did you mean '{name}={guess}'? " if guess else "") + f"e.g. 'gpt=assistant'; roles: "
+                        f"{', '.join(KNOWN_ROLES)}")
+    for role in d.roles_to_train:
+        if role not in KNOWN_ROLES:
+            guess = did_you_mean(role, KNOWN_ROLES)
+            yield error("data.roles_to_train", f"'{role}' is not a chat role",
+                        (f"did you mean '{guess}'? " if guess else "") + f"roles: {', '.join(KNOWN_ROLES)}")
+    if d.completion_only_loss and not d.roles_to_train and "chat" in {d.format, *(s.format for s in d.datasets)}:
+        yield error("data.roles_to_train", "no role is trained, so chat rows have nothing to learn",
+                    "list 'assistant', or turn off data.completion_only_loss")
+    for i, source in enumerate(d.datasets, start=1):
+        if not source.path.strip():
+            yield error("data.datasets", f"dataset {i} of [[data.datasets]] has no path", "set path = \"...\"")
+    if d.datasets and d.path not in ("", DEMO_DATA):
+        yield warning("data.path", f"data.path ({d.path}) is not used: [[data.datasets]] lists the training data",
+                      "add it as one more [[data.datasets]] entry, or remove it")
 
 
 @rule
@@ -275,6 +312,9 @@ def _launch(c: Config, ctx: Context) -> Iterator[Problem]:
         yield warning("launch.strategy", f"{la.strategy} with a single process shards nothing", "use 'none' on one GPU")
     if ctx.gpu_count and la.num_processes > ctx.gpu_count and target_cuda(c, ctx.cuda_available):
         yield here(ctx, "launch.num_processes", f"{la.num_processes} processes but only {ctx.gpu_count} GPU(s) on this machine")
+    if la.deepspeed_config.strip() and la.strategy != "deepspeed":
+        yield warning("launch.deepspeed_config", f"a DeepSpeed config file is set but launch.strategy is "
+                      f"'{la.strategy}', so it is not used", "set launch.strategy = 'deepspeed' or clear the file")
 
 
 @rule

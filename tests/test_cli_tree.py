@@ -65,6 +65,9 @@ def test_runs_screen_can_be_forced_without_a_terminal(tmp_path: Path, monkeypatc
     assert cli.main(["runs", "--runs-dir", str(tmp_path)]) == 0
     assert opened == [str(tmp_path), str(tmp_path)]
     assert cli.main(["runs", "--json", "--runs-dir", str(tmp_path)]) == 0 and len(opened) == 2  # --json: the table
+    monkeypatch.delenv(cli.RUNS_SCREEN_ENV)
+    monkeypatch.setenv(cli.SCREEN_ENV, "1")  # what tunedeck-serve sets
+    assert cli.main(["runs", "--runs-dir", str(tmp_path)]) == 0 and len(opened) == 3
 
 
 def test_tui_commands_go_through_the_one_error_handler(tmp_path: Path, monkeypatch, capfd) -> None:

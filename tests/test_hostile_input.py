@@ -230,3 +230,4 @@ def test_a_directory_or_device_given_as_the_preset_is_named_as_such(tmp_path: Pa
         for command in COMMANDS:
             code, out, err = run_cli(argv(command, Path(source), tmp_path / "runs"), capfd)
             assert code == COMMANDS[command][1] and says in err, (command, err)
+

@@ -75,7 +75,7 @@ def types(events: list[dict]) -> list[str]:
 @pytest.fixture(scope="module")
 def demo(env) -> tuple[subprocess.CompletedProcess, RunDir, float]:
     start = time.monotonic()
-    result = tunedeck(env, "run", "demo")
+    result = tunedeck(env, "run", "demo", timeout=1200)  # 4 epochs; a generous deadline for a loaded machine
     return result, run_dir_of(result), time.monotonic() - start
 
 
@@ -98,6 +98,19 @@ def test_demo_trains_end_to_end_with_a_falling_loss(demo) -> None:
     assert not any(k.startswith("gpu_mem") for k in log)  # no GPU: no GPU keys
     assert [e["step"] for e in events] == sorted(e["step"] for e in events)
     print(f"demo run took {seconds:.1f}s wall, loss {losses[0]:.2f} -> {losses[-1]:.2f}")
+
+
+def test_demo_samples_answer_both_shipped_prompts_exactly(demo) -> None:
+    """The sampler renders prompts as training rows are rendered (the instruction's input section
+    included), so the trained demo answers its own sample prompts."""
+    from runner import presets
+
+    _, run, _ = demo
+    shipped = presets.require("demo").config.generation.prompts
+    final = {e["prompt"]: e["completion"] for e in read_events(run.events) if e["type"] == "sample" and e["when"] == "end"}
+    assert list(final) == shipped
+    assert final == {"Repeat the word three times. ### Input: lamp": "lamp lamp lamp",
+                     "Write the plural of the word. ### Input: hill": "hills"}, final
 
 
 def test_demo_run_directory_is_a_complete_record(demo) -> None:
@@ -233,8 +246,6 @@ def test_ctrl_c_in_the_foreground_stops_the_run_gracefully(env) -> None:
 
 # --- failure classes ----------------------------------------------------------------------------------
 FAILURES = {
-    "data_error": ("--set", "data.path='/nonexistent/train.jsonl'"),
-    "missing_column": ("--set", "data.format='text'", "--set", "data.text_field='body'"),
     "model_not_found": ("--set", "model.name_or_path='/nonexistent/model-dir'"),
     "nan_loss": ("--set", "training.learning_rate=10.0", "--set", "training.optim='sgd'", "--set", "training.max_grad_norm=0.0",
                  "--set", "training.max_steps=40", "--set", "training.logging_steps=1", "--set", "training.warmup_steps=0"),
@@ -244,25 +255,38 @@ FAILURES = {
 }
 
 
+DATA_FAILURES = {  # refused by `tunedeck run` before a run directory exists; the trainer reports them too
+    "data_error": ("--set", "data.path='/nonexistent/train.jsonl'"),
+    "missing_column": ("--set", "data.format='text'", "--set", "data.text_field='body'"),
+}
+
+
 def test_each_failure_class_ends_as_run_failed_with_reason_and_advice(env, tmp_path: Path) -> None:
     from runner import launch, presets
 
     runs = {name: run_dir_of(tunedeck(env, "run", "demo", "--detach", *args)) for name, args in FAILURES.items()}
-    # 4-bit on a machine without CUDA: the CLI refuses before launching...
+    # 4-bit on a machine without CUDA and bad data: the CLI refuses before launching...
     refused = tunedeck(env, "run", "demo", "--set", "lora.enabled=true", "--set", "quantization.load_in_4bit=true")
     assert refused.returncode == 2 and "CUDA" in refused.stderr and "run directory" not in refused.stdout
+    for args, fragment in ((DATA_FAILURES["data_error"], "no such file or directory: /nonexistent/train.jsonl"),
+                           (DATA_FAILURES["missing_column"], "no field 'body'")):
+        refused = tunedeck(env, "run", "demo", *args)
+        assert refused.returncode == 2 and fragment in refused.stderr and "run directory" not in refused.stdout
     # ...and a run started anyway (say, prepared on another machine) fails in the trainer.
-    config = presets.require("demo", ["lora.enabled=true", "quantization.load_in_4bit=true"]).config
+    prepared = {"missing_dependency": ["lora.enabled=true", "quantization.load_in_4bit=true"],
+                **{name: [a for a in args if a != "--set"] for name, args in DATA_FAILURES.items()}}
     old = dict(os.environ)
     os.environ.update(env)
     try:
-        runs["missing_dependency"] = launch.prepare(config, preset_name="demo", runs_dir=tmp_path, cuda=False)
-        launch.start(runs["missing_dependency"])
+        for name, overrides in prepared.items():
+            config = presets.require("demo", overrides).config
+            runs[name] = launch.prepare(config, preset_name="demo", runs_dir=tmp_path, cuda=False)
+            launch.start(runs[name])
     finally:
         os.environ.clear()
         os.environ.update(old)
 
-    expected = {"data_error": ("data_error", "nonexistent/train.jsonl"), "missing_column": ("data_error", "missing column 'body'"),
+    expected = {"data_error": ("data_error", "nonexistent/train.jsonl"), "missing_column": ("data_error", "no field 'body'"),
                 "model_not_found": ("model_not_found", "nonexistent/model-dir"), "nan_loss": ("nan_loss", "nan"),
                 "oom": ("oom", "allocate"), "missing_dependency": ("missing_dependency", "4-bit")}
     for name, run in runs.items():

@@ -42,7 +42,8 @@ def state_from(loaded: presets.Loaded) -> EditorState:
 
 
 class TunedeckApp(App):
-    CSS_PATH = ["styles/editor.tcss", "styles/widgets.tcss", "styles/dialogs.tcss", "styles/monitor.tcss"]
+    CSS_PATH = ["styles/editor.tcss", "styles/widgets.tcss", "styles/dialogs.tcss", "styles/monitor.tcss",
+                "styles/try.tcss"]
     BINDINGS = [("f9", "runs", "Runs")]  # F6-F8 apply the memory gauge suggestions in the editor
     TITLE = "tunedeck"
     ENABLE_COMMAND_PALETTE = True
@@ -75,6 +76,16 @@ class TunedeckApp(App):
             self.action_runs()
             if self.attach is not None:
                 self.open_monitor(self.attach)
+
+    def on_app_focus(self) -> None:
+        """Textual's web driver (tunedeck-serve) starts an app blurred, so its first screen got no
+        auto focus and keys went nowhere until a click: focus what the screen would have focused."""
+        screen = self.screen
+        selector = screen.AUTO_FOCUS if screen.AUTO_FOCUS is not None else self.AUTO_FOCUS
+        if screen.focused is None and selector:
+            first = next((w for w in screen.query(selector) if w.focusable), None)
+            if first is not None:
+                first.focus(scroll_visible=False)
 
     def editor_ready(self, editor: EditorScreen) -> None:
         """The editor has its preset: offer a kept draft (once, and not when started on the runs)."""
@@ -119,6 +130,9 @@ class TunedeckApp(App):
                 state = EditorState(draft.config, draft.config, draft.source, draft.name, path=draft.path)
         state.config = draft.config
         await self.editor.replace_state(state)
+        from . import drafts
+
+        drafts.adopt(draft)  # these edits are open here now: no other session is offered them
         self.notify(f"Restored unsaved edits to {safe(draft.name)}.")
 
     # --- unsaved edits -------------------------------------------------------------------------------------
@@ -248,6 +262,8 @@ class TunedeckApp(App):
                 yield SystemCommand(f"Export {fmt}", f"Write {description}; `tunedeck import` reads it back",
                                     lambda fmt=fmt: self.export_config(editor, fmt))
             yield SystemCommand("Launch", "Start training with this config (F5)", editor.action_launch)
+            yield SystemCommand("Data", "Preview the training data token by token: counts, lengths, what is trained (F10)",
+                                editor.action_data)
             yield SystemCommand("Changes", "What differs from the preset and the defaults (F3)", editor.action_changes)
             yield SystemCommand("Toggle help panel", "Show or hide the field help (F4)", editor.action_toggle_help)
             yield SystemCommand("Full help", "The focused field's full explanation (F1)", editor.action_full_help)

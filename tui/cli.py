@@ -74,8 +74,14 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return open_runs(args.runs_dir, args.run)
 
 
+# What tunedeck-serve sets for every command it starts (its pipes lead to a browser terminal): the same
+# as RUNS_SCREEN_ENV.
+SCREEN_ENV = "TUNEDECK_SCREEN"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
-    wants_screen = args.screen or os.environ.get(RUNS_SCREEN_ENV, "") not in ("", "0")
+    wants_screen = args.screen or any(os.environ.get(name, "") not in ("", "0")
+                                      for name in (RUNS_SCREEN_ENV, SCREEN_ENV))
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if args.json or not (wants_screen or interactive):
         return args.table(args)

@@ -34,6 +34,8 @@ def parse_text(spec: FieldSpec, text: str) -> Any:
             return float(text)
         except ValueError:
             raise InvalidValue(f"not a number; allowed: {spec.allowed()}") from None
+    if spec.kind == "tables":
+        return [_table_line(spec, line) for line in text.splitlines() if line.strip()]
     if spec.kind in ("list", "list_or_choice"):
         items = [line.strip() for line in text.splitlines() if line.strip()]
         if spec.kind == "list_or_choice" and len(items) == 1 and items[0] in spec.choices:
@@ -42,8 +44,28 @@ def parse_text(spec: FieldSpec, text: str) -> Any:
     return text
 
 
+def _table_line(spec: FieldSpec, line: str) -> dict[str, Any]:
+    """One `[[section.key]]` table written on one line as TOML keys: `path = "a.jsonl", weight = 2.0`."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        return dict(tomlkit.parse(f"t = {{ {line.strip().strip('{}')} }}").unwrap()["t"])
+    except (TOMLKitError, ValueError) as exc:
+        raise InvalidValue(f"cannot read {line.strip()!r} as TOML keys ({exc}); write one table per line, "
+                           'e.g. path = "data/chat.jsonl", format = "chat", weight = 2.0') from None
+
+
 def format_value(spec: FieldSpec, value: Any) -> str:
     """The text shown in an input for a value (lists one item per line)."""
+    if spec.kind == "tables":
+        import tomlkit
+
+        lines = []
+        for table in value or []:
+            items = table.items() if isinstance(table, dict) else table.model_dump(exclude_defaults=True).items()
+            lines.append(", ".join(f"{k} = {tomlkit.item(v).as_string()}" for k, v in items))
+        return "\n".join(lines)
     if isinstance(value, list):
         return "\n".join(str(v) for v in value)
     if isinstance(value, float):

@@ -56,7 +56,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for source in args.files:
         loaded = presets.load(source, context=context)
         print_problems(loaded.problems)
-        bad = bool(loaded.errors) or (args.strict and bool(loaded.warnings))
+        data_ok = True
+        if args.here and loaded.config is not None:  # the data files, as this machine sees them
+            from runner.data_check import print_check
+
+            data_ok = print_check(loaded.config)
+        bad = bool(loaded.errors) or (args.strict and bool(loaded.warnings)) or not data_ok
         failed |= bad
         where = printable(loaded.path or source, 240)
         summary = f"{len(loaded.errors)} error(s), {len(loaded.warnings)} warning(s)"

@@ -14,20 +14,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", help="the config to convert (.yaml/.yml/.json)")
     p.add_argument("-o", "--output", metavar="PRESET", required=True, help="where to write the tunedeck preset (.toml)")
     p.add_argument("--format", choices=sorted(FORMATS), help="the source tool (detected from the keys when left out)")
+    p.add_argument("--lenient", action="store_true",
+                   help="import what tunedeck cannot train as meant (preference training, unknown datasets or models) "
+                   "anyway; the preset says at its top what was changed")
     p.set_defaults(func=cmd_import)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     from runner import presets
-    from runner.convert import import_file, write_preset
+    from runner import exits
+    from runner.convert import Refused, import_file, write_preset
     from runner.printable import printable
 
     source, output = Path(args.file), Path(args.output)
-    imported = import_file(source, args.format)
+    try:
+        imported = import_file(source, args.format, lenient=args.lenient)
+    except Refused as exc:  # read fine, but not trainable as meant: the check said no (1), not bad input (2)
+        print(exc, file=sys.stderr)
+        return exits.FAILED
     write_preset(imported, source, output)
     mapped = sum(len(v) for v in imported.raw.values())
     print(f"{printable(source, 240)} ({imported.source_format}) -> {printable(output, 240)}: {mapped} setting(s) imported, "
           f"{len(imported.unmapped)} not imported")
+    if imported.why:
+        print(f"  {len(imported.why)} value(s) derived or taken from the tool's defaults; each has a note beside it "
+              f"in {output.name}")
+    for item in imported.unsupported:
+        print(f"  CHANGED (--lenient): {printable(item.key)}: {printable(item.why, 400)}; instead: "
+              f"{printable(item.instead, 400)}")
     for note in imported.notes:
         print(f"  note: {printable(note, 400)}")
     for item in imported.unmapped:

@@ -105,6 +105,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc.problems)
         return EXIT_USAGE
+    from runner.data_check import print_check
+
+    if not print_check(loaded.config):  # before any run directory exists
+        print(f"error: not launching {args.source}: fix the data error(s) above", file=sys.stderr)
+        return EXIT_USAGE
     try:
         # runs_dir None: runner.runs_home.runs_dir decides ($TUNEDECK_RUNS_DIR, training.output_dir, the runs home)
         run = launch.prepare(loaded.config, preset_name=loaded.name, runs_dir=args.runs_dir,
@@ -243,14 +248,14 @@ def describe(event: dict[str, Any]) -> str:
     if kind == "checkpoint":
         return f"checkpoint: {event.get('name')}"
     if kind == "warning":
-        return f"warning: {event.get('message')}"
+        return f"warning: {printable(event.get('message'), 2000)}"
     if kind == "run_finished":
         return f"finished at step {step} ({event.get('reason')}); saved to {event.get('final_path')}"
     if kind == "run_stopped":
         return f"stopped at step {step}: {event.get('reason')}; checkpoint {event.get('checkpoint')}"
     if kind == "run_failed":
-        return (f"FAILED ({event.get('reason')}): {event.get('message')}\n"
-                f"suggestion: {event.get('suggestion')}")
+        return (f"FAILED ({printable(event.get('reason'))}): {printable(event.get('message'), 2000)}\n"
+                f"suggestion: {printable(event.get('suggestion'), 2000)}")  # may quote a data row or a path
     return ""
 
 

@@ -77,8 +77,11 @@ def accelerate_yaml_launch(data: dict[str, Any], result: Imported | None = None)
         m.seen.add("deepspeed_config")
         if "zero_stage" in ds:
             launch["zero_stage"] = int(ds["zero_stage"])
+        if ds.get("deepspeed_config_file"):
+            launch["deepspeed_config"] = str(ds["deepspeed_config_file"])  # the user's own DeepSpeed file
         for key, value in ds.items():
-            if key not in ("zero_stage", "gradient_accumulation_steps", "gradient_clipping"):
+            if key not in ("zero_stage", "gradient_accumulation_steps", "gradient_clipping", "deepspeed_config_file",
+                           "zero3_init_flag"):
                 result.unmapped.append(_unmapped(f"deepspeed_config.{key}", value, "tunedeck sets this itself"))
     if isinstance(data.get("fsdp_config"), dict):
         m.seen.add("fsdp_config")  # tunedeck's FSDP settings are fixed (see runner.launch)
@@ -202,7 +205,7 @@ def presets_text(raw: dict[str, Any]) -> str:
     return tomlkit.dumps(raw)
 
 
-def convert_accelerate_yaml(data: dict[str, Any]) -> Imported:
+def convert_accelerate_yaml(data: dict[str, Any], base: Path | None = None) -> Imported:
     """A plain accelerate config file (no tunedeck block): launch settings only."""
     result = Imported("accelerate config YAML")
     launch = accelerate_yaml_launch(data, result)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from runner.schema import FIELDS
 
-from ._common import Imported, Mapper
+from ._common import Imported, Mapper, deepspeed_file, fsdp_on, transformers_defaults
 
 TRAINING_KEYS = {spec.name for spec in FIELDS if spec.section == "training"}
 # Names transformers used before version 5, and what they mean now.
@@ -30,7 +31,7 @@ for _key in ("logging_strategy", "logging_nan_inf_filter", "disable_tqdm", "use_
     RUN_LOCAL.setdefault(_key, "tunedeck sets this itself for every run")
 
 
-def convert_training_args(data: dict[str, Any]) -> Imported:
+def convert_training_args(data: dict[str, Any], base: Path | None = None) -> Imported:
     result = Imported("transformers TrainingArguments JSON")
     m = Mapper(data, result)
     for key in list(data):
@@ -40,27 +41,27 @@ def convert_training_args(data: dict[str, Any]) -> Imported:
         elif target in TRAINING_KEYS and target not in ("output_dir",):
             m.take(key, f"training.{target}", _normalise(target))
     if m.has("warmup_ratio") and float(m.source["warmup_ratio"]) > 0:
-        m.set("training.warmup_steps", float(m.get("warmup_ratio")))  # transformers 5: a float below 1 is a ratio
-        result.notes.append("warmup_ratio became a fractional warmup_steps (the transformers 5 convention)")
+        m.set("training.warmup_steps", float(m.get("warmup_ratio")), "warmup_ratio, as the fraction of all steps "
+              "transformers 5 reads in a warmup_steps below 1")
     else:
         m.get("warmup_ratio")
     if m.has("gradient_checkpointing") or m.has("activation_checkpointing"):
-        on = bool(m.get("gradient_checkpointing")) or bool(m.get("activation_checkpointing"))
+        on = any([bool(m.get("gradient_checkpointing")), bool(m.get("activation_checkpointing"))])  # the v5 name too
         m.set("training.gradient_checkpointing", on)
     if result.raw.get("training", {}).get("eval_strategy", "no") != "no":
-        m.set("data.eval_split", 0.05)
-        result.notes.append("the original run evaluated on its own eval set; tunedeck holds out 5% of the training data "
-                            "(data.eval_split) unless you set data.eval_path")
-    if m.has("fsdp") and m.source["fsdp"] not in ("", [], None):
-        m.get("fsdp")
-        m.set("launch.strategy", "fsdp")
+        m.set("data.eval_split", 0.05, "the original run evaluated on an eval set this file does not name; 5% of "
+              "the training data is held out unless you set data.eval_path")
+    if m.has("fsdp") and m.source["fsdp"] not in ("", [], None, False):
+        fsdp_on(m, "fsdp", "TrainingArguments")
+        m.skip("fsdp_config", "tunedeck generates its own FSDP settings")
     if m.has("deepspeed") and m.source["deepspeed"]:
-        m.skip("deepspeed", "set launch.strategy = 'deepspeed' and launch.zero_stage to match this DeepSpeed config")
+        deepspeed_file(m, "deepspeed", m.get("deepspeed"), "TrainingArguments")
+    transformers_defaults(m, "TrainingArguments")
     m.leftovers()
     return result
 
 
-def convert_trainer_state(data: dict[str, Any]) -> Imported:
+def convert_trainer_state(data: dict[str, Any], base: Path | None = None) -> Imported:
     """trainer_state.json keeps only a few arguments; the rest of the run is in training_args.bin."""
     result = Imported("transformers trainer_state.json")
     m = Mapper(data, result)

@@ -37,6 +37,8 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     suggestions: list[Suggestion] = field(default_factory=list)
     budget_bytes: int | None = None
+    seq_tokens: int = 0  # the sequence length activations are sized for
+    seq_source: str = "max_seq_length"  # or "longest row in the data" (from `tunedeck data`)
 
     @property
     def verdict(self) -> str | None:
@@ -62,7 +64,8 @@ def _layout(arch: Architecture) -> Layout:
     return layout(arch)
 
 
-def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | None = None) -> Estimate:
+def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | None = None,
+             data_lengths: dict[str, Any] | None = None) -> Estimate:
     """Peak memory per GPU for training `config`; with a budget, also ranked suggestions.
 
     Raises UnknownModel when the architecture cannot be found offline, EstimateError for a
@@ -72,9 +75,22 @@ def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | N
     arch = resolve(config)
     lay = _layout(arch)
     s = settings(config)
+    seq_source = "max_seq_length"
+    # data_lengths (runner.data_lengths, measured by `tunedeck data`): with dynamic padding and no packing
+    # no batch is longer than the data's longest row, so activations are sized for that row instead.
+    longest = int((data_lengths or {}).get("max") or 0)
+    if longest and s["data.padding"] == "longest" and not s["data.packing"] and longest < s["data.max_seq_length"]:
+        s["data.max_seq_length"] = longest
+        seq_source = "longest row in the data"
     result = breakdown(arch, lay, s)
+    notes = list(result.notes)
+    if seq_source != "max_seq_length":
+        notes = [n for n in notes if "padded to max_seq_length" not in n]
+        notes.append(f"activations sized for the data's longest row ({longest} tokens, measured by `tunedeck data`) "
+                     f"instead of max_seq_length ({config.data.max_seq_length})")
     est = Estimate(result.peak_bytes, result.phase, result.components, result.phases, result.params_total,
-                   result.params_trainable, arch.source, arch, result.notes, budget_bytes=budget_bytes)
+                   result.params_trainable, arch.source, arch, notes, budget_bytes=budget_bytes,
+                   seq_tokens=int(s["data.max_seq_length"]), seq_source=seq_source)
     if budget_bytes:
         est.suggestions = suggest(s, est.peak_bytes, budget_bytes,
                                   lambda changed: breakdown(arch, lay, changed).peak_bytes, gpu_count)

@@ -76,7 +76,7 @@ class FieldSpec:
 
     section: str
     name: str
-    kind: str  # "bool", "int", "float", "number" (int or float), "str", "choice", "list", "list_or_choice"
+    kind: str  # "bool", "int", "float", "number" (int or float), "str", "choice", "list", "list_or_choice", "tables"
     default: Any
     choices: tuple[Any, ...]
     ge: float | None
@@ -102,6 +102,8 @@ class FieldSpec:
             return f"one of {options}" + (" or a list of strings" if self.kind == "list_or_choice" else "")
         if self.kind == "list":
             return "a list of strings"
+        if self.kind == "tables":
+            return f"a list of [[{self.key}]] tables"
         if self.kind == "str":
             return "a string"
         noun = {"int": "a whole number", "float": "a number", "number": "a number"}[self.kind]
@@ -134,6 +136,9 @@ def _kind_and_choices(annotation: Any) -> tuple[str, tuple[Any, ...]]:
     if origin is Literal:
         return "choice", get_args(annotation)
     if origin is list:
+        (item,) = get_args(annotation) or (str,)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return "tables", ()  # [[section.key]] tables (data.datasets); fields from the item model
         return "list", ()
     if origin in (Union, types.UnionType):
         args = get_args(annotation)

@@ -78,6 +78,19 @@ class LaunchSection(Section):
         down="A lower stage is faster when memory allows.",
         typical="2; 3 for models that do not fit otherwise",
     )
+    deepspeed_config: str = setting(
+        "",
+        label="DeepSpeed config file",
+        applies="launch.strategy=deepspeed",
+        what="A DeepSpeed JSON config file (the `deepspeed_config_file` of accelerate) used instead of the "
+        "settings tunedeck generates from zero_stage. Empty: tunedeck writes its own DeepSpeed settings. "
+        "A relative path is taken from the directory you launch in.",
+        up="A file of your own controls everything DeepSpeed offers (CPU/NVMe offload, bucket sizes, "
+        "ZeRO++); keep its 'auto' values so batch size, clipping and precision follow this preset.",
+        down="Empty keeps the generated settings, which always agree with zero_stage and the [training] "
+        "values.",
+        typical="empty; a ds_z3_config.json from your existing setup when you bring one along",
+    )
     num_machines: int = setting(
         1,
         label="Machines",

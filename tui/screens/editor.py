@@ -65,6 +65,7 @@ class EditorScreen(Screen):
         Binding("f3", "changes", "Changes"),
         Binding("f4", "toggle_help", "Help pane"),
         Binding("f5", "launch", "Launch"),
+        Binding("f10", "data", "Data", show=False),  # also in the command palette; kept out of a full footer
         *[Binding(key.lower(), f"apply_suggestion({i})", f"Fix {i + 1}") for i, key in enumerate(SUGGESTION_KEYS)],
     ]
 
@@ -322,7 +323,9 @@ class EditorScreen(Screen):
             return
         budget, label = self.budget()
         try:
-            est = estimator.estimate(self.state.config, budget, self.gpu_count())
+            from runner.data_lengths import lookup as data_lengths  # recorded by the Data screen / `tunedeck data`
+
+            est = estimator.estimate(self.state.config, budget, self.gpu_count(), data_lengths(self.state.config))
         except getattr(estimator, "EstimateError", LookupError) as exc:
             self.estimate = None
             gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")
@@ -541,6 +544,14 @@ class EditorScreen(Screen):
         if self.refuse_if_invalid("launch"):
             return
         self.app.launch(self.state)
+
+    def action_data(self) -> None:
+        """The Data screen: the training data as training will see it (counts, lengths, masked tokens)."""
+        if self.state is None:
+            return
+        from .data_screen import DataScreen
+
+        self.app.push_screen(DataScreen(self.state.config, self.state.name))
 
     async def replace_state(self, state: EditorState) -> None:
         """Show another document (opened preset, restored draft)."""

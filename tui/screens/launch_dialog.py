@@ -49,7 +49,8 @@ def selected_gpus(gpus: list[Any], gpu_ids: str) -> list[Any]:
 class LaunchDialog(ModalScreen[RunDir | None]):
     """Dismisses with the started run, or None when cancelled or refused."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "launch", "Launch", priority=True)]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "launch", "Launch", priority=True),
+                Binding("d", "data", "Data")]
 
     def __init__(self, config: Config, preset_name: str, *, probe: Callable[[], Any] | None = None,
                  runs_dir: str | None = None) -> None:
@@ -60,6 +61,7 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         self.runs_dir = runs_dir
         self.plan: run_ops.Plan | None = None  # the argv and the exact run directory Enter creates
         self.errors: list[Any] = []
+        self.data_problems: list[Any] = []  # runner.data_check, found in the probe worker
         self.report: Any = None
         self.launching = False
         self.where = "here"  # or "slurm"
@@ -180,6 +182,9 @@ class LaunchDialog(ModalScreen[RunDir | None]):
     @work(thread=True, exclusive=True, name="probe GPUs for launch")
     def probe_gpus(self) -> None:
         report = self.probe()
+        from runner.data_check import check as check_data
+
+        self.data_problems = check_data(self.config)
         self.app.call_from_thread(self._probed, report)
 
     def _probed(self, report: Any) -> None:
@@ -228,7 +233,13 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         slurm = self.where == "slurm"
         if slurm:
             context = Context()  # the cluster's nodes, not this machine, run it
-        problems = check(self.config, context)
+        data = self.data_problems
+        if slurm:  # read from here; the job reads them on the cluster's nodes: a note, not a refusal
+            from runner.problems import Problem
+
+            data = [Problem("warning", f"on this machine: {p.message}", key=p.key, file=p.file, line=p.line,
+                            hint=p.hint) if p.is_error else p for p in data]
+        problems = check(self.config, context) + data
         self.errors = [p for p in problems if p.is_error]
         if slurm:
             self.errors += self.slurm_errors
@@ -237,7 +248,8 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         text = Text()
         for p in problems:
             text.append(f"{'error' if p.is_error else 'warning'}: ", style="red bold" if p.is_error else "yellow")
-            text.append(f"{p.key}: {p.message}\n" if p.key else f"{p.message}\n")
+            where = f"{p.file}:{p.line}: " if p.file and p.line else ""  # data problems point into the data file
+            text.append(f"{where}{p.key}: {p.message}\n" if p.key else f"{where}{p.message}\n")
         for message in self.slurm_errors if slurm else []:
             text.append("error: ", style="red bold")
             text.append(f"{message}\n")
@@ -258,6 +270,11 @@ class LaunchDialog(ModalScreen[RunDir | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def action_data(self) -> None:
+        from .data_screen import DataScreen
+
+        self.app.push_screen(DataScreen(self.config, self.preset_name))
 
     def action_launch(self) -> None:
         if self.errors:

@@ -59,6 +59,7 @@ class MonitorScreen(Screen):
         Binding("a", "apply_fix", "Apply fix"),
         Binding("o", "output", "Output", show=False),
         Binding("c", "compare", "Compare", show=False),
+        Binding("t", "try_model", "Try model", show=False),
         Binding("escape", "back", "Back"),
     ]
 
@@ -377,6 +378,11 @@ class MonitorScreen(Screen):
         path = terminal.get("merged_path") or terminal.get("final_path") or str(self.run.final)
         self.app.copy_to_clipboard(path)
         self.notify(f"{path}\n(copied to the clipboard)", title="Final output", timeout=10)
+
+    def action_try_model(self) -> None:
+        from .try_screen import TryScreen
+
+        self.app.push_screen(TryScreen(self.run))  # it says so itself when the run has no saved model yet
 
     def action_compare(self) -> None:
         from .runs import RunsScreen

@@ -84,6 +84,7 @@ class RunsScreen(Screen):
         Binding("enter", "open", "Monitor"),
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
+        Binding("t", "try_model", "Try model"),
         Binding("e", "editor", "Editor"),
         Binding("escape", "back", "Back"),
     ]
@@ -122,7 +123,7 @@ class RunsScreen(Screen):
     def hint(self) -> str:
         if self.compare_with is not None:
             return f"Pick a run to compare with {self.compare_with.name} (Enter)"
-        return "Enter: monitor · m: mark · c: compare with the marked run · e: editor"
+        return "Enter: monitor · t: try the model · m: mark · c: compare with the marked run · e: editor"
 
     @work(thread=True, exclusive=True, group="runs", name="list runs")
     def refresh_runs(self) -> None:
@@ -204,6 +205,13 @@ class RunsScreen(Screen):
         from .monitor import MonitorScreen
 
         self.app.push_screen(MonitorScreen(run, **self.monitor_options))
+
+    def action_try_model(self) -> None:
+        from .try_screen import TryScreen
+
+        run = self.selected()
+        if run is not None:
+            self.app.push_screen(TryScreen(run))
 
     def action_mark(self) -> None:
         run = self.selected()

@@ -73,7 +73,7 @@ not allowed. Lists take one item per line. `F1` shows the field's full explanati
         elif spec.kind == "choice":
             yield Select([(str(c), c) for c in spec.choices], value=value, allow_blank=False, compact=True,
                          classes="field-control")
-        elif spec.kind == "list":
+        elif spec.kind in ("list", "tables"):
             yield self._list_editor(value)
         elif spec.kind == "list_or_choice":
             options = [(str(c), c) for c in spec.choices] + [("custom list…", CUSTOM_LIST)]
@@ -93,7 +93,7 @@ not allowed. Lists take one item per line. `F1` shows the field's full explanati
 
         editor = TextArea(format_value(self.spec, items), compact=True, soft_wrap=True, show_line_numbers=False,
                           classes="field-control field-list", tab_behavior="focus")
-        editor.border_subtitle = "one per line"
+        editor.border_subtitle = "one table per line: key = value, ..." if self.spec.kind == "tables" else "one per line"
         return editor
 
     # --- reacting to the user -------------------------------------------------------------------------
@@ -130,7 +130,11 @@ not allowed. Lists take one item per line. `F1` shows the field's full explanati
     def on_text_area_changed(self, event) -> None:  # by name, so TextArea loads only when a list is shown
         event.stop()
         text = event.text_area.text
-        value = parse_text(self.spec, text)
+        try:
+            value = parse_text(self.spec, text)
+        except InvalidValue as exc:  # a [[tables]] line that is not TOML yet
+            self._post(None, text, str(exc))
+            return
         if self.spec.kind == "list_or_choice" and not isinstance(value, list):
             value = [value]  # typed a choice's name into the custom list: still a one-item list
         self._post(value, text)
@@ -161,7 +165,7 @@ not allowed. Lists take one item per line. `F1` shows the field's full explanati
                 self.query_one(".switch-state", Label).update(_on_off(value))
             elif self.spec.kind == "choice":
                 self.query_one(Select).value = value
-            elif self.spec.kind == "list":
+            elif self.spec.kind in ("list", "tables"):
                 self.query_one(TextArea).load_text(format_value(self.spec, value))
             elif self.spec.kind == "list_or_choice":
                 is_list = isinstance(value, list)

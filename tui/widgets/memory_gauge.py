@@ -117,6 +117,8 @@ red does not fit. `F6`-`F8` apply the listed suggestions. Without a GPU, pick a 
             cells = f" [dim]{bar(c.bytes, biggest, mini)}[/]" if mini else ""
             lines.append(f"{escape(_clip(c.name, name_width)):<{name_width}}{gib(c.bytes):>7}{cells}")
         lines.append(f"[dim]params {_count(est.params_total)}, trainable {_count(est.params_trainable)}[/]")
+        if getattr(est, "seq_source", "max_seq_length") != "max_seq_length":  # sized for the measured data
+            lines.append(f"[dim]activations at {est.seq_tokens} tokens: {escape(est.seq_source)}[/]")
         self.query_one("#gauge-body", Static).update("\n".join(lines))
 
     def on_resize(self) -> None:
