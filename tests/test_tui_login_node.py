@@ -73,7 +73,7 @@ async def test_launch_dialog_refuses_here_and_offers_slurm_with_the_exact_job(tm
         await pilot.pause(0.2)
         go = dialog.query_one("#launch-go", Button)
         assert go.disabled  # here: this machine has no GPU
-        assert "Launch here refused" in str(dialog.query_one("#launch-problems", Static).render())
+        assert "Launch refused" in str(dialog.query_one("#launch-problems", Static).render())
 
         await pilot.click("#where-slurm")
         await pilot.pause(0.2)

@@ -255,8 +255,8 @@ class LaunchDialog(ModalScreen[RunDir | None]):
             text.append(f"{message}\n")
         if self.errors:
             text.append("Submit refused: fix the errors first." if slurm else
-                        "Launch here refused: fix the errors first (a job for other hardware: choose SLURM, "
-                        "or export it).", style="red bold")
+                        "Launch refused: fix the errors first (for other hardware, choose SLURM or export "
+                        "the job).", style="red bold")
         self.query_one("#launch-problems", Static).update(text)
         self.query_one("#launch-go", Button).disabled = bool(self.errors)
 
