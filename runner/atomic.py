@@ -47,7 +47,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             if target.exists():  # keep the user's permissions on the file being replaced
                 os.chmod(tmp, target.stat().st_mode & 0o7777)
             os.replace(tmp, target)  # renamed while still locked, so no cleaner takes it for a leftover
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(target)  # name the file that could not be written (e.g. a full disk)
         try:
             os.unlink(tmp)
         except FileNotFoundError:

@@ -88,6 +88,13 @@ def run_command(func: Callable[[argparse.Namespace], int | None], args: argparse
             pass
         return exits.OK
     except OSError as exc:
+        from runner.rundir import disk_full_message, is_disk_full
+
+        if is_disk_full(exc):  # e.g. `export -o FILE` on a full disk: where, and how much is left
+            where = exc.filename or os.getcwd()
+            print(f"tunedeck: error (disk_full): {printable(disk_full_message(where), 400)}; nothing was written",
+                  file=sys.stderr)
+            return exits.FAILED
         if exc.filename is None:
             return _bug(exc, argv)
         # The file system said no (a directory that cannot be written, a full disk): the user can act on it.

@@ -265,8 +265,14 @@ def run_argv(run: RunDir, *, resume: bool = False) -> tuple[Config, list[str]]:
     from runner import presets
 
     config = presets.require(run.config).config  # ConfigError: not a valid config
-    cuda = run.read_status().get("cuda") is True
-    return config, build_argv(config, run.path, cuda=cuda, resume=resume)
+    return config, build_argv(config, run.path, cuda=run_cuda(run), resume=resume)
+
+
+def run_cuda(run: RunDir) -> bool:
+    """Whether the run trains on CUDA: as prepared (status.json), or this machine's answer when
+    status.json is damaged."""
+    cuda = run.read_status().get("cuda")
+    return cuda if isinstance(cuda, bool) else detect_cuda()[0]
 
 
 def start(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
@@ -278,8 +284,7 @@ def start(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
     if holders(run).alive:
         raise RunBusy(f"{run.name} is still running (a process of it holds its lock); stop it first")
     config, argv = run_argv(run, resume=resume)
-    cuda = run.read_status().get("cuda") is True
-    _write_accelerate_config(run, config, cuda)
+    _write_accelerate_config(run, config, run_cuda(run))
     try:
         recorded = json.loads(run.command.read_text(encoding="utf-8"))
     except (OSError, ValueError):

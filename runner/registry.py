@@ -165,7 +165,8 @@ def run_state(run: RunDir, status: dict[str, Any] | None = None) -> RunState:
         alive = process_alive(status, run)
         if alive:
             return RunState(recorded)
-        created = _number(status.get("created")) or _number(status.get("updated")) or 0.0
+        created = (_number(status.get("segment_started")) or _number(status.get("created"))
+                   or _number(status.get("updated")) or 0.0)
         if alive is None and not status.get("pid") and time.time() - created <= STARTUP_GRACE_S:
             return RunState(recorded)
     return RunState("lost")

@@ -74,7 +74,9 @@ def test_estimate_shows_last_measured_peak(capsys, tmp_path):
     from runner.presets import require_config
 
     sig = memory_signature(require_config("qlora-8b"))
-    run = tmp_path / "runs" / "qlora-8b-1"
+    from runner.runs_home import runs_home
+
+    run = runs_home() / "qlora-8b-1"  # where a run of this preset goes by default
     run.mkdir(parents=True)
     events = [{"type": "run_started", "time": 1.0, "step": 0, "memory_signature": sig},
               {"type": "log", "time": 2.0, "step": 1, "gpu_mem_peak_allocated": 9 << 30,

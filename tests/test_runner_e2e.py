@@ -35,7 +35,7 @@ def env(shared_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     return e
 
 
-def tunedeck(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def tunedeck(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "runner.cli", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -55,7 +55,7 @@ def wait_for(predicate, timeout: float = 180, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def wait_final(run: RunDir, timeout: float = 240) -> dict:
+def wait_final(run: RunDir, timeout: float = 600) -> dict:
     wait_for(lambda: run.read_status().get("state") in FINAL_STATES and run.read_status().get("exit_code") is not None,
              timeout, f"{run.name} to end")
     return run.read_status()
@@ -148,13 +148,12 @@ def test_runs_and_logs_show_the_finished_demo(env, demo) -> None:
 
 # --- LoRA, detached: the run outlives the command that started it ---------------------------------
 def test_lora_run_survives_its_launcher_and_saves_adapter_and_merged_model(env) -> None:
-    started = time.monotonic()
     result = tunedeck(env, "run", "demo", "--detach", "--set", "lora.enabled=true", "--set", "lora.r=8",
                       "--set", "lora.merge_after_training=true", "--set", "training.max_steps=12",
                       "--set", "training.eval_strategy='no'", "--set", "training.logging_steps=2")
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 20  # returned at once: the launcher process has exited
     run = run_dir_of(result)
+    assert run.read_status()["state"] in ("starting", "running")  # returned at once, before the run ended
     status = wait_for(lambda: run.read_status().get("pid") and run.read_status(), 30, "pid")
     assert os.getsid(status["pid"]) == status["pid"] != os.getsid(0)  # its own session, not ours
     status = wait_final(run)
@@ -185,7 +184,7 @@ SLOW_RUN = ("--set", "training.max_steps=60", "--set", "training.logging_steps=2
 
 def test_stop_checkpoints_and_resume_continues_from_that_step(env) -> None:
     run = run_dir_of(tunedeck(env, "run", "demo", "--detach", *SLOW_RUN))
-    wait_for(lambda: any(e["type"] == "log" and e["step"] >= 6 for e in read_events(run.events)), 120, "step 6")
+    wait_for(lambda: any(e["type"] == "log" and e["step"] >= 6 for e in read_events(run.events)), 400, "step 6")
     pgid = run.read_status()["pgid"]
     stopped = tunedeck(env, "stop", run.name, "--grace", "60")
     assert stopped.returncode == 0 and "no process of the run is left" in stopped.stdout, stopped.stdout
@@ -217,7 +216,7 @@ def test_stop_checkpoints_and_resume_continues_from_that_step(env) -> None:
 def test_stopping_a_two_process_run_checkpoints_and_leaves_no_traceback(env) -> None:
     run = run_dir_of(tunedeck(env, "run", "demo", "--detach", *SLOW_RUN, "--set", "launch.num_processes=2",
                               "--set", f"launch.main_process_port={free_port()}"))
-    wait_for(lambda: any(e["type"] == "log" and e["step"] >= 4 for e in read_events(run.events)), 180, "step 4")
+    wait_for(lambda: any(e["type"] == "log" and e["step"] >= 4 for e in read_events(run.events)), 400, "step 4")
     pgid = run.read_status()["pgid"]
     stopped = tunedeck(env, "stop", run.name, "--grace", "60")
     assert stopped.returncode == 0 and "escalated" not in stopped.stdout, stopped.stdout
@@ -236,9 +235,9 @@ def test_ctrl_c_in_the_foreground_stops_the_run_gracefully(env) -> None:
     first = cli.stdout.readline()
     assert first.startswith("run directory: "), first
     run = RunDir(Path(first.split(": ", 1)[1].strip()))
-    wait_for(lambda: any(e["type"] == "log" for e in read_events(run.events)), 120, "the first log")
+    wait_for(lambda: any(e["type"] == "log" for e in read_events(run.events)), 400, "the first log")
     cli.send_signal(signal.SIGINT)  # what Ctrl-C delivers to the foreground command
-    out, _ = cli.communicate(timeout=120)
+    out, _ = cli.communicate(timeout=400)
     assert cli.returncode == 130 and "stopping (saving a checkpoint first" in out, out
     assert run.read_status()["state"] == "stopped" and read_events(run.events)[-1]["type"] == "run_stopped"
     assert run.latest_checkpoint() is not None
@@ -307,11 +306,11 @@ def test_killed_runs_are_reported_lost_or_killed(env) -> None:
     whole = run_dir_of(tunedeck(env, "run", "demo", "--detach", *long))
     trainer_only = run_dir_of(tunedeck(env, "run", "demo", "--detach", *long))
     for run in (whole, trainer_only):
-        wait_for(lambda run=run: any(e["type"] == "log" for e in read_events(run.events)), 120, f"{run.name} logging")
+        wait_for(lambda run=run: any(e["type"] == "log" for e in read_events(run.events)), 400, f"{run.name} logging")
     os.killpg(whole.read_status()["pgid"], signal.SIGKILL)  # everything, the supervisor included
     os.kill(trainer_only.read_status()["trainer_pid"], signal.SIGKILL)  # just the trainer (e.g. the OOM killer)
 
-    wait_for(lambda: run_pids(whole.path, whole.read_status()["pgid"]) == [], 30, "the killed group to vanish")
+    wait_for(lambda: run_pids(whole.path, whole.read_status()["pgid"]) == [], 120, "the killed group to vanish")
     listed = {r["name"]: r for r in json.loads(tunedeck(env, "runs", "--json").stdout)}
     assert listed[whole.name]["state"] == "lost" and "step " in listed[whole.name]["log_tail"]
     assert whole.read_status()["state"] == "running"  # the file says running; the registry knows better
@@ -319,7 +318,7 @@ def test_killed_runs_are_reported_lost_or_killed(env) -> None:
     assert f"{whole.name} is lost" in table
     assert "not running" in tunedeck(env, "stop", whole.name).stdout
 
-    status = wait_final(trainer_only, 60)
+    status = wait_final(trainer_only, 300)
     assert status["state"] == "failed" and status["reason"] == "killed", status
     assert read_events(trainer_only.events)[-1]["type"] == "run_failed"
-    wait_for(lambda: run_pids(trainer_only.path, trainer_only.read_status()["pgid"]) == [], 60, "the rest of the group to exit")
+    wait_for(lambda: run_pids(trainer_only.path, trainer_only.read_status()["pgid"]) == [], 180, "the rest of the group to exit")

@@ -103,6 +103,13 @@ def test_locks_say_alive_whatever_status_json_says_and_two_holders_are_impossibl
     assert info.state == "running" and info.label == "running (unsupervised)"
     with pytest.raises(RunLocked):
         hold(run, "trainer")  # a second trainer cannot take the directory
+    with pytest.raises(launch.RunBusy):
+        launch.start(run)  # nor can a second launch
+    before = run.status_file.read_bytes()
+    second = subprocess.run([sys.executable, "-m", "runner.launch", str(run.path)], env=python_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 3 and "still running" in second.stdout  # a supervisor started by hand
+    assert run.status_file.read_bytes() == before and not (run.path / "output.log").exists()
     trainer.kill()
     trainer.wait()
     run.update_status(state="running")
@@ -293,3 +300,12 @@ def test_a_full_disk_is_disk_full_with_the_free_space_and_leaves_nothing(full_tm
     listed = subprocess.run([sys.executable, "-m", "runner.cli", "runs"], env=python_env(), capture_output=True,
                             text=True, timeout=60)
     assert listed.returncode == 0 and "no runs" in listed.stdout
+
+
+def test_export_to_a_full_disk_is_disk_full_not_an_internal_error(full_tmpfs: Path) -> None:
+    target = full_tmpfs / "train.sh"
+    out = subprocess.run([sys.executable, "-m", "runner.cli", "export", "demo", "--to", "accelerate-cmd", "-o",
+                          str(target)], env=python_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "disk_full" in out.stderr and str(target) in out.stderr and "free" in out.stderr
+    assert "internal error" not in out.stderr and not target.exists()

@@ -34,9 +34,19 @@ def test_main_screen_160x48(snap_compare) -> None:
 
 async def focus_learning_rate(pilot) -> None:
     await settle(pilot)
-    pilot.app.editor.query_one("#sections").highlighted = GROUPS.index("Optimizer")
-    await pilot.pause(0.1)
-    pilot.app.editor.query_one(f"#{row_id('training.learning_rate')}").query_one("Input").focus()
+    editor = pilot.app.editor
+    editor.query_one("#sections").highlighted = GROUPS.index("Optimizer")
+    # Wait on conditions, not time: on a loaded machine the form may take a while to switch sections.
+    for _ in range(600):
+        if editor.form.group == "Optimizer" and editor.query(f"#{row_id('training.learning_rate')}"):
+            break
+        await pilot.pause(0.05)
+    field = editor.query_one(f"#{row_id('training.learning_rate')}").query_one("Input")
+    field.focus()
+    for _ in range(600):
+        if pilot.app.focused is field:
+            break
+        await pilot.pause(0.05)
     await settle(pilot)
 
 

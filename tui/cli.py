@@ -44,8 +44,7 @@ def register(sub: Any) -> None:
                        description="Open a run's live monitor: re-attach to a running run, or review a finished one.")
     p.add_argument("run", metavar="RUN", nargs="?", default="latest",
                    help="a run directory, run name, unique prefix or 'latest' (default)")
-    p.add_argument("--runs-dir", metavar="DIR", help="only the runs in DIR (default: every known run, "
-                   "wherever it was created)")
+    p.add_argument("--runs-dir", metavar="DIR", help="only the runs in DIR (default: every known run, wherever it was created)")
     p.set_defaults(func=cmd_attach)
 
     runs = sub.choices["runs"]  # runner's table; in a terminal the live screen instead

@@ -147,38 +147,22 @@ def filter_pattern(text: str) -> str:
 
 
 class EventReader:
-    """Complete events appended to events.jsonl since the last call, at most `limit` bytes at a time."""
+    """Complete events appended to events.jsonl since the last call, at most `limit` bytes at a time
+    (runner.events.EventTail, the one incremental reader of events)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.offset = 0
-        self._partial = b""
+        from runner.events import EventTail
+
+        self._tail = EventTail(path)
+
+    @property
+    def offset(self) -> int:
+        return self._tail.offset
 
     def poll(self, limit: int = EVENT_CHUNK) -> tuple[list[dict[str, Any]], bool]:
         """(events, more): `more` is True when the file holds more than was read this time."""
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read(limit)
-                more = bool(data) and len(data) == limit
-        except FileNotFoundError:
-            return [], False
-        self.offset += len(data)
-        data = self._partial + data
-        cut = data.rfind(b"\n") + 1
-        self._partial = data[cut:]
-        lines = [line for line in data[:cut].split(b"\n") if line.strip()]
-        try:
-            # One parse for the whole chunk: much faster than a json.loads call per line.
-            parsed = json.loads(b"[" + b",".join(lines) + b"]")
-        except ValueError:
-            parsed = []
-            for line in lines:
-                try:
-                    parsed.append(json.loads(line))
-                except ValueError:
-                    continue  # a corrupt line: skip it, like runner.events does
-        return [e for e in parsed if isinstance(e, dict) and "type" in e], more
+        events = self._tail.poll(limit)
+        return events, self._tail.more
 
 
 @dataclass

@@ -27,6 +27,10 @@ def register(sub: Any) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a value (TOML syntax), repeatable")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    p.add_argument("--simulate", action="store_true",
+                   help="also run one training step of the exact model on fake tensors (no GPU, no weights; "
+                   "seconds to a minute) and print its peak by phase beside the estimate; for an architecture "
+                   "the estimator does not know, the simulation is the estimate")
     p.set_defaults(func=run_estimate)
     g = sub.add_parser("gpus", help="list the GPUs, their memory, load and processes",
                        description="Show what tunedeck's GPU probe sees (respects CUDA_VISIBLE_DEVICES).")
@@ -55,7 +59,7 @@ def gib(n: float) -> str:
 
 def run_estimate(args: argparse.Namespace) -> int:
     from runner import exits, presets
-    from runner.estimate import EstimateError, apply_changes, estimate, last_measured_peak
+    from runner.estimate import EstimateError, UnknownModel, apply_changes, estimate, last_measured_peak
     from runner.gpu import probe
 
     overrides = list(args.overrides) + ([f"launch.num_processes={args.gpus}"] if args.gpus else [])
@@ -76,21 +80,91 @@ def run_estimate(args: argparse.Namespace) -> int:
             tightest = min(used, key=lambda g: g.free_bytes)
             budget = tightest.free_bytes
             against = f"GPU {tightest.index} ({tightest.name}): {gib(tightest.free_bytes)} free of {gib(tightest.total_bytes)}"
+    simulated = None
     try:
         est = estimate(config, budget, gpu_count)
+    except UnknownModel as exc:
+        if not args.simulate:
+            print(f"{printable(loaded.path, 240)}: error: cannot estimate: {printable(exc, 600)}", file=sys.stderr)
+            return exits.USAGE
+        est = None  # the simulation builds whatever transformers can build from the config
+        analytic_error = str(exc)
     except EstimateError as exc:
         print(f"{printable(loaded.path, 240)}: error: cannot estimate: {printable(exc, 600)}", file=sys.stderr)
         return exits.USAGE
-    measured = last_measured_peak(config, Path(config.training.output_dir))
+    if args.simulate:
+        simulated = _simulate(config, loaded.path)
+        if simulated is None:
+            return exits.USAGE
+    if est is None:
+        return _print_simulation_only(printable(loaded.name), simulated, budget, against, analytic_error, args.json,
+                                      report.reason if not report.available else "")
+    from runner.runs_home import runs_dir
+
+    measured = last_measured_peak(config, runs_dir(config=config))  # where this config's runs go
     if args.json:
         out = est.to_dict()
-        out.update(against=against or None, last_measured=measured)
+        out.update(against=against or None, last_measured=measured, simulated=simulated)
         print(json.dumps(out, indent=2))
     else:
         _print_estimate(printable(loaded.name), est, against, measured, report.reason if not report.available else "")
+        if simulated:
+            _print_simulation(est, simulated)
     for sug in est.suggestions:  # a suggestion that would not validate is a bug: fail loudly in tests
         apply_changes(config, sug.changes)
     return exits.FAILED if est.verdict == "does not fit" else exits.OK
+
+
+def _simulate(config: Any, path: Any) -> dict | None:
+    """The simulated step (runner.simulate in a subprocess), or None after printing why it failed."""
+    from runner.simulate import SimulationError, run_subprocess
+
+    try:
+        return run_subprocess(config.model_dump(mode="json"))
+    except SimulationError as exc:
+        print(f"{printable(path, 240)}: error: cannot simulate: {printable(exc, 600)}", file=sys.stderr)
+        return None
+
+
+def _print_simulation(est: Any, sim: dict) -> None:
+    """The simulated peak by phase beside the analytic one."""
+    print(f"\nSimulated training step ({printable(sim['arch_source'])}, fake tensors, {sim['seconds']:.1f} s):")
+    print(f"  {'phase':<15} {'analytic':>11} {'simulated':>11}")
+    for phase, sim_bytes in sim["phases"].items():
+        analytic = gib(est.phases[phase]) if est is not None and phase in est.phases else "-"
+        mark = "  <- peak" if phase == sim["phase"] else ""
+        print(f"  {phase:<15} {analytic:>11} {gib(sim_bytes):>11}{mark}")
+    tensors = sim["tensor_peak_bytes"]
+    split = sim.get("split", {}).get(sim["phase"]) or {}
+    parts = ", ".join(f"{name} {gib(n)}" for name, n in split.items() if n > 0)
+    print(f"  simulated tensors at the peak: {gib(tensors)}" + (f" (about: {parts})" if parts else ""))
+    print("  + not visible to a simulation, from the analytic model: "
+          + ", ".join(f"{name.replace(' (analytic)', '')} {gib(n)}" for name, n in sim["unseen"].items()))
+    for note in sim.get("notes", []):
+        print(f"  note: {printable(note)}")
+
+
+def _print_simulation_only(name: str, sim: dict, budget: int | None, against: str, why: str, as_json: bool,
+                           no_gpu: str) -> int:
+    from runner import exits
+    from runner.estimate import verdict
+
+    result = verdict(sim["peak_bytes"], budget) if budget else None
+    if as_json:
+        print(json.dumps({"peak_bytes": sim["peak_bytes"], "phase": sim["phase"], "phases": sim["phases"],
+                          "verdict": result, "against": against or None, "analytic": None,
+                          "analytic_error": why, "simulated": sim}, indent=2))
+    else:
+        print(f"{name}: {sim['params_total']:,} parameters, {sim['params_trainable']:,} trainable "
+              f"({printable(sim['model_type'])}, {printable(sim['arch_source'])})")
+        print("the analytic estimator does not model this architecture; the simulation is the estimate")
+        _print_simulation(None, sim)
+        print()
+        if result:
+            print(f"{result.upper()}: {gib(sim['peak_bytes'])} against {against}")
+        else:
+            print(f"no budget to compare with ({no_gpu or 'no GPU detected'}); pass --gpu-memory, e.g. --gpu-memory 24GiB")
+    return exits.FAILED if result == "does not fit" else exits.OK
 
 
 def _print_estimate(name: str, est: Any, against: str, measured: dict | None, no_gpu: str) -> None:

@@ -273,13 +273,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"recorded {target.resolve()}")
     found = listing(args.runs_dir)
     runs = found.runs
-    for path in found.removed:
-        forget(path)  # reported once (below), then dropped from the index
-    if args.json:
+    if args.json:  # vanished runs stay in the index until a listing for people has shown them
         print(json.dumps([r.as_dict() for r in runs], indent=2))
         return EXIT_OK
     for path in found.removed:
         print(f"removed from the list: {path} (the directory is gone)")
+        forget(path)  # reported once, then dropped from the index
     if not runs:
         where = f" in {Path(args.runs_dir).resolve()}" if args.runs_dir else ""
         print(f"no runs{where} yet (new runs go to {_runs_home_text()})")
@@ -291,7 +290,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             progress += f" ({r.progress:.0%})"
         started = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "-"
         rows.append((r.name, r.label, progress, f"{r.last_loss:.4f}" if r.last_loss is not None else "-", started,
-                     _duration(r.duration), printable(r.preset or "-"), printable(r.reason or "")))
+                     _duration(r.duration), printable(r.preset or "-"), printable(r.reason or "", 40)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -303,9 +302,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             print(f"{r.name}: {printable(line)}")
     for r in runs:
         if r.state == "failed":
-            print(f"\n{r.name} failed ({printable(r.reason or 'error')}): {printable(r.message or '(no message)')}")
+            print(f"\n{r.name} failed ({printable(r.reason or 'error', 40)}): {printable(r.message or '(no message)', 400)}")
             if r.status.get("suggestion"):
-                print(f"    suggestion: {printable(r.status['suggestion'])}")
+                print(f"    suggestion: {printable(r.status['suggestion'], 600)}")
         elif r.state == "lost":
             print(f"\n{r.name} is lost: its processes are gone but it never recorded an end. Last output:")
             print("    " + "\n    ".join(printable(line, 400) for line in r.log_tail.splitlines() or ["(empty log)"]))

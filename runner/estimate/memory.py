@@ -87,6 +87,7 @@ class Breakdown:
     params_total: int
     params_trainable: int
     notes: list[str] = field(default_factory=list)
+    tensors: dict[str, int] = field(default_factory=dict)  # tensor bytes alone per phase (what a simulation sees)
 
     @property
     def peak_bytes(self) -> int:
@@ -100,12 +101,14 @@ class _Precision:
     residual: int  # bytes per value of the residual stream and norm outputs
     mixed: str  # "bf16", "fp16" or "no"
     kbit: str  # "4bit", "8bit" or ""
+    block_out: int = 2  # bytes per value out of a block linear fed by the residual stream (see kbit_linear_out)
+    attn: int = 2  # bytes per value the attention kernel keeps (q, k, v, output)
 
 
 def _precision(arch: Architecture, s: dict[str, Any]) -> _Precision:
     dtype = s["model.dtype"] if s["model.dtype"] != "auto" else arch.dtype
     weight = DTYPE_BYTES[dtype]
-    mixed = resolve_mixed_precision(s["launch.mixed_precision"], s["training.bf16"], s["training.fp16"])
+    mixed = mixed_precision(s)
     kbit = "4bit" if s["quantization.load_in_4bit"] else "8bit" if s["quantization.load_in_8bit"] else ""
     compute = weight
     if kbit == "4bit":
@@ -114,7 +117,40 @@ def _precision(arch: Architecture, s: dict[str, Any]) -> _Precision:
         compute = 2  # int8 matmuls return fp16
     act = 2 if mixed != "no" else compute
     residual = FP32 if weight == FP32 or (kbit and KBIT_UPCAST) else weight
-    return _Precision(weight, act, residual, mixed, kbit)
+    block_out = kbit_linear_out(act, residual, kbit)
+    attn = act if mixed != "no" else block_out  # autocast runs SDPA in 16 bits; without it, q/k/v's own dtype
+    return _Precision(weight, act, residual, mixed, kbit, block_out, attn)
+
+
+def kbit_linear_out(act: int, residual: int, kbit: str) -> int:
+    """Bytes per output value of a block linear whose input is the residual stream (term 2 of issue #14).
+
+    bitsandbytes' k-bit linears cast their input to the compute dtype and their output back to the
+    input's dtype; after prepare_model_for_kbit_training the norms feeding them are fp32, so q/k/v, gate
+    and up come out in fp32 even under autocast (and so do the MLP intermediates built from them).
+    Plain linears return the autocast (or compute) dtype.
+    """
+    return residual if kbit else act
+
+
+def mixed_precision(s: dict[str, Any]) -> str:
+    """"bf16", "fp16" or "no": what autocast runs in (launch.mixed_precision, or the training flags)."""
+    return resolve_mixed_precision(s["launch.mixed_precision"], s["training.bf16"], s["training.fp16"])
+
+
+def builds_attention_mask(s: dict[str, Any]) -> bool:
+    """Whether transformers builds a 4-D attention mask on the GPU (the simulation feeds inputs to match).
+
+    Eager attention always adds one; flash-attn never needs one; SDPA needs one when rows carry padding:
+    several rows padded to the longest one, or padding to max_length. A single unpadded row uses the
+    kernel's causal flag instead.
+    """
+    impl = s["model.attn_implementation"]
+    if impl == "flash_attention_2":
+        return False
+    if impl == "eager":
+        return True
+    return int(s["training.per_device_train_batch_size"]) > 1 or s["data.padding"] == "max_length"
 
 
 def breakdown(arch: Architecture, lay: Layout, s: dict[str, Any]) -> Breakdown:
@@ -224,18 +260,23 @@ def breakdown(arch: Architecture, lay: Layout, s: dict[str, Any]) -> Breakdown:
         notes.append("activations assume every batch is padded to max_seq_length (the worst case)")
     per_token = _layer_bytes_per_token(arch, lay, s, p, plan)
     quad = _attention_quadratic(arch, s, p, b, seq)  # eager attention's s x s matrices, per layer
-    layer = tokens * per_token + quad  # everything one block keeps for backward
+    # autocast casts each frozen fp32 weight at its matmul and the copy is kept for backward (LoRA on an
+    # fp32 checkpoint; k-bit weights are dequantized instead, trained weights are cached once in `copy`)
+    block_copies = lay.block_linear_weights * 2 if lora and p.mixed != "no" and p.weight == FP32 and not p.kbit else 0
+    layer = tokens * per_token + quad + block_copies  # everything one block keeps for backward
     mask = _mask_bytes(arch, s, p, b, seq)  # one attention mask shared by every layer
     edges = tokens * (p.residual * h + FP32 * h + p.residual * h)  # embedding output, final norm input/output
     if s["training.gradient_checkpointing"]:
         act_fwd = L * tokens * p.residual * h + mask + edges  # only each block's input is kept
-        act_bwd = act_fwd + layer  # one block recomputed at a time during backward
+        act_bwd = act_fwd  # + one recomputed block, once the loss's buffers are gone (checkpointed_backward)
         act_detail = f"checkpointed: {L} block inputs + 1 recomputed block ({_gib(layer)})"
     else:
         act_fwd = act_bwd = L * layer + mask + edges
         act_detail = f"{L} blocks x {_gib(layer)}"
     if quad:
-        act_detail += f"; eager attention's seq x seq scores {_gib(quad)} per block"
+        what = "eager attention's seq x seq scores" if s["model.attn_implementation"] == "eager" else \
+            "SDPA's additive mask"
+        act_detail += f"; {what} {_gib(quad)} per block"
 
     # ---- logits and loss over the vocabulary ----------------------------------------------------------
     logit_elems = tokens * arch.vocab_size  # batch x seq x vocab
@@ -244,6 +285,11 @@ def breakdown(arch: Architecture, lay: Layout, s: dict[str, Any]) -> Breakdown:
     logits_fwd = logit_elems * (p.act + upcast + FP32 + softcap)  # logits, fp32 copy, log-softmax output
     logits_bwd = logit_elems * (FP32 + FP32 + FP32 + softcap)  # log-softmax output, its gradient, the input gradient
     logits_detail = f"{b} x {seq} x {arch.vocab_size:,} vocab"
+    head_copy = frozen_head_copy(arch, p, lora)
+    if head_copy:  # lives as long as the logits' buffers: until the head's backward
+        logits_fwd += head_copy
+        logits_bwd += head_copy
+        logits_detail += f" + 16-bit copy of the fp32 head ({_gib(head_copy)})"
 
     # ---- temporaries ---------------------------------------------------------------------------------
     widest = max(arch.intermediate_size, arch.num_heads * arch.head_dim + 2 * arch.num_kv_heads * arch.head_dim)
@@ -258,10 +304,15 @@ def breakdown(arch: Architecture, lay: Layout, s: dict[str, Any]) -> Breakdown:
     weights = frozen + trainable_w + master + gathered
     fwd = {"weights": weights + copy, "grads": grads if accumulating else 0.0, "optim": optim,
            "act": act_fwd, "logits": logits_fwd, "temp": dequant}
-    bwd_start = {"weights": weights + copy, "grads": grads if accumulating else 0.0, "optim": optim,
-                 "act": act_bwd, "logits": logits_bwd, "temp": bwd_temp + dequant}
-    bwd_end = {"weights": weights + copy, "grads": grads, "optim": optim, "act": layer if s[
-        "training.gradient_checkpointing"] else 0.0, "logits": 0.0, "temp": bwd_temp + dequant}
+    held = {"weights": weights + copy, "grads": grads if accumulating else 0.0, "optim": optim}
+    bwd_start = {**held, "act": act_bwd, "logits": logits_bwd, "temp": dequant}
+    if s["training.gradient_checkpointing"]:
+        bwd_start = checkpointed_backward(bwd_start, layer, bwd_temp)
+    else:
+        bwd_start["temp"] += bwd_temp
+    tied_sum = tied_gradient_sum(arch, lora, train_bytes)
+    bwd_end = {**held, "grads": grads + tied_sum, "act": layer if s["training.gradient_checkpointing"] else 0.0,
+               "logits": 0.0, "temp": bwd_temp + dequant}
     bwd = bwd_start if sum(bwd_start.values()) >= sum(bwd_end.values()) else bwd_end
     step = {"weights": weights, "grads": grads, "optim": optim, "act": 0.0, "logits": 0.0, "temp": step_temp}
     moments = {"forward": fwd, "backward": bwd, "optimizer step": step}
@@ -292,7 +343,42 @@ def breakdown(arch: Architecture, lay: Layout, s: dict[str, Any]) -> Breakdown:
     components.append(Component("overhead", overhead,
                                 f"temporaries {_gib(parts['temp'])}, allocator {ALLOCATOR_OVERHEAD:.0%} of "
                                 f"{_gib(dynamic)}, workspaces"))
-    return Breakdown(phases, phase, components, params_total, trainable, notes)
+    tensors = {name: int(sum(parts.values())) for name, parts in moments.items()}
+    return Breakdown(phases, phase, components, params_total, trainable, notes, tensors)
+
+
+def frozen_head_copy(arch: Architecture, p: _Precision, lora: bool) -> float:
+    """Bytes of the 16-bit copy autocast makes of a frozen fp32 output head and keeps for backward.
+
+    Autocast caches casts only of weights that train; a frozen fp32 head (k-bit training upcasts it, and
+    fp32 checkpoints keep it) is cast at its matmul and the copy is saved for the input's gradient.
+    """
+    if not lora or p.mixed == "no" or not ((p.kbit and KBIT_UPCAST) or p.weight == FP32):
+        return 0.0
+    return float(arch.vocab_size * arch.hidden_size * 2)
+
+
+def checkpointed_backward(loss_moment: dict[str, float], block: float, block_temp: float) -> dict[str, float]:
+    """The start of backward with gradient checkpointing (term 3 of issue #14).
+
+    First the loss's buffers over the vocabulary live beside the kept block inputs; they are freed before
+    the last block is recomputed, so the peak is the larger of (kept + loss backward) and (kept + one
+    recomputed block + its gradient temporaries), not their sum.
+    """
+    recompute = {**loss_moment, "logits": 0.0, "act": loss_moment["act"] + block,
+                 "temp": loss_moment["temp"] + block_temp}
+    return loss_moment if sum(loss_moment.values()) >= sum(recompute.values()) else recompute
+
+
+def tied_gradient_sum(arch: Architecture, lora: bool, train_bytes: int) -> float:
+    """Extra bytes at the end of backward when a trained embedding is tied to the output head (term 5).
+
+    Both uses of the one weight send it a full vocab x hidden gradient; autograd adds them out of place,
+    so the head's gradient, the embedding's gradient and their sum exist at once: two more copies.
+    """
+    if lora or not arch.tie_word_embeddings:
+        return 0.0
+    return 2.0 * arch.vocab_size * arch.hidden_size * train_bytes
 
 
 def _gib(n: float) -> str:
@@ -314,20 +400,37 @@ def _trainable_matrices(arch: Architecture, lay: Layout, plan: AdapterPlan | Non
     return mats
 
 
-def _group(width: int, saves: int, adapters: int, dropout: bool, cast: bool, p: _Precision, rank: int) -> float:
+def _group(width: int, saves: int, adapters: int, dropout: bool, x_bytes: int, p: _Precision, rank: int) -> float:
     """Bytes per token kept for backward by the linears sharing one input of `width` features.
 
-    saves: linears whose own weight trains (they keep their input); adapters: LoRA adapters on them.
-    cast: the input is wider than the compute dtype, so autocast makes one copy per consumer.
+    saves: linears whose own weight trains (they keep their input, one 16-bit copy each when autocast has
+    to cast it); adapters: LoRA adapters on them (`adapter_input_bytes`); x_bytes: the input's dtype size.
     """
     kept = 0.0
-    sharers = saves + (0 if dropout else adapters)  # consumers that keep the input itself
-    if sharers:
-        kept += width * p.act * (sharers if cast else 1)  # shared, or one 16-bit copy each under autocast
-    if adapters and dropout:
-        kept += adapters * width * (p.act + BOOL)  # each adapter's dropped-out input and its mask
-    kept += adapters * rank * p.act  # lora_A's output, kept for lora_B
-    return kept
+    if saves:
+        kept += width * p.act * (saves if x_bytes != p.act else 1)
+    return kept + adapter_input_bytes(width, adapters, dropout, x_bytes, p.mixed != "no", rank)
+
+
+def adapter_input_bytes(width: int, adapters: int, dropout: bool, x_bytes: int, autocast: bool, rank: int,
+                        adapter_bytes: int = FP32) -> float:
+    """Bytes per token LoRA adapters on one `width`-wide input keep for backward (term 1 of issue #14).
+
+    peft casts the input to the adapter's dtype (fp32) separately in each adapter (`_cast_input_dtype`), so
+    sibling adapters share nothing: each keeps what its lora_A computes on (the 16-bit autocast copy, or
+    the fp32 input without autocast) plus a one-byte dropout mask, and lora_A's rank-wide output. Only an
+    input already in fp32, without autocast and without dropout, is the same storage for all of them.
+    """
+    if not adapters:
+        return 0.0
+    computes = 2 if autocast else adapter_bytes  # what lora_A's matmul reads and saves
+    if dropout:
+        kept = adapters * width * (computes + BOOL)
+    elif not autocast and x_bytes == adapter_bytes:
+        kept = width * adapter_bytes  # no cast anywhere: every adapter saves the input itself
+    else:
+        kept = adapters * width * computes
+    return kept + adapters * rank * computes
 
 
 def _layer_bytes_per_token(arch: Architecture, lay: Layout, s: dict[str, Any], p: _Precision,
@@ -340,12 +443,14 @@ def _layer_bytes_per_token(arch: Architecture, lay: Layout, s: dict[str, Any], p
     adapted = {lin.path for lin, n in plan.per_block} if plan else set()
     dropout = bool(plan) and float(s["lora.lora_dropout"]) > 0
     rank = int(s["lora.r"]) if plan else 0
-    cast = p.residual != p.act  # norm outputs wider than the compute dtype
+    mlp_bytes = p.block_out  # gate/up outputs and what the activation and the product keep
 
-    def group(paths: tuple[str, ...], width: int, from_norm: bool) -> float:
-        saves = len(paths) if full else 0
+    def group(paths: tuple[str, ...], width: int, x_bytes: int, kept_already: bool = False) -> float:
+        # kept_already: the input is a tensor another op keeps anyway (the attention output, which the
+        # kernel saves and o_proj reads without a copy): a trained linear adds nothing for it (term 4)
+        saves = len(paths) if full and not kept_already else 0
         n_adapted = sum(path in adapted for path in paths)
-        return _group(width, saves, n_adapted, dropout, cast and from_norm, p, rank)
+        return _group(width, saves, n_adapted, dropout, x_bytes, p, rank)
 
     norm = FP32 * h + (p.residual * h if full else 0)  # RMS/LayerNorm keeps its fp32 input (+ output for its weight grad)
     flash = s["model.attn_implementation"] == "flash_attention_2"
@@ -358,36 +463,41 @@ def _layer_bytes_per_token(arch: Architecture, lay: Layout, s: dict[str, Any], p
     drop_masks = 2 * h * BOOL if resid_dropout else 0  # residual dropout after attention and after the MLP
 
     if arch.family == "gpt2":
-        attn = (group(("attn.c_attn",), h, True)
-                + 3 * h * p.act  # fused q/k/v output, kept whole by the attention kernel's views
-                + h * p.act + lse  # attention output + log-sum-exp
-                + group(("attn.c_proj",), h, False))
-        mlp = (group(("mlp.c_fc",), h, True)
-               + 4 * i * p.act  # gelu_new's tanh formula keeps x, tanh, 0.5x and 1+tanh
-               + group(("mlp.c_proj",), i, False))
+        attn = (group(("attn.c_attn",), h, p.residual)
+                + 3 * h * p.attn  # fused q/k/v output, kept whole by the attention kernel's views
+                + h * p.attn + lse  # attention output + log-sum-exp
+                + group(("attn.c_proj",), h, p.attn, kept_already=True))
+        mlp = (group(("mlp.c_fc",), h, p.residual)
+               + 4 * i * mlp_bytes  # gelu_new's tanh formula keeps x, tanh, 0.5x and 1+tanh
+               + group(("mlp.c_proj",), i, mlp_bytes))
         norms = 2 * (p.residual * h + (p.residual * h if full else 0))  # LayerNorm input (+ output for its grads)
         return norms + attn + mlp + drop_masks
     if arch.family == "phi3":
-        attn = (group(("self_attn.qkv_proj",), h, True)
-                + (q + 2 * kv) * p.act  # fused qkv output kept whole through the v view
-                + (q + kv) * p.act  # rotated q and k
-                + (2 * (q - kv) * p.act if repeat else 0)  # expanded k and v
-                + q * p.act + lse + group(("self_attn.o_proj",), q, False))
-        mlp = group(("mlp.gate_up_proj",), h, True) + 2 * i * p.act + i * p.act + group(("mlp.down_proj",), i, False)
+        attn = (group(("self_attn.qkv_proj",), h, p.residual)
+                + (q + 2 * kv) * p.attn  # fused qkv output kept whole through the v view
+                + (q + kv) * p.attn  # rotated q and k
+                + (2 * (q - kv) * p.attn if repeat else 0)  # expanded k and v
+                + q * p.attn + lse + group(("self_attn.o_proj",), q, p.attn, kept_already=True))
+        mlp = (group(("mlp.gate_up_proj",), h, p.residual) + 2 * i * mlp_bytes + i * mlp_bytes
+               + group(("mlp.down_proj",), i, mlp_bytes))
         return 2 * norm + attn + mlp + drop_masks
-    attn = (group(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), h, True)
-            + q * p.act + 2 * kv_kept * p.act  # rotated q and k, and v, as the attention kernel keeps them
-            + q * p.act + lse  # attention output and log-sum-exp
-            + group(("self_attn.o_proj",), q, False))
-    mlp = (group(("mlp.gate_proj", "mlp.up_proj"), h, True)
-           + 3 * i * p.act  # gate output, activation output and up output, kept by the act and the product
-           + group(("mlp.down_proj",), i, False))
+    attn = (group(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), h, p.residual)
+            + q * p.attn + 2 * kv_kept * p.attn  # rotated q and k, and v, as the attention kernel keeps them
+            + q * p.attn + lse  # attention output and log-sum-exp
+            + group(("self_attn.o_proj",), q, p.attn, kept_already=True))
+    mlp = (group(("mlp.gate_proj", "mlp.up_proj"), h, p.residual)
+           + 3 * i * mlp_bytes  # gate output, activation output and up output, kept by the act and the product
+           + group(("mlp.down_proj",), i, mlp_bytes))
     norms = (4 if arch.family == "gemma2" else 2) * norm
     return norms + attn + mlp
 
 
 def _attention_quadratic(arch: Architecture, s: dict[str, Any], p: _Precision, b: int, seq: int) -> float:
-    """Eager attention keeps batch x heads x seq x seq probabilities per layer; fused kernels keep none."""
+    """Eager attention keeps batch x heads x seq x seq probabilities per layer; fused kernels keep none,
+    but SDPA's memory-efficient kernel, which takes the mask, converts the boolean mask to an additive one
+    in the query dtype (last dim padded to 16) in every layer and keeps it for backward."""
+    if s["model.attn_implementation"] == "sdpa":
+        return b * seq * (-(-seq // 16) * 16) * p.attn if builds_attention_mask(s) else 0.0
     if s["model.attn_implementation"] != "eager":
         return 0.0
     scores = b * arch.num_heads * seq * seq

@@ -52,7 +52,7 @@ RECOMPUTE_DELAY = 0.08  # seconds of quiet typing before problems, estimate and 
 AUTOSAVE_DELAY = 2.0  # seconds after the last edit before the draft is written
 # Actions that need the preset: dimmed in the footer for the moment before it is loaded.
 EDITOR_ACTIONS = frozenset({"save", "save_as", "open", "full_help", "changes", "toggle_help", "launch",
-                            "apply_suggestion"})
+                            "apply_suggestion", "simulate"})
 
 
 class EditorScreen(Screen):
@@ -65,6 +65,7 @@ class EditorScreen(Screen):
         Binding("f3", "changes", "Changes"),
         Binding("f4", "toggle_help", "Help pane"),
         Binding("f5", "launch", "Launch"),
+        Binding("ctrl+e", "simulate", "Simulate", show=False),  # in the gauge's help and README; keeps the footer short
         Binding("f10", "data", "Data", show=False),  # also in the command palette; kept out of a full footer
         *[Binding(key.lower(), f"apply_suggestion({i})", f"Fix {i + 1}") for i, key in enumerate(SUGGESTION_KEYS)],
     ]
@@ -322,6 +323,7 @@ class EditorScreen(Screen):
             self._sync_fix_keys()
             return
         budget, label = self.budget()
+        gauge.config_signature = estimator.memory_signature(self.state.config)
         try:
             from runner.data_lengths import lookup as data_lengths  # recorded by the Data screen / `tunedeck data`
 
@@ -538,6 +540,31 @@ class EditorScreen(Screen):
 
     def action_open(self) -> None:
         self.app.open_preset()
+
+    def action_simulate(self) -> None:
+        """Simulate one training step of this exact config (a subprocess); the gauge shows the result."""
+        from runner.estimate import memory_signature
+
+        signature = memory_signature(self.state.config)
+        self.query_one(MemoryGauge).show_simulation(signature, "[dim]simulating one training step…[/]")
+        self.simulate_step(self.state.config.model_dump(mode="json"), signature)
+
+    @work(thread=True, exclusive=True, group="simulate", name="simulate a step", exit_on_error=False)
+    def simulate_step(self, config_data: dict, signature: str) -> None:
+        from runner.simulate import SimulationError, remember, run_subprocess, summary_line
+
+        try:
+            result = run_subprocess(config_data)
+        except SimulationError as exc:
+            line = f"[$warning]simulation failed:[/] {safe(exc)}"
+        else:
+            remember(signature, result)
+            line = safe(summary_line(result))
+        self.app.call_from_thread(self._simulated, signature, line)
+
+    def _simulated(self, signature: str, line: str) -> None:
+        if self.is_attached:
+            self.query_one(MemoryGauge).show_simulation(signature, line)
 
     def action_launch(self) -> None:
         """The launch hook: refuses with the problems shown; otherwise hands over to the app's launcher."""

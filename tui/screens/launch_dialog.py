@@ -46,6 +46,14 @@ def selected_gpus(gpus: list[Any], gpu_ids: str) -> list[Any]:
     return [g for g in gpus if g.index in wanted]
 
 
+def simulated_text(signature: str) -> str:
+    """The simulated step's figure for these settings, if the editor ran one (Ctrl+E)."""
+    from runner.simulate import recalled, summary_line
+
+    result = recalled(signature)
+    return summary_line(result) if result else "simulated: not run for these settings (Ctrl+E in the editor)"
+
+
 class LaunchDialog(ModalScreen[RunDir | None]):
     """Dismisses with the started run, or None when cancelled or refused."""
 
@@ -227,6 +235,7 @@ class LaunchDialog(ModalScreen[RunDir | None]):
             verdict = estimator.verdict(est.peak_bytes, budget)
             text.append(f": {verdict} in {budget / GIB:.1f} GiB free",
                         style={"fits": "green", "tight": "yellow"}.get(verdict, "red"))
+        text.append("\n" + simulated_text(estimator.memory_signature(self.config)))
         widget.update(text)
 
     def refresh_problems(self, context: Context) -> None:

@@ -8,7 +8,6 @@ table gives the highlighted run's failure reason and message.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,24 @@ from .. import run_ops
 from ..widgets.run_progress import STATE_STYLES, duration
 
 REFRESH_INTERVAL = 2.0
+NAME_WIDTH = 20  # "demo-20261201-215420"; longer names keep their start and the timestamp (80x24 budget)
 COLUMNS = ("run", "state", "progress", "loss", "best eval", "started", "duration", "preset", "reason")
+
+
+def progress_cell(info: Any) -> str:
+    """'43% 520/1200', or '43% 520' when that would take more than 12 cells (80x24 budget)."""
+    if info.progress is None:
+        return "-" if info.step is None else str(info.step)
+    full = f"{info.progress:.0%} {info.step}/{info.total_steps}"
+    return full if len(full) <= 12 else f"{info.progress:.0%} {info.step}"
+
+
+def short_name(name: str, width: int = NAME_WIDTH) -> str:
+    """`name` in `width` cells: the start, an ellipsis and the end (the timestamp tells runs apart)."""
+    if len(name) <= width:
+        return name
+    tail = min(15, width - 5)
+    return name[: width - tail - 1] + "…" + name[-tail:]
 
 
 def detail_line(info: Any) -> str:
@@ -43,29 +59,18 @@ def detail_line(info: Any) -> str:
 
 
 class BestEval:
-    """Lowest eval loss in a run's events.jsonl, reading only the bytes appended since last time."""
+    """Lowest eval loss in a run's events.jsonl, reading only the bytes appended since last time
+    and parsing only the evaluation lines."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
+        from runner.events import EventTail
+
+        self.tail = EventTail(path, contains=b'"eval_loss"')
         self.best: float | None = None
 
     def update(self) -> float | None:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read()
-        except OSError:
-            return self.best
-        cut = data.rfind(b"\n") + 1
-        self.offset += cut
-        for line in data[:cut].splitlines():
-            if b'"eval_loss"' not in line:  # skip the parse for the (many) other events
-                continue
-            try:
-                value = json.loads(line).get("eval_loss")
-            except ValueError:
-                continue
+        for event in self.tail.poll():
+            value = event.get("eval_loss")
             if isinstance(value, (int, float)) and (self.best is None or value < self.best):
                 self.best = float(value)
         return self.best
@@ -105,7 +110,7 @@ class RunsScreen(Screen):
         yield Header(icon="")
         table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         for column in COLUMNS:
-            table.add_column(column, key=column)
+            table.add_column(column, key=column, width=NAME_WIDTH if column == "run" else None)
         yield table
         yield Static("", id="runs-hint")
         yield Footer(compact=True)
@@ -134,9 +139,9 @@ class RunsScreen(Screen):
         rows = []
         for info in reversed(found.runs):  # newest first
             best = self._best.setdefault(info.run.events, BestEval(info.run.events)).update()
-            progress = f"{info.progress:.0%} {info.step}/{info.total_steps}" if info.progress is not None else "-"
+            progress = progress_cell(info)
             started = time.strftime("%m-%d %H:%M", time.localtime(info.started)) if info.started else "-"
-            cells = (info.name, Text(info.label, style=STATE_STYLES.get(info.state, "")), progress,
+            cells = (short_name(info.name), Text(info.label, style=STATE_STYLES.get(info.state, "")), progress,
                      f"{info.last_loss:.4f}" if info.last_loss is not None else "-",
                      f"{best:.4f}" if best is not None else "-",
                      started, duration(info.duration), info.preset or "-", info.reason or "")
@@ -159,7 +164,7 @@ class RunsScreen(Screen):
             self.rows[name] = row
             cells = list(row.cells)
             if self.marked is not None and self.marked.path == row.run.path:
-                cells[0] = Text(f"* {name}", style="bold")
+                cells[0] = Text(short_name(f"* {name}"), style="bold")
             table.add_row(*cells, key=name)
             before = self._states.get(name)
             if before in ACTIVE_STATES and row.state in (*FINAL_STATES, "lost"):

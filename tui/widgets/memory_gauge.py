@@ -38,11 +38,20 @@ class MemoryGauge(VerticalScroll, can_focus=False):
 ## Memory gauge
 Estimated peak memory per GPU and where it goes. Green fits, yellow is tight (under 10% spare),
 red does not fit. `F6`-`F8` apply the listed suggestions. Without a GPU, pick a target card size.
+`Ctrl+E` simulates one training step of this exact model on fake tensors (no GPU, seconds to a minute)
+and shows "simulated: X GiB" here; it also works for architectures the estimate does not know.
 """
 
     @dataclass
     class TargetChanged(Message):
         gb: float
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._last = None
+        self._message: tuple[str, str | None] | None = None
+        self.config_signature: str | None = None  # memory signature of the config now shown
+        self._simulated: tuple[str | None, str] | None = None  # (signature it was run for, markup line)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="gauge-body")
@@ -88,9 +97,27 @@ red does not fit. `F6`-`F8` apply the listed suggestions. Without a GPU, pick a 
     # --- content ---------------------------------------------------------------------------------
     def show_message(self, markup: str, verdict: str | None = None) -> None:
         self._last = None
+        self._message = (markup, verdict)
         self._set_verdict(verdict)
         self.border_subtitle = ""
-        self.query_one("#gauge-body", Static).update(markup)
+        line = self.simulated_line()
+        self.query_one("#gauge-body", Static).update(markup + (f"\n{line}" if line else ""))
+
+    # --- the simulated step (runner.simulate, run on a key) ------------------------------------------
+    def show_simulation(self, signature: str | None, line: str) -> None:
+        """Show a simulation's one-line result (or progress, or failure) for the config with `signature`."""
+        self._simulated = (signature, line)
+        if self._last is not None:
+            self.show_estimate(*self._last)
+        elif self._message is not None:
+            self.show_message(*self._message)
+
+    def simulated_line(self) -> str | None:
+        """The simulation's line while the config is the one it ran for (None when stale or never run)."""
+        if self._simulated is None:
+            return None
+        signature, line = self._simulated
+        return line if signature is None or signature == self.config_signature else None
 
     def show_estimate(self, est, budget: int | None, verdict: str | None, gpu_lines: list[str],
                       budget_label: str) -> None:
@@ -100,6 +127,9 @@ red does not fit. `F6`-`F8` apply the listed suggestions. Without a GPU, pick a 
         colour = {"fits": "$success", "tight": "$warning", "does not fit": "$error"}.get(verdict or "", "$foreground")
         width = max(self.scrollable_content_region.width, 24)
         lines = [f"Peak [b {colour}]{gib(est.peak_bytes)} GiB[/]/GPU [dim]({escape(str(est.phase))})[/]"]
+        simulated = self.simulated_line()
+        if simulated:
+            lines.append(simulated)
         if budget:
             lines.append(f"[{colour}]{bar(est.peak_bytes, budget, min(BAR_WIDTH, width - 16))}[/] "
                          f"of {gib(budget)} {escape(budget_label)}")
@@ -122,7 +152,7 @@ red does not fit. `F6`-`F8` apply the listed suggestions. Without a GPU, pick a 
         self.query_one("#gauge-body", Static).update("\n".join(lines))
 
     def on_resize(self) -> None:
-        if getattr(self, "_last", None) is not None:
+        if self._last is not None:
             self.show_estimate(*self._last)
 
     def _set_verdict(self, verdict: str | None) -> None:
