@@ -12,6 +12,9 @@ figures are bytes; gpu_* keys are omitted on CPU):
     params_total, params_trainable, trainable_percent, estimated_memory (dict from
     runner.estimate or null), memory_signature (str or null),
     device: {type: "cpu"|"cuda", name, count, torch, transformers, peft, cuda (version or null)}
+``rank_ready``
+    written by every rank (the one exception to "rank 0 only") just after run_started:
+    rank, local_rank, world_size, host, node (the SLURM node name, or null)
 ``log``
     loss, learning_rate, grad_norm, epoch, total_steps, progress (0..1), tokens_per_s (real,
     non-padding tokens), samples_per_s, elapsed_s (wall seconds since this launch's training
@@ -53,7 +56,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 EVENT_TYPES = (
-    "run_started", "log", "eval", "checkpoint", "sample", "warning",
+    "run_started", "rank_ready", "log", "eval", "checkpoint", "sample", "warning",
     "run_finished", "run_stopped", "run_failed",
 )
 TERMINAL_TYPES = ("run_finished", "run_stopped", "run_failed")

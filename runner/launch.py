@@ -66,14 +66,28 @@ def detect_cuda() -> tuple[bool, int]:
 # --- argv -----------------------------------------------------------------------------------
 def mixed_precision(config: Config) -> str:
     """accelerate's --mixed_precision, consistent with training.bf16 / training.fp16 when 'auto'."""
-    chosen = config.launch.mixed_precision
-    if chosen != "auto":
-        return chosen
-    if config.training.bf16:
-        return "bf16"
-    if config.training.fp16:
-        return "fp16"
-    return "no"
+    from runner.schema.launch import resolve_mixed_precision
+
+    return resolve_mixed_precision(config.launch.mixed_precision, config.training.bf16, config.training.fp16)
+
+
+def launch_precision(config: Config, *, cuda: bool) -> str:
+    """--mixed_precision for the target: CPUs have no fp16 autocast worth using; bf16 works on recent ones."""
+    chosen = mixed_precision(config)
+    return chosen if cuda or chosen == "bf16" else "no"
+
+
+def require_address(config: Config, what: str) -> None:
+    """Multi-node without SLURM needs the main node's address in the preset (SLURM computes it)."""
+    launch = config.launch
+    if launch.num_machines > 1 and not launch.main_process_ip:
+        from runner.problems import ConfigError, Problem
+
+        raise ConfigError([Problem(
+            "error", f"{launch.num_machines} machines need the main node's address for {what}",
+            key="launch.main_process_ip",
+            hint="set launch.main_process_ip, or use the sbatch export / `tunedeck run --slurm`, which take it "
+                 "from the allocation")])
 
 
 def build_argv(config: Config, run_dir: str | os.PathLike[str], *, cuda: bool, resume: bool = False,
@@ -97,7 +111,7 @@ def build_argv(config: Config, run_dir: str | os.PathLike[str], *, cuda: bool, r
         "--num_machines", str(launch.num_machines),
         "--machine_rank", str(launch.machine_rank),
         "--main_process_port", str(launch.main_process_port),
-        "--mixed_precision", mixed_precision(config) if cuda else _cpu_precision(config),
+        "--mixed_precision", launch_precision(config, cuda=cuda),
         "--dynamo_backend", "no",
     ]
     if launch.main_process_ip:
@@ -110,18 +124,13 @@ def build_argv(config: Config, run_dir: str | os.PathLike[str], *, cuda: bool, r
     return argv
 
 
-def _cpu_precision(config: Config) -> str:
-    # CPUs have no fp16 autocast worth using; bf16 autocast works on recent ones.
-    return "bf16" if mixed_precision(config) == "bf16" else "no"
-
-
 def accelerate_config(config: Config, *, cuda: bool) -> dict[str, Any] | None:
     """accelerate's config file for FSDP / DeepSpeed (None otherwise). JSON, which accelerate reads."""
     launch = config.launch
     base: dict[str, Any] = {
         "compute_environment": "LOCAL_MACHINE",
         "debug": False,
-        "mixed_precision": mixed_precision(config),
+        "mixed_precision": launch_precision(config, cuda=cuda),
         "num_machines": launch.num_machines,
         "num_processes": launch.num_processes * launch.num_machines,
         "machine_rank": launch.machine_rank,
@@ -217,7 +226,9 @@ def prepare(config: Config, *, preset_name: str, runs_dir: str | os.PathLike[str
 
         raise ConfigError([missing])
     if cuda is None:
-        cuda = detect_cuda()[0]
+        from runner.target import target_cuda
+
+        cuda = target_cuda(config, detect_cuda()[0])
     if run_dir is not None:
         run = create_exact_run_dir(run_dir)
     else:

@@ -31,7 +31,7 @@ from runner.field_names import hint_for
 from runner.paths import shipped_presets_dir, user_presets_dir
 from runner.printable import printable
 from runner.problems import ConfigError, Problem, did_you_mean
-from runner.schema import FIELDS, FIELDS_BY_KEY, META_KEYS, SECTIONS, Config, FieldSpec, get_value
+from runner.schema import FIELDS, FIELDS_BY_KEY, META_KEYS, SECTIONS, Config, FieldSpec, applies, get_value
 from runner.validate import Context, check
 
 SUFFIX = ".toml"
@@ -778,6 +778,8 @@ def _fresh_document(config: Config, baseline: Config, with_help: bool) -> tomlki
             value = get_value(config, spec.key)
             if only_changes and value == get_value(baseline, spec.key):
                 continue
+            if spec.applies == "model.from_scratch" and not applies(spec, config) and value == spec.default:
+                continue  # architecture fields of a pretrained model would read as if they were its shape
             if with_help:
                 if len(table):
                     table.add(tomlkit.nl())

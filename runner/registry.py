@@ -144,6 +144,10 @@ def run_state(run: RunDir, status: dict[str, Any] | None = None) -> RunState:
     from runner.liveness import holders
 
     status = run.read_status() if status is None else status
+    if status.get("slurm"):  # a SLURM job: its processes are on the cluster's nodes; ask the scheduler
+        from runner.slurm import effective_state as slurm_state
+
+        return RunState(slurm_state(status))
     recorded = status.get("state")
     locks = holders(run)
     if locks.alive:

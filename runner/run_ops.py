@@ -65,7 +65,9 @@ def plan(config: Config, preset_name: str, runs_dir: str | Path | None = None, n
     from runner.rundir import check_runs_dir, planned_name
     from runner.runs_home import runs_dir as where
 
-    cuda, _ = launcher.detect_cuda()
+    from runner.target import target_cuda
+
+    cuda = target_cuda(config, launcher.detect_cuda()[0])
     base = where(runs_dir, config)
     problem = ""
     try:
@@ -85,7 +87,9 @@ def launch(config: Config, preset_name: str, runs_dir: str | Path | None = None,
     from runner import launch as launcher
     from runner.problems import ConfigError
 
-    cuda = planned.cuda if planned is not None else launcher.detect_cuda()[0]
+    from runner.target import target_cuda
+
+    cuda = planned.cuda if planned is not None else target_cuda(config, launcher.detect_cuda()[0])
     try:
         try:
             run = launcher.prepare(config, preset_name=preset_name, runs_dir=runs_dir, cuda=cuda,
@@ -192,6 +196,14 @@ def resume(run: RunDir, overrides: Sequence[str] = (), force: bool = False) -> O
                                   + ". Start a new run to train with them.", run, frozen)
     if overrides:
         presets.save(loaded.config, run.config)
+    if slurm_job(run):
+        from runner import slurm
+
+        try:
+            job_id = slurm.resume(run)
+        except slurm.SlurmError as exc:
+            return Outcome(False, f"not resubmitted: {exc}", run)
+        return Outcome(True, f"resubmitted {run.name} as SLURM job {job_id}; it continues from {checkpoint.name}", run)
     try:
         launcher.start(run, resume=True)
     except launcher.RunBusy as exc:
@@ -199,9 +211,27 @@ def resume(run: RunDir, overrides: Sequence[str] = (), force: bool = False) -> O
     return Outcome(True, f"resuming {run.name} from {checkpoint.name}", run)
 
 
+def slurm_job(run: RunDir) -> str | None:
+    """The SLURM job id of a run submitted with `run --slurm` (None for runs started here)."""
+    from runner.slurm import slurm_info
+
+    info = slurm_info(run.read_status())
+    return str(info["job_id"]) if info else None
+
+
 def stop(run: RunDir, kill: bool = False, grace: float | None = None) -> Outcome:
-    """Graceful stop (SIGTERM, the trainer checkpoints; SIGKILL after the grace period) or kill now."""
+    """Graceful stop (SIGTERM, the trainer checkpoints; SIGKILL after the grace period) or kill now.
+    A SLURM run is stopped through the scheduler (runner.slurm.stop), then its job is cancelled."""
     from runner.stop import stop as stop_run
+
+    if slurm_job(run):
+        from runner import slurm
+
+        try:
+            result = slurm.stop(run, grace=0.0 if kill else (STOP_GRACE_S if grace is None else grace))
+        except slurm.SlurmError as exc:
+            return Outcome(False, str(exc), run)
+        return Outcome(result.stopped, result.message, run)
 
     result = stop_run(run, grace=KILL_GRACE_S if kill else (STOP_GRACE_S if grace is None else grace))
     return Outcome(result.signalled and not result.leftover_pids, result.message, run)

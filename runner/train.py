@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import sys
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -183,6 +184,12 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
         memory_signature=_memory_signature(config),
         device=_device_info(cuda, world_size),
     )
+    # Every rank says it is up and where (multi-node runs show which nodes took part), after rank 0's
+    # run_started: the barrier keeps run_started the first event of each launch.
+    if world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    EventWriter(run.events).emit("rank_ready", start_step, rank=int(os.environ.get("RANK", "0")), local_rank=local_rank,
+                                 world_size=world_size, host=socket.gethostname(), node=os.environ.get("SLURMD_NODENAME"))
     if is_main:
         print(f"{'resuming from ' + resume_from.name if resume_from else 'starting'}: {total_steps} steps, "
               f"{data.num_train_examples} examples, world size {world_size}", flush=True)

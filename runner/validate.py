@@ -12,13 +12,10 @@ from typing import Callable, Iterator
 from runner import value_checks
 from runner.problems import Problem
 from runner.schema import Config
+from runner.schema.launch import resolve_mixed_precision
 
-# Optimizers implemented by bitsandbytes: they need CUDA.
-BNB_OPTIMIZERS = frozenset({
-    "adamw_bnb_8bit", "adamw_8bit", "ademamix_8bit", "lion_8bit", "lion_32bit", "paged_adamw_32bit",
-    "paged_adamw_8bit", "paged_ademamix_32bit", "paged_ademamix_8bit", "paged_lion_32bit", "paged_lion_8bit",
-    "rmsprop_bnb", "rmsprop_bnb_8bit", "rmsprop_bnb_32bit", "galore_adamw_8bit", "galore_adamw_8bit_layerwise",
-})
+from runner.target import BNB_OPTIMIZERS, gpu_only_settings, target_cuda  # noqa: F401 - re-exported
+
 # Above these learning rates a run is likely to diverge (fine-tuning full weights, adapters, anything).
 RISKY_LR_FULL_FINETUNE = 1e-3
 RISKY_LR_ADAPTERS = 1e-3
@@ -32,10 +29,23 @@ HIGH_WEIGHT_DECAY = 0.1
 
 @dataclass(frozen=True)
 class Context:
-    """What is known about the machine the run will use. None means unknown: hardware rules are skipped."""
+    """What is known about this machine. None means unknown: the "on this machine" rules are skipped.
+
+    `launching`: the run is about to start here, so what this machine lacks is an error; otherwise
+    (editing, saving, exporting, submitting to SLURM) it is a warning "on this machine: ...".
+    """
 
     cuda_available: bool | None = None
     gpu_count: int | None = None
+    launching: bool = True
+
+
+def context_from_report(report, *, launching: bool = True) -> Context:
+    """The Context for a GPU probe report (runner.gpu.probe); unknown hardware when NVML could not tell.
+    The one builder: the CLI, the launcher and the editor all go through it."""
+    if report is None or not hasattr(report, "driver") or "not available" in (getattr(report, "reason", "") or ""):
+        return Context(launching=launching)
+    return Context(cuda_available=bool(report.available), gpu_count=len(report.gpus), launching=launching)
 
 
 Rule = Callable[[Config, Context], Iterator[Problem]]
@@ -45,6 +55,13 @@ RULES: list[Rule] = []
 def rule(fn: Rule) -> Rule:
     RULES.append(fn)
     return fn
+
+
+def here(ctx: Context, key: str, message: str, hint: str = "") -> Problem:
+    """A problem of this machine, not of the preset: blocks only launching here."""
+    if ctx.launching:
+        return Problem("error", message, key=key, hint=hint)
+    return Problem("warning", f"on this machine: {message} (blocks only launching here)", key=key, hint=hint)
 
 
 def error(key: str, message: str, hint: str = "") -> Problem:
@@ -68,14 +85,29 @@ def _precision(c: Config, ctx: Context) -> Iterator[Problem]:
     if t.bf16 and t.fp16:
         yield error("training.fp16", "fp16 and bf16 are both on", "turn one off: bf16 on Ampere or newer GPUs, fp16 on older ones")
     mp = c.launch.mixed_precision
-    wanted = "bf16" if t.bf16 else "fp16" if t.fp16 else "no"
+    wanted = resolve_mixed_precision("auto", t.bf16, t.fp16)
     if mp != "auto" and mp != wanted:
         yield error("launch.mixed_precision", f"'{mp}' contradicts training.bf16={t.bf16} / training.fp16={t.fp16}",
                     f"set it to 'auto' or '{wanted}'")
-    if ctx.cuda_available is False and t.fp16:
-        yield error("training.fp16", "fp16 mixed precision needs a CUDA GPU and none was found", "use bf16 or no mixed precision on CPU")
-    if ctx.cuda_available is False and t.tf32:
+    if t.tf32 and (c.launch.device == "cpu" or ctx.cuda_available is False):
         yield warning("training.tf32", "tf32 has no effect without an NVIDIA GPU")
+
+
+@rule
+def _device(c: Config, ctx: Context) -> Iterator[Problem]:
+    """GPU-only settings against the target (launch.device) and, when known, against this machine."""
+    gpu_only = gpu_only_settings(c)
+    if c.launch.device == "cpu":
+        for key, message, hint in gpu_only:
+            yield error(key, f"{message}, but launch.device is 'cpu'", f"{hint}, or set launch.device = 'cuda'")
+        return
+    if ctx.cuda_available is not False or not target_cuda(c, ctx.cuda_available):
+        return
+    for key, message, hint in gpu_only:
+        yield here(ctx, key, f"{message} and none was found", hint)
+    if not gpu_only:
+        yield here(ctx, "launch.device", "the preset targets a CUDA GPU and none was found",
+                   "set launch.device = 'cpu' to train on this machine's CPU")
 
 
 @rule
@@ -90,13 +122,6 @@ def _quantization(c: Config, ctx: Context) -> Iterator[Problem]:
     if kbit and c.model.from_scratch:
         yield error("quantization.load_in_4bit" if q.load_in_4bit else "quantization.load_in_8bit",
                     "quantized loading applies to pretrained weights, not to a model trained from scratch")
-    if kbit and ctx.cuda_available is False:
-        yield error("quantization.load_in_4bit" if q.load_in_4bit else "quantization.load_in_8bit",
-                    "bitsandbytes 4/8-bit loading needs an NVIDIA GPU with CUDA and none was found",
-                    "turn quantization off to train on CPU")
-    if c.training.optim in BNB_OPTIMIZERS and ctx.cuda_available is False:
-        yield error("training.optim", f"'{c.training.optim}' is a bitsandbytes optimizer and needs a CUDA GPU",
-                    "use adamw_torch on CPU")
     if q.load_in_4bit and c.training.bf16 and q.bnb_4bit_compute_dtype == "float16":
         yield warning("quantization.bnb_4bit_compute_dtype", "compute dtype float16 while training in bf16",
                       "use bfloat16 to match")
@@ -252,8 +277,6 @@ def _model(c: Config, ctx: Context) -> Iterator[Problem]:
         yield warning("model.trust_remote_code", "the model repository's own Python code will run on this machine",
                       "read that code first, or use a model built into transformers")
     if m.attn_implementation == "flash_attention_2":
-        if ctx.cuda_available is False:
-            yield error("model.attn_implementation", "flash_attention_2 needs an NVIDIA GPU", "use sdpa")
         if not (c.training.bf16 or c.training.fp16 or m.dtype in ("bfloat16", "float16")):
             yield warning("model.attn_implementation", "flash_attention_2 only runs in bf16/fp16", "turn on bf16 or fp16")
     if c.training.weight_decay > HIGH_WEIGHT_DECAY:
@@ -265,8 +288,11 @@ def _model(c: Config, ctx: Context) -> Iterator[Problem]:
 @rule
 def _launch(c: Config, ctx: Context) -> Iterator[Problem]:
     la = c.launch
-    if la.num_machines > 1 and not la.main_process_ip:
-        yield error("launch.main_process_ip", f"{la.num_machines} machines need the main node's address", "set main_process_ip")
+    if la.num_machines > 1 and not la.main_process_ip and ctx.launching and ctx.cuda_available is not None:
+        # Only launching here needs it in the preset: SLURM (the sbatch export, `run --slurm`) takes it from
+        # the allocation, and the accelerate command and config exports ask for it themselves.
+        yield error("launch.main_process_ip", f"{la.num_machines} machines need the main node's address to launch here",
+                    "set main_process_ip, or submit through SLURM, which takes it from the allocation")
     if la.machine_rank >= la.num_machines:
         yield error("launch.machine_rank", f"rank {la.machine_rank} is out of range for {la.num_machines} machine(s)",
                     f"use 0..{la.num_machines - 1}")
@@ -278,16 +304,14 @@ def _launch(c: Config, ctx: Context) -> Iterator[Problem]:
         elif len(parts) < la.num_processes:
             yield error("launch.num_processes", f"{la.num_processes} processes but only {len(parts)} GPU id(s) listed",
                         "list one GPU per process")
-        elif ctx.gpu_count is not None and max(int(p) for p in parts) >= ctx.gpu_count:
-            yield error("launch.gpu_ids", f"GPU {max(int(p) for p in parts)} does not exist ({ctx.gpu_count} found)")
+        elif ctx.gpu_count and max(int(p) for p in parts) >= ctx.gpu_count:
+            yield here(ctx, "launch.gpu_ids", f"GPU {max(int(p) for p in parts)} does not exist ({ctx.gpu_count} found)")
     if la.strategy == "none" and la.num_processes > 1:
         yield warning("launch.strategy", f"{la.num_processes} processes with strategy 'none' run as plain data parallel (DDP)")
     if la.strategy in ("fsdp", "deepspeed") and la.num_processes * la.num_machines == 1:
         yield warning("launch.strategy", f"{la.strategy} with a single process shards nothing", "use 'none' on one GPU")
-    if ctx.gpu_count is not None and ctx.gpu_count > 0 and la.num_processes > ctx.gpu_count:
-        yield error("launch.num_processes", f"{la.num_processes} processes but only {ctx.gpu_count} GPU(s) on this machine")
-    if ctx.cuda_available is False and la.strategy in ("fsdp", "deepspeed"):
-        yield error("launch.strategy", f"{la.strategy} needs GPUs", "use 'ddp' or 'none' on CPU")
+    if ctx.gpu_count and la.num_processes > ctx.gpu_count and target_cuda(c, ctx.cuda_available):
+        yield here(ctx, "launch.num_processes", f"{la.num_processes} processes but only {ctx.gpu_count} GPU(s) on this machine")
     if la.deepspeed_config.strip() and la.strategy != "deepspeed":
         yield warning("launch.deepspeed_config", f"a DeepSpeed config file is set but launch.strategy is "
                       f"'{la.strategy}', so it is not used", "set launch.strategy = 'deepspeed' or clear the file")
@@ -306,11 +330,12 @@ def _values(c: Config, ctx: Context) -> Iterator[Problem]:
     yield from value_checks.problems(c)
 
 
-def machine_context() -> Context:
+def machine_context(*, launching: bool = True) -> Context:
     """What this machine offers, from the GPU probe (NVML); never raises."""
     try:
         from runner.gpu import probe
-    except ImportError:
-        return Context()
-    report = probe()
-    return Context(cuda_available=report.available, gpu_count=len(report.gpus))
+
+        report = probe()
+    except Exception:  # noqa: BLE001 - a broken probe means unknown hardware
+        return Context(launching=launching)
+    return context_from_report(report, launching=launching)

@@ -28,7 +28,7 @@ def _config(name: str):
 
 def _round_trip(config, fmt: str, tmp_path: Path, name: str = "x"):
     source = tmp_path / f"{name}{SUFFIXES[fmt]}"
-    source.write_text(export_text(config, fmt, name=name, cuda=True))
+    source.write_text(export_text(config, fmt, name=name))
     imported = import_file(source)
     target = tmp_path / f"{name}-back.toml"
     write_preset(imported, source, target)
@@ -78,7 +78,7 @@ def test_training_args_json_is_what_transformers_accepts(tmp_path: Path) -> None
     from transformers import TrainingArguments
 
     config = _config("demo")
-    data = json.loads(export_text(config, "training-args", name="demo", cuda=False))
+    data = json.loads(export_text(config, "training-args", name="demo", device="cpu"))
     assert data == training_arguments(config, output_dir="runs/demo/checkpoints", run_name="demo", cuda=False,
                                       has_eval=True)
     data["output_dir"] = str(tmp_path)
@@ -89,7 +89,7 @@ def test_training_args_json_is_what_transformers_accepts(tmp_path: Path) -> None
 
 def test_accelerate_cmd_is_the_launchers_argv() -> None:
     config = _config("lora-1b")
-    text = export_text(config, "accelerate-cmd", name="lora-1b", cuda=True)
+    text = export_text(config, "accelerate-cmd", name="lora-1b", device="cuda")
     command = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert len(command) == 1
     assert shlex.split(command[0]) == build_argv(config, "runs/RUN_NAME", cuda=True, python="python")
@@ -105,7 +105,7 @@ def test_accelerate_yaml_is_read_by_accelerate(tmp_path: Path) -> None:
         cases[strategy.upper()] = base.model_copy(update={"launch": launch})
     for expected, config in cases.items():
         path = tmp_path / f"{expected}.yaml"
-        path.write_text(export_text(config, "accelerate-yaml", name=expected, cuda=True))
+        path.write_text(export_text(config, "accelerate-yaml", name=expected))
         loaded = ClusterConfig.from_yaml_file(str(path))
         assert str(loaded.distributed_type).split(".")[-1] == expected
         assert loaded.num_processes == config.launch.num_processes * config.launch.num_machines
@@ -120,7 +120,7 @@ def test_accelerate_yaml_is_read_by_accelerate(tmp_path: Path) -> None:
 def test_edited_launch_settings_win_over_the_embedded_preset(tmp_path: Path) -> None:
     config = _config("lora-1b")
     yaml_file = tmp_path / "accel.yaml"
-    yaml_file.write_text(export_text(config, "accelerate-yaml", name="x", cuda=True)
+    yaml_file.write_text(export_text(config, "accelerate-yaml", name="x", device="cuda")
                          .replace("num_processes: 1", "num_processes: 4").replace("main_process_port: 29500",
                                                                                    "main_process_port: 29611"))
     imported = import_file(yaml_file)
@@ -185,12 +185,10 @@ def test_sbatch_script_is_valid_bash_and_launches_one_task_per_node(tmp_path: Pa
         assert flag("--machine_rank") == str(rank) and flag("--main_process_ip") == "node-a"
         assert argv[-2:] == ["runner.train", str(run_dir)]
     written = presets.load(run_dir / "config.toml")  # the run dir holds the preset the job trains
-    assert written.ok, [p.format() for p in written.problems]
-    assert written.config.launch.main_process_ip == "node-a"  # recorded, so the multi-node snapshot validates
-    expected = config.model_copy(update={"launch": config.launch.model_copy(update={"main_process_ip": "node-a"})})
-    assert _sections(written.config) == _sections(expected)
+    assert not written.errors, [p.format() for p in written.problems]
+    assert _sections(written.config) == _sections(config)  # the address comes from the allocation, not the file
     if config.launch.strategy in ("fsdp", "deepspeed"):
-        assert "--config_file" in launches[0] and (run_dir / "accelerate_config.yaml").is_file()
+        assert "--config_file" in launches[0] and (run_dir / "accelerate_config.json").is_file()
 
 
 @pytest.mark.parametrize("name", ("lora-1b", "qlora-8b", "full-small", "pretrain-gpt"))

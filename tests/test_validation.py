@@ -46,7 +46,6 @@ RULES = [
     ("[data]\neval_path = \"e.jsonl\"\neval_split = 0.1\n", "data.eval_split", "error", "both"),
     ("[model]\nfrom_scratch = true\nhidden_size = 100\nnum_attention_heads = 12\n", "model.num_attention_heads", "error", "divisible"),
     ("[model]\nfrom_scratch = true\nnum_attention_heads = 12\nnum_key_value_heads = 5\n", "model.num_key_value_heads", "error", "divide"),
-    ("[launch]\nnum_machines = 2\n", "launch.main_process_ip", "error", "address"),
     ("[launch]\nmixed_precision = \"fp16\"\n[training]\nbf16 = true\n", "launch.mixed_precision", "error", "contradicts"),
     ("[launch]\ngpu_ids = \"0\"\nnum_processes = 2\n", "launch.num_processes", "error", "GPU id"),
     ("[model]\ntrust_remote_code = true\n", "model.trust_remote_code", "warning", "code"),

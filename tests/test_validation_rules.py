@@ -16,7 +16,8 @@ from runner.problems import Problem
 from runner.schema import Config
 from runner.validate import Context, check
 
-CPU = Context(cuda_available=False, gpu_count=0)
+CPU = Context(cuda_available=False, gpu_count=0)  # launching here, on a machine without a GPU
+NOTES = Context(cuda_available=False, gpu_count=0, launching=False)  # the same machine, editing or exporting
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,9 @@ RULE_CASES: dict[str, list[Case]] = {
         on({"training.max_grad_norm": 0.0}, "training.max_grad_norm", "clipping is off", severity="warning"),
     ],
     "_launch": [
-        on({"launch.num_machines": 2}, "launch.main_process_ip", "address"),
+        on({"launch.num_machines": 2}, "launch.main_process_ip", "address", context=CPU),  # launching here
+        off({"launch.num_machines": 2}, "launch.main_process_ip", "address"),  # SLURM takes it from the allocation
+        off({"launch.num_machines": 2}, "launch.main_process_ip", "address", context=NOTES),
         on({"launch.num_machines": 2, "launch.machine_rank": 2, "launch.main_process_ip": "10.0.0.1"},
            "launch.machine_rank", "out of range"),
         off({"launch.num_machines": 2, "launch.machine_rank": 1, "launch.main_process_ip": "10.0.0.1"},
@@ -165,6 +168,19 @@ RULE_CASES: dict[str, list[Case]] = {
             context=Context(cuda_available=True, gpu_count=2)),
         on({"launch.strategy": "deepspeed", "launch.num_processes": 2}, "launch.strategy", "needs GPUs", severity=None,
            context=CPU),
+    ],
+    "_device": [
+        on({"training.fp16": True, "launch.device": "cpu"}, "training.fp16", "launch.device is 'cpu'"),
+        off({"training.fp16": True, "launch.device": "cuda"}, "training.fp16", "launch.device is 'cpu'"),
+        on({"launch.strategy": "fsdp", "launch.device": "cpu"}, "launch.strategy", "launch.device is 'cpu'"),
+        on({"launch.device": "cuda"}, "launch.device", "targets a CUDA GPU", context=CPU),
+        off({"launch.device": "cuda"}, "launch.device", "targets a CUDA GPU",
+            context=Context(cuda_available=True, gpu_count=1)),
+        off({}, "launch.device", "targets a CUDA GPU", context=CPU),  # nothing GPU-only: the CPU is the target
+        on({"training.bf16": True}, "launch.device", "targets a CUDA GPU", context=CPU),  # bf16 implies a GPU
+        # Not launching here (editing, exporting, SLURM): what this machine lacks is a note, not an error.
+        on({"training.fp16": True}, "training.fp16", "on this machine", severity="warning", context=NOTES),
+        off({"training.fp16": True}, "training.fp16", "CUDA", severity="error", context=NOTES),
     ],
     "_generation": [
         on({"generation.prompts": ["Hi"], "generation.temperature": 0.0}, "generation.temperature", "temperature 0",

@@ -235,11 +235,10 @@ class TunedeckApp(App):
     def _write_export(self, config: Any, name: str, fmt: str, path: Path) -> None:
         from runner.atomic import atomic_write_text
         from runner.export import export_text
-        from runner.launch import detect_cuda
         from runner.problems import ConfigError
 
         try:
-            atomic_write_text(path, export_text(config, fmt, name=name, cuda=detect_cuda()[0]))
+            atomic_write_text(path, export_text(config, fmt, name=name))
         except (OSError, ConfigError) as exc:
             self.call_from_thread(self.notify, f"Could not export to {path}: {exc}", title="Not exported",
                                   severity="error")

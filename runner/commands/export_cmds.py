@@ -20,9 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="OUT", help="write here (default: standard output)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a setting before exporting (repeatable)")
-    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
-                   help="launch flags for GPUs or the CPU (default: what this machine has; sbatch and script "
-                        "decide on the cluster)")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default=None,
+                   help="the target hardware, overriding the preset's launch.device (default: the preset's; "
+                        "'auto' there means CUDA when it has GPU settings, never this machine's hardware)")
     p.set_defaults(func=cmd_export)
 
 
@@ -35,13 +35,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     loaded = presets.require(args.file, args.overrides)
     for problem in loaded.problems:  # warnings only: require() raised on errors
         print(problem.format(), file=sys.stderr)
-    if args.device == "auto":
-        from runner.launch import detect_cuda
+    from runner.problems import ConfigError
 
-        cuda = detect_cuda()[0]
-    else:
-        cuda = args.device == "cuda"
-    text = export_text(loaded.config, args.fmt, name=loaded.name, cuda=cuda)
+    try:
+        text = export_text(loaded.config, args.fmt, name=loaded.name, device=args.device)
+    except ConfigError as exc:  # e.g. a multi-node accelerate command without the main node's address
+        for problem in exc.problems:
+            print(problem.format(), file=sys.stderr)
+        return 1
     if not args.output:
         sys.stdout.write(text)
         return 0

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-dir", metavar="DIR", help="where the run directory goes (default: $TUNEDECK_RUNS_DIR, "
                    "else training.output_dir, else ~/.local/state/tunedeck/runs)")
     p.add_argument("--run-dir", metavar="DIR", help="use exactly this (new) run directory")
+    from runner.commands.slurm_cmds import add_run_options
+
+    add_run_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("runs", help="list every known run with state, progress, last loss, duration and failure reason")
@@ -81,14 +84,26 @@ def _resolve(args: argparse.Namespace):
 # --- run --------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from runner import launch, presets
+    from runner.problems import ConfigError
     from runner.rundir import RunDirError
-    from runner.validate import Context
+    from runner.target import target_cuda
+    from runner.validate import machine_context
 
-    cuda, gpus = launch.detect_cuda()
-    loaded = presets.load(args.source, args.overrides, context=Context(cuda_available=cuda, gpu_count=gpus))
+    if getattr(args, "slurm", False):
+        from runner.commands.slurm_cmds import submit_run
+
+        return submit_run(args)
+    machine = machine_context()
+    loaded = presets.load(args.source, args.overrides, context=machine)
     _print_problems(loaded.problems)
     if loaded.config is None or loaded.errors:
-        print(f"error: not launching {printable(args.source)}: fix the error(s) above", file=sys.stderr)
+        print(f"error: not launching {printable(args.source)} here: fix the error(s) above", file=sys.stderr)
+        return EXIT_USAGE
+    cuda = target_cuda(loaded.config, machine.cuda_available)
+    try:
+        launch.require_address(loaded.config, "launching here")
+    except ConfigError as exc:
+        _print_problems(exc.problems)
         return EXIT_USAGE
     from runner.data_check import print_check
 
@@ -130,7 +145,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(outcome.message)
     print(f"run directory: {run.path}")
-    if args.detach:
+    if args.detach or outcome.message.startswith("resubmitted"):  # a SLURM job: follow it with `logs -f`
         return EXIT_OK
     return watch(run, None, tail=tail)
 
@@ -218,6 +233,9 @@ def describe(event: dict[str, Any]) -> str:
         return (f"started: {event.get('total_steps')} steps, {event.get('num_train_examples')} examples, "
                 f"{event.get('params_trainable', 0):,} of {event.get('params_total', 0):,} parameters trainable"
                 f"{resumed}")
+    if kind == "rank_ready":
+        node = f" (SLURM node {event['node']})" if event.get("node") else ""
+        return f"rank {event.get('rank')} of {event.get('world_size')} ready on {event.get('host')}{node}"
     if kind == "log":
         total = event.get("total_steps") or "?"
         return (f"step {step}/{total}  loss {event.get('loss', float('nan')):.4f}  "
@@ -276,6 +294,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    from runner.slurm import scheduler_line
+
+    for r in runs:
+        line = scheduler_line(r.status)
+        if line:
+            print(f"{r.name}: {printable(line)}")
     for r in runs:
         if r.state == "failed":
             print(f"\n{r.name} failed ({printable(r.reason or 'error', 40)}): {printable(r.message or '(no message)', 400)}")
@@ -303,6 +327,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if run is None:
         return EXIT_USAGE
     path = run.events if args.events else run.log
+    from runner.slurm import scheduler_line
+
+    line = scheduler_line(run.read_status())
+    if line:
+        print(f"[tunedeck] {line}", file=sys.stderr, flush=True)
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
@@ -341,6 +370,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
     run = _resolve(args)
     if run is None:
         return EXIT_USAGE
+    from runner.commands import slurm_cmds
+
+    if slurm_cmds.is_slurm_run(run):
+        return slurm_cmds.stop_run(run, args.grace)
     if effective_state(run) in ACTIVE_STATES:  # else stop() says it is not running, first thing
         print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
     result = stop(run, grace=args.grace)

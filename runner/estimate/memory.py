@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.schema import Config
+from runner.schema.launch import resolve_mixed_precision
 
 from . import optimizers
 from .architecture import Architecture, EstimateError
@@ -134,10 +135,7 @@ def kbit_linear_out(act: int, residual: int, kbit: str) -> int:
 
 def mixed_precision(s: dict[str, Any]) -> str:
     """"bf16", "fp16" or "no": what autocast runs in (launch.mixed_precision, or the training flags)."""
-    mixed = s["launch.mixed_precision"]
-    if mixed == "auto":
-        mixed = "bf16" if s["training.bf16"] else "fp16" if s["training.fp16"] else "no"
-    return mixed
+    return resolve_mixed_precision(s["launch.mixed_precision"], s["training.bf16"], s["training.fp16"])
 
 
 def builds_attention_mask(s: dict[str, Any]) -> bool:

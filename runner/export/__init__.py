@@ -24,9 +24,17 @@ DESCRIPTIONS = {
 }
 
 
-def export_text(config: Config, fmt: str, *, name: str, cuda: bool = True) -> str:
-    """The exported file's text. `cuda` picks GPU or CPU launch flags (the script decides at run time)."""
+def export_text(config: Config, fmt: str, *, name: str, device: str | None = None, cuda: bool | None = None) -> str:
+    """The exported file's text, for the hardware the preset targets (launch.device; `device`, or
+    `cuda` True/False, overrides it). Never this machine's: a login node without a GPU exports GPU jobs."""
+    from runner.target import target_cuda
+
+    if device is None and cuda is not None:
+        device = "cuda" if cuda else "cpu"
+    if device is not None:
+        config = config.model_copy(update={"launch": config.launch.model_copy(update={"device": device})})
     config = config.model_copy(update={"extends": ""})  # self-contained, like a run's snapshot
+    cuda = target_cuda(config)
     builders: dict[str, Callable[[], str]] = {
         "accelerate-cmd": lambda: _accelerate().accelerate_cmd(config, cuda=cuda, name=name),
         "accelerate-yaml": lambda: _accelerate().accelerate_yaml(config, cuda=cuda, name=name),

@@ -19,6 +19,7 @@ from typing import Any
 from runner.demo_spec import DEMO_DATA, DEMO_MODEL
 from runner.problems import ConfigError, Problem
 from runner.schema import Config
+from runner.target import describe, target_cuda
 from runner.training_args import training_arguments
 
 from . import block
@@ -73,12 +74,13 @@ def standalone_script(config: Config, *, name: str) -> str:
         },
         "__DATA__": dict(d.model_dump(mode="json"), path=data_path, eval_path=eval_path),
         "__EARLY_STOPPING__": {"patience": t.early_stopping_patience, "threshold": t.early_stopping_threshold},
-        "__TRAINING_ARGS__": training_arguments(config, output_dir="", run_name=name, cuda=True,
+        "__TRAINING_ARGS__": training_arguments(config, output_dir="", run_name=name, cuda=target_cuda(config),
                                                 has_eval=bool(d.eval_path) or d.eval_split > 0),
     }
     text = TEMPLATE.read_text(encoding="utf-8")
     for placeholder, value in settings.items():
         text = text.replace(placeholder, _literal(value))
     text = text.replace("__NAME__", name).replace("__SAFE__", safe)
-    return text.replace("__PRESET_BLOCK__", "# The tunedeck preset this script was exported from (read by `tunedeck import`).\n"
+    return text.replace("__PRESET_BLOCK__", f"# Target: {describe(config)}; the script uses a GPU when it finds one.\n"
+                        "# The tunedeck preset this script was exported from (read by `tunedeck import`).\n"
                         + block.commented(config).rstrip())

@@ -7,14 +7,36 @@ from typing import Literal
 from ._field import Section, setting
 
 
+def resolve_mixed_precision(chosen: str, bf16: bool, fp16: bool) -> str:
+    """What launch.mixed_precision means: 'auto' follows training.bf16 / training.fp16. The one
+    resolution every part (launcher, exports, validation, estimator) uses."""
+    if chosen != "auto":
+        return chosen
+    return "bf16" if bf16 else "fp16" if fp16 else "no"
+
 
 class LaunchSection(Section):
+    device: Literal["auto", "cuda", "cpu"] = setting(
+        "auto",
+        label="Target device",
+        what="The hardware the run is meant for, which exports (accelerate command and config, script, "
+        "sbatch) describe and which `tunedeck run` starts on. 'auto': GPU-only settings in the preset "
+        "(fp16 or bf16 mixed precision, 4/8-bit loading, bitsandbytes optimizers, flash attention, "
+        "FSDP/DeepSpeed, tf32, listed GPU ids) mean CUDA; without any, a run here uses this machine's "
+        "GPU if it has one and exports target the CPU. 'cuda' or 'cpu' say it outright.",
+        up="'cuda' prepares a GPU job even from a login node without a GPU; checks that need the "
+        "GPU are then notes 'on this machine' and block only launching here.",
+        down="'cpu' runs on processors only: slow for real models, right for the demo and for tests; "
+        "GPU-only settings become errors.",
+        typical="auto; cuda for a GPU preset in full precision exported from a machine without a GPU",
+    )
     num_processes: int = setting(
         1,
         label="Processes",
         ge=1,
         le=1024,
-        what="How many training processes accelerate starts on this machine, normally one per GPU.",
+        what="How many training processes start on each machine, normally one per GPU of a node. "
+        "accelerate's own --num_processes is the total: this times launch.num_machines.",
         up="More processes train on more GPUs at once: the effective batch grows with them and each "
         "epoch takes proportionally fewer steps.",
         down="Fewer processes use fewer GPUs.",

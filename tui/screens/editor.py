@@ -265,13 +265,11 @@ class EditorScreen(Screen):
         self._recompute_timer = self.set_timer(RECOMPUTE_DELAY, self.recompute)
 
     # --- what follows from the config ----------------------------------------------------------------
-    def context(self) -> Context:
-        from runner.validate import Context
+    def context(self, launching: bool = False) -> Context:
+        """This machine, for the "on this machine" notes; errors only when about to launch here."""
+        from runner.validate import context_from_report
 
-        report = self.gpu_report
-        if report is None or not hasattr(report, "driver") or "not available" in getattr(report, "reason", ""):
-            return Context()  # unknown hardware: skip the rules that need it
-        return Context(cuda_available=bool(report.available), gpu_count=len(report.gpus))
+        return context_from_report(self.gpu_report, launching=launching)
 
     def blocking_problems(self) -> list[Problem]:
         return [p for p in self.problems if p.is_error]

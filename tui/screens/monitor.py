@@ -156,6 +156,10 @@ class MonitorScreen(Screen):
             state = self.model.state  # the trainer said it ended; status.json catches up a moment later
         self.state = state
         self.sub_title = current.label if state == current.state else state
+        if self.status and self.status.get("slurm"):  # a SLURM job: the scheduler's view beside it
+            from runner.slurm import scheduler_line
+
+            self.sub_title += f" · {scheduler_line(self.status)}"
         self._refresh_bindings_if_changed()
 
     def _refresh_bindings_if_changed(self) -> None:
