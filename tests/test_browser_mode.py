@@ -371,6 +371,10 @@ def test_editor_keys_edit_launch_and_monitor_in_a_real_browser(playwright, tmp_p
         screenshot(tab, tmp_path, "browser-monitor.png")
 
         # The run lives where every run lives (the runs home), found by a later login's `tunedeck runs`.
+        # The monitor shows "finished" from the run's last event; the trainer may still be exiting (its
+        # lock held), so the listing is asked until the run has settled.
+        settled = lambda: [r for r in runs_json(tmp_path / "login") if r["state"] != "running"]
+        wait_until(settled, RUN_TIMEOUT, "the run to settle in `tunedeck runs`", step=1.0)
         runs = runs_json(tmp_path / "login")
         assert len(runs) == 1 and runs[0]["state"] == "finished" and runs[0]["step"] == 10, runs
         assert isinstance(runs[0]["last_loss"], float)
@@ -390,7 +394,7 @@ def test_editor_keys_edit_launch_and_monitor_in_a_real_browser(playwright, tmp_p
 def test_runs_screen_renders_in_a_real_browser(playwright, tmp_path: Path) -> None:
     with serve(tmp_path, "runs") as served, browser(playwright, tmp_path, served) as b:
         tab = b.open()
-        tab.wait_for(lambda t: "runs — " in t and "No runs in" in t and "best eval" in t, "the runs screen")
+        tab.wait_for(lambda t: "runs — " in t and "No runs" in t and "best eval" in t, "the runs screen")
         assert "Batch & steps" not in tab.text  # the runs screen, not the editor underneath
         # keys work without a click: Esc goes back to the editor underneath
         assert tab.page.evaluate("document.activeElement.className") == "xterm-helper-textarea"

@@ -173,7 +173,8 @@ class RunsScreen(Screen):
         if current in self.rows:
             table.move_cursor(row=table.get_row_index(current))
         if not rows:
-            self.query_one("#runs-hint", Static).update(f"No runs ({self.sub_title}) yet: launch one from the editor (F5).")
+            where = f" in {self.sub_title}" if self.runs_dir is not None else ""
+            self.query_one("#runs-hint", Static).update(f"No runs{where} yet: launch one from the editor (F5).")
         else:
             self._show_detail()
 
