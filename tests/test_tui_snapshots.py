@@ -42,6 +42,7 @@ async def focus_learning_rate(pilot) -> None:
             break
         await pilot.pause(0.05)
     field = editor.query_one(f"#{row_id('training.learning_rate')}").query_one("Input")
+    field.cursor_blink = False  # a blinking cursor is drawn or not depending on when the picture is taken
     field.focus()
     for _ in range(600):
         if pilot.app.focused is field:
