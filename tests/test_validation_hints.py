@@ -82,7 +82,7 @@ HINTS: list[tuple[dict[str, Any], Context | None, str, str]] = [
      "turn on bf16 or fp16"),
     ({"training.weight_decay": 0.3}, None, "training.weight_decay", "0.01-0.1 is usual"),
     ({"training.max_grad_norm": 0}, None, "training.max_grad_norm", "1.0 is usual"),
-    ({"launch.num_machines": 2}, None, "launch.main_process_ip", "set main_process_ip"),
+    ({"launch.num_machines": 2}, CPU, "launch.main_process_ip", "set main_process_ip"),  # launching here
     ({"launch.num_machines": 2, "launch.main_process_ip": "10.0.0.1", "launch.machine_rank": 2}, None,
      "launch.machine_rank", "use 0..1"),
     ({"launch.gpu_ids": "0,x"}, None, "launch.gpu_ids", "write 'all' or indices like '0,1'"),
