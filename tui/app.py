@@ -16,6 +16,7 @@ from textual.screen import Screen
 from .markup import safe
 from .screens.confirm import ConfirmScreen
 from .screens.editor import EditorScreen
+from .worker_failures import ShowsWorkerFailures
 
 if TYPE_CHECKING:  # runner's schema side loads after the first frame (see tui.screens.editor)
     from runner import presets
@@ -41,7 +42,7 @@ def state_from(loaded: presets.Loaded) -> EditorState:
                        path=path, document=loaded.document, shipped=shipped)
 
 
-class TunedeckApp(App):
+class TunedeckApp(ShowsWorkerFailures, App):
     CSS_PATH = ["styles/editor.tcss", "styles/widgets.tcss", "styles/dialogs.tcss", "styles/monitor.tcss",
                 "styles/try.tcss"]
     BINDINGS = [("f9", "runs", "Runs")]  # F6-F8 apply the memory gauge suggestions in the editor
