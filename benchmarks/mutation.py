@@ -53,7 +53,7 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("runner/estimate/memory.py",),
         ("tests/test_estimate_memory.py", "tests/test_estimate_params.py", "tests/test_estimate_relations.py"),
     ),
-    "stop": (("runner/stop.py",), ("tests/test_runner_units.py", "tests/test_runs_control.py")),
+    "stop": (("runner/stop.py",), ("tests/test_stop_units.py", "tests/test_runner_units.py", "tests/test_runs_control.py")),
     "launch": (
         ("runner/launch.py",),
         ("tests/test_launch_argv.py", "tests/test_launch_units.py", "tests/test_runner_units.py",
