@@ -56,8 +56,8 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "stop": (("runner/stop.py",), ("tests/test_stop_units.py", "tests/test_runner_units.py", "tests/test_runs_control.py")),
     "launch": (
         ("runner/launch.py",),
-        ("tests/test_launch_argv.py", "tests/test_launch_units.py", "tests/test_runner_units.py",
-         "tests/test_runs_control.py"),
+        ("tests/test_launch_argv.py", "tests/test_launch_units.py", "tests/test_supervise_units.py",
+         "tests/test_runner_units.py", "tests/test_runs_control.py"),
     ),
     "export": (
         tuple(f"runner/export/{p.name}" for p in sorted((ROOT / "runner/export").glob("*.py"))),
