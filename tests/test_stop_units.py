@@ -26,7 +26,7 @@ from runner.stop import _signal_group, _signal_pids, _wait_gone, gpu_released, s
 # One script for both roles (`python -m runner.train RUN` and `python -m runner.launch RUN` from a
 # shadow package). STANDIN_<ROLE> says what it does on SIGTERM:
 #   obey    exit 0                     ignore  note it, carry on (only SIGKILL ends it)
-#   settle  record "stopped" in status.json first, like runner.train after its checkpoint
+#   settle  record "stopped" (or STANDIN_STATE) in status.json first, like runner.train after its checkpoint
 # Every SIGTERM it gets is noted in RUN/<role>.term (with the state status.json had at that moment).
 # The launch stand-in may start a child in its process group that names no run (GROUP_CHILD=obey or
 # ignore; its pid goes to RUN/group-child.pid), and with FOLLOW_TRAINER=1 exits once no trainer
@@ -59,7 +59,8 @@ def on_term(signum, frame):
         with open(os.path.join(run, ".status.lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             now = status()
-            now.update(state="stopped", reason="stop requested (SIGTERM)", message="stopped at step 7")
+            now.update(state=os.environ.get("STANDIN_STATE", "stopped"), reason="stop requested (SIGTERM)",
+                       message="stopped at step 7")
             if os.environ.get("STANDIN_ENDED"):
                 now["ended"] = float(os.environ["STANDIN_ENDED"])
             write("status.json", json.dumps(now))
@@ -314,6 +315,15 @@ def test_a_trainer_that_recorded_its_stop_keeps_its_reason_and_stop_adds_the_end
     assert status["reason"] == "stop requested (SIGTERM)" and status["message"] == "stopped at step 7"
     assert before <= status["ended"] <= time.time()  # the supervisor was gone: nobody else would
     assert not run.events.exists()  # the trainer's own run_stopped stands; no second one
+
+
+def test_a_trainer_that_failed_while_stopping_is_reported_failed(tmp_path, standin) -> None:
+    """e.g. its last checkpoint hit a full disk: the user must not be told it stopped cleanly."""
+    run = make_run(tmp_path, state="running")
+    standin(run, "train", STANDIN_TRAIN="settle", STANDIN_STATE="failed")
+    result = stop(run, grace=20.0, poll=0.05)
+    assert (result.state, result.message) == ("failed", "demo-1: failed")
+    assert run.read_status()["state"] == "failed"
 
 
 def test_an_end_time_the_run_recorded_is_kept(tmp_path, standin) -> None:
