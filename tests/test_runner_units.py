@@ -205,6 +205,24 @@ def test_a_running_status_whose_process_is_gone_is_lost(tmp_path: Path) -> None:
     assert info.state == "lost" and "loss 3.0" in info.log_tail
 
 
+def test_a_pid_reused_by_another_process_is_not_the_run_s_supervisor(tmp_path: Path) -> None:
+    import psutil
+    import socket
+
+    run = _fake_run(tmp_path, "demo-1", state="running")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-m", "runner.launch", str(run.path)])
+    try:
+        created = psutil.Process(proc.pid).create_time()
+        run.update_status(pid=proc.pid, pgid=proc.pid, pid_create_time=created, host=socket.gethostname())
+        assert effective_state(run) == "running"
+        # the same pid and command line, but not the process the launcher recorded (it started later)
+        run.update_status(pid_create_time=created - 30.0)
+        assert effective_state(run) == "lost"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_latest_checkpoint_is_the_highest_step(tmp_path: Path) -> None:
     run = _fake_run(tmp_path, "r", state="stopped")
     for step in (5, 40, 10):
