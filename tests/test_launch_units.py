@@ -112,3 +112,76 @@ def test_run_env_puts_this_checkout_first_and_names_what_it_set() -> None:
     assert "PYTHONPATH" in names and "TOKENIZERS_PARALLELISM" in names and "HOME" not in names
     alone, _ = run_env({})
     assert alone["PYTHONPATH"] == str(Path(root).resolve())
+
+
+def test_deepspeed_on_two_machines_writes_exactly_what_accelerate_needs() -> None:
+    c = config({"strategy": "deepspeed", "zero_stage": 2, "num_processes": 4, "num_machines": 2, "machine_rank": 1,
+                "main_process_ip": "10.0.0.1", "main_process_port": 29612, "gpu_ids": " 0,1,2,3 "},
+               bf16=True, gradient_accumulation_steps=8, max_grad_norm=1.5)
+    assert accelerate_config(c, cuda=True) == {
+        "compute_environment": "LOCAL_MACHINE", "debug": False, "mixed_precision": "bf16",
+        "num_machines": 2, "num_processes": 8,  # accelerate's total over both machines: the world size
+        "machine_rank": 1, "main_process_port": 29612, "main_process_ip": "10.0.0.1", "gpu_ids": "0,1,2,3",
+        "rdzv_backend": "static", "same_network": True, "use_cpu": False, "downcast_bf16": "no",
+        "distributed_type": "DEEPSPEED",
+        "deepspeed_config": {"zero_stage": 2, "gradient_accumulation_steps": 8, "gradient_clipping": 1.5,
+                             "offload_optimizer_device": "none", "offload_param_device": "none",
+                             "zero3_init_flag": False, "zero3_save_16bit_model": False},
+    }
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_a_users_own_deepspeed_file_is_named_and_nothing_it_sets_is_repeated(tmp_path: Path, monkeypatch,
+                                                                              stage: int) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    c = config({"strategy": "deepspeed", "zero_stage": stage, "num_processes": 2, "deepspeed_config": " ~/ds.json "})
+    data = accelerate_config(c, cuda=True)
+    assert data["distributed_type"] == "DEEPSPEED"
+    # accelerate refuses zero_stage, clipping and the like beside a DeepSpeed file of the user's
+    assert data["deepspeed_config"] == {"deepspeed_config_file": str((tmp_path / "ds.json").resolve()),
+                                        "zero3_init_flag": stage == 3}
+
+
+def test_fsdp_shards_every_decoder_block_and_follows_gradient_checkpointing() -> None:
+    fsdp = accelerate_config(config({"strategy": "fsdp", "num_processes": 2}, gradient_checkpointing=False),
+                             cuda=True)["fsdp_config"]
+    assert fsdp == {"fsdp_version": 2, "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+                    "fsdp_reshard_after_forward": True, "fsdp_offload_params": False,
+                    "fsdp_state_dict_type": "SHARDED_STATE_DICT", "fsdp_cpu_ram_efficient_loading": True,
+                    "fsdp_activation_checkpointing": False}
+
+
+def test_command_json_records_names_of_secrets_never_values(tmp_path: Path, monkeypatch) -> None:
+    import json
+    import socket
+    import sys
+    import time
+
+    from runner.launch import write_command
+    from runner.rundir import RunDir
+
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret-value")
+    monkeypatch.setenv("MY_DB_PASSWORD", "hunter2")
+    run = RunDir(tmp_path)
+    before = time.time()
+    write_command(run, ["python", "-m", "x"], ["PYTHONPATH"], "/work", resumed=12.5)
+    text = run.command.read_text()
+    record = json.loads(text)
+    assert "wandb-secret-value" not in text and "hunter2" not in text
+    assert {"WANDB_API_KEY", "MY_DB_PASSWORD"} <= set(record["secret_env_inherited"])
+    assert record["secret_env_inherited"] == sorted(record["secret_env_inherited"])
+    assert "PATH" not in record["secret_env_inherited"]
+    assert record["argv"] == ["python", "-m", "x"] and record["cwd"] == "/work" and record["env_set"] == ["PYTHONPATH"]
+    assert record["python"] == sys.executable and record["host"] == socket.gethostname()
+    assert before <= record["created"] <= time.time() and record["resumed"] == 12.5
+    assert text.endswith("}\n")
+
+
+def test_every_run_gets_the_fixed_environment() -> None:
+    env, names = run_env({"TOKENIZERS_PARALLELISM": "true"})
+    assert env["TOKENIZERS_PARALLELISM"] == "false"  # the run's value wins over the caller's
+    assert env["HF_HUB_DISABLE_TELEMETRY"] == "1" and env["ACCELERATE_DISABLE_RICH"] == "1"
+    assert env["PYTHONSAFEPATH"] == "1"  # a runner/ folder in the working directory is never imported
+    assert env["PYTHONUNBUFFERED"] == "1"  # output.log follows progress live
+    assert names == ["ACCELERATE_DISABLE_RICH", "HF_HUB_DISABLE_TELEMETRY", "PYTHONPATH", "PYTHONSAFEPATH",
+                     "PYTHONUNBUFFERED", "TOKENIZERS_PARALLELISM"]  # names only: the values are fixed
