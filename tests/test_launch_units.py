@@ -142,6 +142,13 @@ def test_a_users_own_deepspeed_file_is_named_and_nothing_it_sets_is_repeated(tmp
                                         "zero3_init_flag": stage == 3}
 
 
+@pytest.mark.parametrize(("training", "on_gpu", "on_cpu"), [({"fp16": True}, "fp16", "no"), ({"bf16": True}, "bf16", "bf16")])
+def test_the_config_file_has_the_precision_of_the_target(training: dict, on_gpu: str, on_cpu: str) -> None:
+    c = config({"strategy": "fsdp", "num_processes": 2}, **training)
+    assert accelerate_config(c, cuda=True)["mixed_precision"] == on_gpu
+    assert accelerate_config(c, cuda=False)["mixed_precision"] == on_cpu  # CPUs get no fp16 autocast
+
+
 def test_fsdp_shards_every_decoder_block_and_follows_gradient_checkpointing() -> None:
     fsdp = accelerate_config(config({"strategy": "fsdp", "num_processes": 2}, gradient_checkpointing=False),
                              cuda=True)["fsdp_config"]
@@ -174,7 +181,7 @@ def test_command_json_records_names_of_secrets_never_values(tmp_path: Path, monk
     assert record["argv"] == ["python", "-m", "x"] and record["cwd"] == "/work" and record["env_set"] == ["PYTHONPATH"]
     assert record["python"] == sys.executable and record["host"] == socket.gethostname()
     assert before <= record["created"] <= time.time() and record["resumed"] == 12.5
-    assert text.endswith("}\n")
+    assert text.endswith("}\n") and '\n  "argv": [\n' in text  # for people: one key per line
 
 
 def test_every_run_gets_the_fixed_environment() -> None:

@@ -180,7 +180,15 @@ def test_start_gives_the_supervisor_a_clean_environment_and_no_terminal(tmp_path
     run = fake_runner.prepare(tmp_path / "runs", steps=40, step_interval=0.05, lines_per_step=1)
     run.command.write_text(json.dumps({"argv": [], "cwd": str(tmp_path / "gone")}))  # cwd no longer there
     monkeypatch.chdir(tmp_path)
-    proc = launch.start(run)
+    read_end, write_end = os.pipe()  # stands for the terminal `start` was called from
+    saved_stdin = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        proc = launch.start(run)
+    finally:
+        os.dup2(saved_stdin, 0)
+        for fd in (saved_stdin, read_end, write_end):
+            os.close(fd)
     try:
         supervisor = psutil.Process(proc.pid)
         env = wait_for(lambda: supervisor.environ() or None, what="the supervisor's environment")
@@ -188,6 +196,23 @@ def test_start_gives_the_supervisor_a_clean_environment_and_no_terminal(tmp_path
         assert supervisor.cwd() == str(tmp_path)
         assert os.readlink(f"/proc/{proc.pid}/fd/0") == os.devnull
         assert os.readlink(f"/proc/{proc.pid}/fd/1") == os.readlink(f"/proc/{proc.pid}/fd/2") == str(run.log)
+    finally:
+        from runner.stop import stop
+
+        stop(run, grace=30.0, poll=0.05)
+        proc.wait(timeout=60)
+
+
+@pytest.mark.parametrize("damaged", ["[1, 2]", "{ not json", '{"cwd": 7}'])
+def test_a_damaged_command_json_starts_from_the_current_directory(tmp_path, monkeypatch, damaged) -> None:
+    fake_runner.use_fake_trainer(monkeypatch)
+    run = fake_runner.prepare(tmp_path / "runs", steps=20, step_interval=0.05, lines_per_step=1)
+    run.command.write_text(damaged)
+    monkeypatch.chdir(tmp_path)
+    proc = launch.start(run)
+    try:
+        assert psutil.Process(proc.pid).cwd() == str(tmp_path)
+        assert json.loads(run.command.read_text())["cwd"] == str(tmp_path)  # rewritten whole
     finally:
         from runner.stop import stop
 
@@ -391,6 +416,29 @@ def test_the_supervisor_ignores_hangups_and_stop_signals_and_still_records_the_e
     assert run.read_status()["state"] == "finished"  # the trainer was not signalled and finished
 
 
+def test_a_trainer_killed_by_a_signal_is_failed_as_killed_with_advice(tmp_path, monkeypatch, as_supervisor) -> None:
+    """e.g. the kernel's OOM killer: no word from the trainer, only its exit by SIGKILL."""
+    import threading
+
+    fake_runner.use_fake_trainer(monkeypatch)
+    run = fake_runner.prepare(tmp_path / "runs", steps=500, step_interval=0.02, lines_per_step=1)
+
+    def oom_killer() -> None:
+        pid = wait_for(lambda: run.read_status().get("trainer_pid"), what="the trainer")
+        wait_for(lambda: run.events.exists(), what="the trainer's first event")
+        os.kill(pid, signal.SIGKILL)
+
+    thread = threading.Thread(target=oom_killer)
+    thread.start()
+    try:
+        assert as_supervisor(run) == 0
+    finally:
+        thread.join()
+    status = run.read_status()
+    assert status["state"] == "failed" and status["exit_code"] == -signal.SIGKILL and status["reason"] == "killed"
+    assert "SIGKILL" in status["message"] and "resume" in status["suggestion"]
+
+
 # --- recording the end --------------------------------------------------------------------------------
 @pytest.mark.parametrize("code", [0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM])
 def test_a_stop_before_the_trainer_started_is_a_stop(tmp_path, code) -> None:
@@ -465,6 +513,7 @@ def test_multi_node_without_an_address_is_refused_with_the_fix() -> None:
     [problem] = raised.value.problems
     assert problem.key == "launch.main_process_ip" and problem.severity == "error"
     assert problem.message == "2 machines need the main node's address for a launch from here"
-    assert "launch.main_process_ip" in problem.hint and "--slurm" in problem.hint
+    assert problem.hint == ("set launch.main_process_ip, or use the sbatch export / `tunedeck run --slurm`, which "
+                            "take it from the allocation")
     launch.require_address(Config.model_validate({"launch": {"num_machines": 2, "main_process_ip": "10.0.0.1"}}), "x")
     launch.require_address(Config(), "x")  # one machine: no address needed
