@@ -149,6 +149,12 @@ def test_the_config_file_has_the_precision_of_the_target(training: dict, on_gpu:
     assert accelerate_config(c, cuda=False)["mixed_precision"] == on_cpu  # CPUs get no fp16 autocast
 
 
+def test_a_blank_deepspeed_file_setting_means_the_built_in_config() -> None:
+    ds = accelerate_config(config({"strategy": "deepspeed", "zero_stage": 3, "deepspeed_config": "   "}),
+                           cuda=True)["deepspeed_config"]
+    assert ds["zero_stage"] == 3 and "deepspeed_config_file" not in ds
+
+
 def test_fsdp_shards_every_decoder_block_and_follows_gradient_checkpointing() -> None:
     fsdp = accelerate_config(config({"strategy": "fsdp", "num_processes": 2}, gradient_checkpointing=False),
                              cuda=True)["fsdp_config"]

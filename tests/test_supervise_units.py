@@ -86,6 +86,15 @@ def test_prepare_refuses_a_missing_tracker_before_creating_anything(tmp_path) ->
     assert not (tmp_path / "runs").exists() and indexed() == []
 
 
+def test_a_run_that_cannot_be_indexed_leaves_no_half_made_directory(tmp_path, monkeypatch) -> None:
+    state = tmp_path / "state-is-a-file"
+    state.write_text("")
+    monkeypatch.setenv("TUNEDECK_STATE_DIR", str(state))  # the index cannot be written there
+    with pytest.raises(OSError):
+        launch.prepare(presets.require("demo").config, preset_name="demo", runs_dir=tmp_path / "runs", cuda=False)
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
 def test_prepare_decides_cuda_from_the_preset_and_this_machine(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None)  # no NVIDIA library here
     from runner import gpu
@@ -165,7 +174,7 @@ def test_start_detaches_the_supervisor_and_records_it(tmp_path, monkeypatch) -> 
         proc.wait(timeout=60)
     assert before <= status["started"] == status["segment_started"] <= time.time()
     assert status["elapsed_before"] == 0.0 and status["segments"] == 1
-    assert all(status[k] is None for k in ("reason", "message", "suggestion", "ended", "stop_requested"))
+    assert all(status[k] is None for k in ("exit_code", "reason", "message", "suggestion", "ended", "stop_requested"))
     final = ended(run)
     assert final["state"] == "finished" and final["exit_code"] == 0
     log = run.log.read_text()
@@ -183,11 +192,13 @@ def test_start_gives_the_supervisor_a_clean_environment_and_no_terminal(tmp_path
     read_end, write_end = os.pipe()  # stands for the terminal `start` was called from
     saved_stdin = os.dup(0)
     os.dup2(read_end, 0)
+    held = os.open(tmp_path / "held-by-the-caller", os.O_RDWR | os.O_CREAT)  # e.g. a lock of the TUI's
+    os.set_inheritable(held, True)
     try:
         proc = launch.start(run)
     finally:
         os.dup2(saved_stdin, 0)
-        for fd in (saved_stdin, read_end, write_end):
+        for fd in (saved_stdin, read_end, write_end, held):
             os.close(fd)
     try:
         supervisor = psutil.Process(proc.pid)
@@ -196,6 +207,7 @@ def test_start_gives_the_supervisor_a_clean_environment_and_no_terminal(tmp_path
         assert supervisor.cwd() == str(tmp_path)
         assert os.readlink(f"/proc/{proc.pid}/fd/0") == os.devnull
         assert os.readlink(f"/proc/{proc.pid}/fd/1") == os.readlink(f"/proc/{proc.pid}/fd/2") == str(run.log)
+        assert str(tmp_path / "held-by-the-caller") not in [f.path for f in supervisor.open_files()]
     finally:
         from runner.stop import stop
 
@@ -250,6 +262,40 @@ def test_a_resumed_start_keeps_the_first_start_and_adds_up_the_launches(tmp_path
     assert command["argv"][-1] == "--resume" and command["resumed"] == status["segment_started"]
     assert ended(run)["state"] == "finished"
     assert read_events(run.events)[0]["resumed_from"] == "checkpoint-1"  # the trainer was told to resume
+
+
+def test_a_resumed_run_that_never_recorded_its_end_counts_up_to_its_last_update(tmp_path, monkeypatch) -> None:
+    fake_runner.use_fake_trainer(monkeypatch)
+    run = fake_runner.prepare(tmp_path / "runs", steps=2, step_interval=0.01, lines_per_step=1)
+    # killed with the machine: no end recorded, the last sign of life is the last status update
+    run.status_file.write_text(json.dumps({"state": "running", "started": 1000.0, "segment_started": 1000.0,
+                                           "updated": 1075.0, "cuda": False}))
+    proc = launch.start(run, resume=True)
+    status = run.read_status()
+    proc.wait(timeout=60)
+    assert status["started"] == 1000.0 and status["elapsed_before"] == pytest.approx(75.0)
+    ended(run)
+
+
+def test_start_rewrites_the_accelerate_config_from_config_toml(tmp_path, monkeypatch) -> None:
+    """accelerate_config.json is derived data: a stale or tampered one never decides how a run starts."""
+    fake_runner.use_fake_trainer(monkeypatch)
+    run = fake_runner.prepare(tmp_path / "runs", steps=2, step_interval=0.01, lines_per_step=1)
+    config = presets.require("demo", ["launch.strategy='fsdp'", "launch.num_processes=2"]).config
+    presets.save(config, run.config)
+    run.accelerate_config.write_text(json.dumps({"distributed_type": "NO", "num_processes": 64}))
+    proc = launch.start(run)
+    proc.wait(timeout=60)
+    assert json.loads(run.accelerate_config.read_text()) == launch.accelerate_config(config, cuda=False)
+
+
+def test_the_creation_time_of_a_process_that_is_gone_is_unknown() -> None:
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert launch._create_time(proc.pid) is None
+    assert launch._create_time(os.getpid()) == psutil.Process().create_time()
 
 
 def test_a_resumed_start_of_a_run_with_a_damaged_history_counts_from_now(tmp_path, monkeypatch) -> None:
