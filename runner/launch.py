@@ -301,8 +301,10 @@ def start(run: RunDir, *, resume: bool = False) -> subprocess.Popen:
         earlier_end = status.get("ended") or status.get("updated")
         before = run_duration(status, earlier_end if isinstance(earlier_end, (int, float)) else None)
         first = status.get("started")
+        earlier = status.get("segments")  # a damaged status.json may hold anything here
+        launches = earlier if isinstance(earlier, int) and not isinstance(earlier, bool) and earlier > 0 else 1
         timing = {"started": first if isinstance(first, (int, float)) else now, "segment_started": now,
-                  "elapsed_before": before or 0.0, "segments": int(status.get("segments") or 1) + 1}
+                  "elapsed_before": before or 0.0, "segments": launches + 1}
     write_command(run, argv, env_set, cwd, **({"resumed": now} if resume else {}))
     run.update_status(state="starting", exit_code=None, reason=None, message=None, suggestion=None, ended=None,
                       stop_requested=None, pid=None, pgid=None, pid_create_time=None, trainer_pid=None, **timing)

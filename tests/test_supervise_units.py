@@ -301,7 +301,8 @@ def test_the_creation_time_of_a_process_that_is_gone_is_unknown() -> None:
 def test_a_resumed_start_of_a_run_with_a_damaged_history_counts_from_now(tmp_path, monkeypatch) -> None:
     fake_runner.use_fake_trainer(monkeypatch)
     run = fake_runner.prepare(tmp_path / "runs", steps=2, step_interval=0.01, lines_per_step=1)
-    run.status_file.write_text(json.dumps({"state": "stopped", "started": "yesterday", "cuda": False}))
+    run.status_file.write_text(json.dumps({"state": "stopped", "started": "yesterday", "segments": "many",
+                                           "cuda": False}))
     proc = launch.start(run, resume=True)
     status = run.read_status()
     proc.wait(timeout=60)
