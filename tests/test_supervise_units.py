@@ -22,6 +22,7 @@ from runner.diagnose import diagnose_text
 from runner.events import read_events
 from runner.liveness import holders, lock_file
 from runner.problems import ConfigError
+from runner.registry import list_runs, run_pids
 from runner.rundir import RunDir
 from runner.runs_home import indexed
 from runner.schema import Config
@@ -368,6 +369,9 @@ def test_the_supervisor_runs_the_trainer_and_records_its_exit(tmp_path, monkeypa
     log = run.log.read_text()
     config = presets.require(run.config).config
     assert f"launching: {' '.join(launch.build_argv(config, run.path, cuda=False))}" in log
+    import re
+
+    assert re.search(r"^\[tunedeck\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d launching: ", log, re.M)  # when, for people
     assert "exited with code 0; state finished" in log
     assert [e["type"] for e in read_events(run.events)][-1] == "run_finished"
     assert not holders(run).alive
@@ -419,6 +423,8 @@ def test_a_trainer_that_cannot_be_started_fails_the_run(tmp_path, monkeypatch, a
     assert as_supervisor(run) == 0
     status = run.read_status()
     assert status["state"] == "failed" and status["exit_code"] == 127
+    missing = f"[Errno 2] No such file or directory: '{sys.executable}'"
+    assert status["message"] == diagnose_text(missing, 127).message == "exited with code 127"
     assert "venv-that-was-deleted" in run.log.read_text() or "venv-that-was-deleted" in status["message"]
     assert read_events(run.events)[-1]["type"] == "run_failed"
 
@@ -490,13 +496,17 @@ def test_a_trainer_killed_by_a_signal_is_failed_as_killed_with_advice(tmp_path, 
 @pytest.mark.parametrize("code", [0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM])
 def test_a_stop_before_the_trainer_started_is_a_stop(tmp_path, code) -> None:
     run = fake_runner.prepare(tmp_path / "runs", steps=2)
+    from runner.events import EventWriter
+
+    EventWriter(run.events).emit("log", 40, loss=1.0)  # a resumed run: its earlier launch got to step 40
     assert launch._record_end(run, code, diagnose_text("", code), [signal.SIGTERM]) == 0
     status = run.read_status()
     assert (status["state"], status["reason"], status["message"]) == (
         "stopped", "stop requested", "stopped before the trainer started")
     assert status["exit_code"] == code and status["ended"] >= status["created"]
-    [event] = read_events(run.events)
+    event = read_events(run.events)[-1]
     assert event["type"] == "run_stopped" and event["reason"] == "stop requested" and event["checkpoint"] is None
+    assert event["step"] == 40
 
 
 @pytest.mark.parametrize(("code", "signals"), [(1, [signal.SIGTERM]), (-signal.SIGKILL, [signal.SIGTERM]),
@@ -564,3 +574,64 @@ def test_multi_node_without_an_address_is_refused_with_the_fix() -> None:
                             "take it from the allocation")
     launch.require_address(Config.model_validate({"launch": {"num_machines": 2, "main_process_ip": "10.0.0.1"}}), "x")
     launch.require_address(Config(), "x")  # one machine: no address needed
+
+
+# --- a run stopped while accelerate is still starting -----------------------------------------------------
+GATED_ACCELERATE = r"""
+import os, sys, time
+from pathlib import Path
+args = sys.argv[1:]
+run = args[args.index("-m") + 2]
+while not os.path.exists(os.path.join(run, "gate")):  # accelerate still loading, no trainer yet
+    time.sleep(0.02)
+os.execv(sys.executable, [sys.executable, os.environ["FAKE_RUNNER"], *args[args.index("-m"):]])
+"""
+
+
+@pytest.fixture
+def gated_accelerate(tmp_path, monkeypatch):
+    """`accelerate launch` that starts the (fake) trainer only once RUN/gate exists."""
+    package = tmp_path / "gated" / "accelerate" / "commands"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "launch.py").write_text(GATED_ACCELERATE)
+    root = Path(fake_runner.__file__).resolve().parents[2]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "gated"), str(root)]))
+    monkeypatch.setenv("FAKE_RUNNER", fake_runner.__file__)
+
+
+def test_a_started_run_is_starting_until_its_trainer_runs(tmp_path, gated_accelerate) -> None:
+    run = fake_runner.prepare(tmp_path / "runs", steps=2, step_interval=0.01, lines_per_step=1)
+    run.update_status(state="stopped")  # e.g. a run being resumed
+    fake_runner.save_checkpoint(run, 1)
+    proc = launch.start(run, resume=True)
+    try:
+        wait_for(lambda: len(run_pids(run.path)) >= 2, what="accelerate to start")
+        assert run.read_status()["state"] == "starting"
+        [info] = [r for r in list_runs(tmp_path / "runs") if r.run.path == run.path]
+        assert info.state == "starting"
+    finally:
+        (run.path / "gate").touch()
+        proc.wait(timeout=60)
+    assert ended(run)["state"] == "finished"
+
+
+def test_a_stop_while_accelerate_starts_stops_the_group_and_is_recorded_as_a_stop(tmp_path, gated_accelerate) -> None:
+    from runner.stop import stop
+
+    run = fake_runner.prepare(tmp_path / "runs", steps=2, step_interval=0.01, lines_per_step=1)
+    proc = launch.start(run)
+    try:
+        wait_for(lambda: len(run_pids(run.path)) >= 2, what="accelerate to start")
+        result = stop(run, grace=30.0, poll=0.05)
+    finally:
+        (run.path / "gate").touch()
+        proc.wait(timeout=60)
+    assert not result.escalated and result.leftover_pids == [] and result.state == "stopped"
+    status = run.read_status()
+    assert (status["state"], status["reason"], status["message"]) == (
+        "stopped", "stop requested", "stopped before the trainer started")
+    assert status["exit_code"] in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    assert [e["type"] for e in read_events(run.events)] == ["run_stopped"]  # one end, and no trainer ran
+
