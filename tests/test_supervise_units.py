@@ -635,3 +635,27 @@ def test_a_stop_while_accelerate_starts_stops_the_group_and_is_recorded_as_a_sto
     assert status["exit_code"] in (-signal.SIGTERM, 128 + signal.SIGTERM)
     assert [e["type"] for e in read_events(run.events)] == ["run_stopped"]  # one end, and no trainer ran
 
+
+CRASHING_ACCELERATE = r"""
+import sys
+print("Traceback (most recent call last):", file=sys.stderr)
+print("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", file=sys.stderr)
+for i in range(30):  # torchrun's report of the failed worker comes after the worker's own error
+    print(f"[rank0]: torch.distributed.elastic.multiprocessing.errors.ChildFailedError line {i}", file=sys.stderr)
+sys.exit(1)
+"""
+
+
+def test_an_out_of_memory_error_above_the_launcher_s_long_report_is_still_found(tmp_path, monkeypatch,
+                                                                                 as_supervisor) -> None:
+    package = tmp_path / "crashing" / "accelerate" / "commands"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "launch.py").write_text(CRASHING_ACCELERATE)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "crashing"))
+    run = fake_runner.prepare(tmp_path / "runs", steps=2)
+    assert as_supervisor(run) == 0
+    status = run.read_status()
+    assert status["state"] == "failed" and status["exit_code"] == 1 and status["reason"] == "oom"
+
