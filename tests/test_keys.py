@@ -430,10 +430,10 @@ async def test_the_launch_dialog_enter_launches_and_the_monitor_follows_the_run(
             await until(pilot, lambda: isinstance(app.screen, MonitorScreen), "the monitor of the new run")
             monitor = app.screen
             await until(pilot, lambda: monitor.model.step >= 2, "the new run's first steps")
-            assert monitor.run.path.parent == (tmp_path / "runs").resolve() or monitor.run.path.parent == tmp_path / "runs"
+            assert monitor.run.path.resolve().parent == (tmp_path / "runs").resolve()  # the run was created there
     finally:
-        for run in list_runs(tmp_path / "runs"):
-            stop(run, grace=5)
+        for info in list_runs(tmp_path / "runs"):
+            stop(info.run, grace=5)
 
 
 async def test_the_launch_dialog_d_opens_the_data_screen(monkeypatch) -> None:
