@@ -3,6 +3,8 @@ banners, apply-a-fix into the editor, the runs list and compare. Real app, real 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
@@ -21,22 +23,26 @@ async def open_monitor(pilot, app) -> MonitorScreen:
     return app.screen
 
 
-async def apply_fix(tmp_path, scenario: str, steps: int):
-    """The monitor of a finished `scenario` run; `a` applies the diagnosis' fix. The editor's state."""
+@contextlib.asynccontextmanager
+async def monitor_of(tmp_path, scenario: str, steps: int, size: tuple[int, int] = (100, 30)):
+    """The monitor, loaded and drawn, of a finished `scenario` run of `steps` steps: (run, pilot, monitor)."""
     run = history_run(tmp_path / "runs", scenario, steps=steps)
     app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_monitor(pilot, app)
+    async with app.run_test(size=size) as pilot:
+        yield run, pilot, await open_monitor(pilot, app)
+
+
+async def apply_fix(tmp_path, scenario: str, steps: int):
+    """The monitor of a finished `scenario` run; `a` applies the diagnosis' fix. The editor's state."""
+    async with monitor_of(tmp_path, scenario, steps, (120, 40)) as (_, pilot, _monitor):
+        app = pilot.app
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor with the fix")
         return app.screen.state
 
 
 async def test_finished_run_opens_with_its_whole_history_following_the_end(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=120)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 120) as (run, pilot, screen):
         assert screen.model.step == 120 and len(screen.model.train) == 120
         assert screen.state == "finished"
         log = screen.query_one(LogView)
@@ -47,10 +53,7 @@ async def test_finished_run_opens_with_its_whole_history_following_the_end(tmp_p
 
 
 async def test_scrolling_up_unfollows_and_end_follows_again(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=200)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 200) as (run, pilot, screen):
         log = screen.query_one(LogView)
         await pilot.press("pageup")
         await wait_for(pilot, lambda: not log.following, what="pageup unfollows")
@@ -63,10 +66,7 @@ async def test_scrolling_up_unfollows_and_end_follows_again(tmp_path) -> None:
 
 
 async def test_problem_filter_shows_only_matching_lines_and_escape_clears_it(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=200)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 200) as (run, pilot, screen):
         log = screen.query_one(LogView)
         everything = log.total
         await pilot.press("w")
@@ -80,10 +80,7 @@ async def test_problem_filter_shows_only_matching_lines_and_escape_clears_it(tmp
 
 
 async def test_typed_filter_matches_case_insensitively(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=50)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 50) as (run, pilot, screen):
         await pilot.press("slash")
         await pilot.press(*"STEP 42 ")
         await pilot.press("enter")
@@ -101,10 +98,7 @@ async def test_typed_filter_matches_case_insensitively(tmp_path) -> None:
     ("spike", "Gradient-norm spikes"),
 ])
 async def test_diagnosis_banner_names_the_problem(tmp_path, scenario, title) -> None:
-    run = history_run(tmp_path / "runs", scenario, steps=200)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, scenario, 200, (120, 40)) as (run, pilot, screen):
         banner = screen.query_one(DiagnosisBanner)
         assert banner.display
         assert banner.findings[0].title == title
@@ -129,10 +123,7 @@ async def test_overfitting_fix_sets_up_early_stopping_that_validates(tmp_path) -
 
 
 async def test_plots_switch_between_step_and_epoch(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=100)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 100, (120, 40)) as (run, pilot, screen):
         plot = screen.query_one(LossPlot)
         assert "x: step" in plot.plt.build()
         await pilot.press("x")

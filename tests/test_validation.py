@@ -27,16 +27,17 @@ def only(loaded: presets.Loaded, key: str, severity: str = "error") -> presets.P
     return found[0]
 
 
+EVAL_BY_STEPS = "[data]\neval_split = 0.1\n[training]\neval_strategy = \"steps\"\n"  # then more [training] keys
 # (file body, key of the expected problem, severity, words the message or hint must contain)
 RULES = [
     ("[training]\nbf16 = true\nfp16 = true\n", "training.fp16", "error", "both"),
     ("[quantization]\nload_in_4bit = true\nload_in_8bit = true\n[lora]\nenabled = true\n", "quantization.load_in_8bit", "error", "both"),
     ("[quantization]\nload_in_4bit = true\n", "lora.enabled", "error", "LoRA"),
     ("[training]\nload_best_model_at_end = true\n", "training.load_best_model_at_end", "error", "evaluation"),
-    ("[data]\neval_split = 0.1\n[training]\neval_strategy = \"steps\"\nsave_strategy = \"epoch\"\nload_best_model_at_end = true\n",
-     "training.save_strategy", "error", "schedule"),
-    ("[data]\neval_split = 0.1\n[training]\neval_strategy = \"steps\"\neval_steps = 30\nsave_steps = 50\nload_best_model_at_end = true\n",
-     "training.save_steps", "error", "multiple"),
+    (EVAL_BY_STEPS + "save_strategy = \"epoch\"\nload_best_model_at_end = true\n", "training.save_strategy", "error",
+     "schedule"),
+    (EVAL_BY_STEPS + "eval_steps = 30\nsave_steps = 50\nload_best_model_at_end = true\n", "training.save_steps", "error",
+     "multiple"),
     ("[training]\nearly_stopping_patience = 3\n", "training.early_stopping_patience", "error", "evaluation"),
     ("[training]\neval_strategy = \"steps\"\n", "training.eval_strategy", "error", "eval data"),
     ("[training]\nwarmup_steps = 1.5\n", "training.warmup_steps", "error", "below 1"),
