@@ -61,14 +61,24 @@ async def focus_field(pilot, key: str) -> Input:
     return field
 
 
+async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
+    from fixtures.monitor_app import wait_for
+
+    await wait_for(pilot, condition, timeout=timeout, what=what)
+
+
+async def opens(pilot, key: str, screen_type: type, timeout: float = 60.0):
+    """Press `key` and wait for `screen_type` on top; it."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, screen_type), f"{key} to open {screen_type.__name__}",
+                timeout)
+    return pilot.app.screen
+
+
 async def press_and_back(pilot, key: str, screen_type: type) -> None:
     """Press `key`: `screen_type` opens over the editor; Escape closes it again."""
-    await pilot.press(key)
-    await pilot.pause(0.2)
-    assert isinstance(pilot.app.screen, screen_type), f"{key} opened {pilot.app.screen!r}"
-    await pilot.press("escape")
-    await pilot.pause(0.2)
-    assert isinstance(pilot.app.screen, EditorScreen), f"Escape after {key} left {pilot.app.screen!r}"
+    await opens(pilot, key, screen_type)
+    await opens(pilot, "escape", EditorScreen)
 
 
 async def test_the_help_panel_follows_the_focus_to_the_section_list_and_back() -> None:
@@ -100,12 +110,9 @@ async def test_f4_hides_and_shows_the_help_panel_and_f1_opens_the_full_help() ->
         assert panel.display
         await show_group(pilot, 4)
         await focus_field(pilot, "training.max_steps")
-        await pilot.press("f1")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, HelpScreen) and app.screen._spec.key == "training.max_steps"  # the focused field
-        await pilot.press("escape")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, EditorScreen)
+        help_screen = await opens(pilot, "f1", HelpScreen)
+        assert help_screen._spec.key == "training.max_steps"  # the focused field
+        await opens(pilot, "escape", EditorScreen)
 
 
 async def test_every_editor_key_that_opens_a_screen_opens_it() -> None:
@@ -127,11 +134,9 @@ async def test_ctrl_s_saves_a_user_preset_in_place(user_preset: Path) -> None:
         await show_group(pilot, 4)
         await focus_field(pilot, "training.seed")
         await pilot.press("ctrl+u", "7")
-        await pilot.pause(0.2)
-        assert app.editor.state.dirty
+        await until(pilot, lambda: app.editor.state.dirty, "the edit")
         await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
-        assert not app.editor.state.dirty
+        await until(pilot, lambda: not app.editor.state.dirty, "ctrl+s saved")
     assert presets.load(user_preset).config.training.seed == 7
 
 
@@ -142,12 +147,11 @@ async def test_f6_applies_the_first_memory_suggestion() -> None:
         estimate = app.editor.estimate
         assert estimate is not None and estimate.suggestions, "the demo on a 24 GB target has spare memory"
         changes = estimate.suggestions[0].changes
-        await pilot.press("f6")
-        await pilot.pause(0.3)
         from runner.schema import get_value
 
-        for key, value in changes.items():
-            assert get_value(app.editor.state.config, key) == value
+        await pilot.press("f6")
+        await until(pilot, lambda: all(get_value(app.editor.state.config, k) == v for k, v in changes.items()),
+                    "F6's suggestion applied")
         assert app.editor.state.dirty
 
 
@@ -234,8 +238,7 @@ async def test_every_monitor_key_on_a_finished_run(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: monitor.watcher.filter is None, what="the filter cleared")
         assert app.screen is monitor
         await pilot.press("o")
-        await pilot.pause(0.2)
-        assert app.clipboard.endswith("final") or "final" in app.clipboard
+        await until(pilot, lambda: "final" in app.clipboard, "o: the final output's path copied")
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.compare_with is not None,
                        what="pick a run to compare with")
@@ -247,11 +250,6 @@ async def test_every_monitor_key_on_a_finished_run(tmp_path: Path) -> None:
 
 
 # --- the other screens' keys --------------------------------------------------------------------------------
-async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
-    from fixtures.monitor_app import wait_for
-
-    await wait_for(pilot, condition, timeout=timeout, what=what)
-
 
 async def test_f7_and_f8_apply_the_second_and_third_memory_suggestion() -> None:
     from runner.gpu import GpuInfo, GpuReport
@@ -273,18 +271,23 @@ async def test_f7_and_f8_apply_the_second_and_third_memory_suggestion() -> None:
         assert app.editor.state.dirty
 
 
-async def test_f10_opens_the_data_screen_and_its_keys_work(monkeypatch) -> None:
-    from textual.widgets import Static
-
+@pytest.fixture
+def this_checkout(monkeypatch) -> None:
+    """Subprocesses the screens start (the data preview) import the project from this checkout."""
     from tests.conftest import ROOT
-    from tui.screens.data_screen import DataScreen
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+
+async def test_f10_opens_the_data_screen_and_its_keys_work(this_checkout) -> None:
+    from textual.widgets import Static
+
+    from tui.screens.data_screen import DataScreen
+
     app = app_on()
     async with app.run_test(size=SIZE) as pilot:
         await settle_editor(pilot)
-        await pilot.press("f10")
-        await until(pilot, lambda: isinstance(app.screen, DataScreen), "the data screen")
+        await opens(pilot, "f10", DataScreen)
         screen = app.screen
         await until(pilot, lambda: screen.result is not None, "the data preview", timeout=300)
         examples = screen.query_one("#data-examples", Static)
@@ -302,12 +305,9 @@ async def test_f10_opens_the_data_screen_and_its_keys_work(monkeypatch) -> None:
         await pilot.press("r")
         assert "reloading" in str(screen.query_one("#data-summary", Static).render())
         await until(pilot, lambda: screen.result is not second, "the reloaded preview", timeout=300)
-        await pilot.press("q")
-        await until(pilot, lambda: isinstance(app.screen, EditorScreen), "q: back to the editor")
-        await pilot.press("f10")
-        await until(pilot, lambda: isinstance(app.screen, DataScreen), "the data screen again")
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, EditorScreen), "Esc: back to the editor")
+        await opens(pilot, "q", EditorScreen)
+        await opens(pilot, "f10", DataScreen)
+        await opens(pilot, "escape", EditorScreen)
 
 
 async def test_the_changes_screen_reverts_resets_and_closes() -> None:
@@ -325,8 +325,7 @@ async def test_the_changes_screen_reverts_resets_and_closes() -> None:
             await focus_field(pilot, key)
             await pilot.press("ctrl+u", *text)
             await pilot.pause()
-            await pilot.press("f3")
-            await until(pilot, lambda: isinstance(app.screen, ChangesScreen), "the changes screen")
+            await opens(pilot, "f3", ChangesScreen)
             screen = app.screen
             while screen._current_key() != key:  # the cursor onto that field's row, as a user moves it
                 await pilot.press("down")
@@ -335,14 +334,12 @@ async def test_the_changes_screen_reverts_resets_and_closes() -> None:
         await change_and_open("training.seed", "7")
         await pilot.press("r")  # revert to the preset's value
         await until(pilot, lambda: app.editor.state.config.training.seed == demo.training.seed, "r reverted")
-        await pilot.press("f3")
-        await until(pilot, lambda: isinstance(app.screen, EditorScreen), "F3 closes")
+        await opens(pilot, "f3", EditorScreen)
 
         await change_and_open("training.seed", "8")
         await pilot.press("enter")
         await until(pilot, lambda: app.editor.state.config.training.seed == demo.training.seed, "Enter reverted")
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, EditorScreen), "Esc closes")
+        await opens(pilot, "escape", EditorScreen)
 
         key = "training.per_device_train_batch_size"  # the demo sets it; d puts the schema's default back
         default = FIELDS_BY_KEY[key].default
@@ -361,8 +358,7 @@ async def test_the_full_help_closes_on_escape_f1_and_q() -> None:
         await show_group(pilot, 4)
         for key in ("escape", "f1", "q"):
             await focus_field(pilot, "training.max_steps")
-            await pilot.press("f1")
-            await until(pilot, lambda: isinstance(app.screen, HelpScreen), "the full help")
+            await opens(pilot, "f1", HelpScreen)
             assert "max_steps" in str(app.screen.query_one("#full-help").source)
             await pilot.press(key)
             await until(pilot, lambda: isinstance(app.screen, EditorScreen), f"{key} closes the full help")
@@ -372,10 +368,8 @@ async def test_the_open_dialog_cancels_on_escape_and_opens_the_chosen_preset() -
     app = app_on()
     async with app.run_test(size=SIZE) as pilot:
         await settle_editor(pilot)
-        await pilot.press("ctrl+o")
-        await until(pilot, lambda: isinstance(app.screen, OpenScreen), "the open dialog")
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, EditorScreen), "Esc cancels")
+        await opens(pilot, "ctrl+o", OpenScreen)
+        await opens(pilot, "escape", EditorScreen)
         assert app.editor.state.name == "demo"
 
 
@@ -385,10 +379,8 @@ async def test_the_save_as_dialog_cancels_on_escape_and_writes_nothing(tmp_path:
     app = app_on()
     async with app.run_test(size=SIZE) as pilot:
         await settle_editor(pilot)
-        await pilot.press("f2")
-        await until(pilot, lambda: isinstance(app.screen, SaveAsScreen), "the save-as dialog")
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, EditorScreen), "Esc cancels")
+        await opens(pilot, "f2", SaveAsScreen)
+        await opens(pilot, "escape", EditorScreen)
     assert not user_presets_dir().exists() or not any(user_presets_dir().iterdir())
 
 
@@ -403,8 +395,7 @@ async def test_the_problems_screen_closes_on_escape_and_enter() -> None:
         await pilot.press("ctrl+u", "2")  # no eval fraction can be 2: launching is refused with the problem shown
         await pilot.pause()
         for key in ("escape", "enter"):
-            await pilot.press("f5")
-            await until(pilot, lambda: isinstance(app.screen, ProblemsScreen), "the problems screen")
+            await opens(pilot, "f5", ProblemsScreen)
             assert "Eval fraction" in str(app.screen.query_one("#refused-problems").render())
             await pilot.press(key)
             await until(pilot, lambda: isinstance(app.screen, EditorScreen), f"{key} closes the problems")
@@ -422,12 +413,10 @@ async def test_the_launch_dialog_enter_launches_and_the_monitor_follows_the_run(
     try:
         async with app.run_test(size=SIZE) as pilot:
             await settle_editor(pilot)
-            await pilot.press("f5")
-            await until(pilot, lambda: isinstance(app.screen, LaunchDialog), "the launch dialog")
+            await opens(pilot, "f5", LaunchDialog)
             dialog = app.screen
             await until(pilot, lambda: dialog.plan is not None and not dialog.errors, "the launch plan", timeout=300)
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, MonitorScreen), "the monitor of the new run")
+            await opens(pilot, "enter", MonitorScreen)
             monitor = app.screen
             await until(pilot, lambda: monitor.model.step >= 2, "the new run's first steps")
             assert monitor.run.path.resolve().parent == (tmp_path / "runs").resolve()  # the run was created there
@@ -436,22 +425,16 @@ async def test_the_launch_dialog_enter_launches_and_the_monitor_follows_the_run(
             stop(info.run, grace=5)
 
 
-async def test_the_launch_dialog_d_opens_the_data_screen(monkeypatch) -> None:
-    from tests.conftest import ROOT
+async def test_the_launch_dialog_d_opens_the_data_screen(this_checkout) -> None:
     from tui.screens.data_screen import DataScreen
 
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     app = app_on()
     async with app.run_test(size=SIZE) as pilot:
         await settle_editor(pilot)
-        await pilot.press("f5")
-        await until(pilot, lambda: isinstance(app.screen, LaunchDialog), "the launch dialog")
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, DataScreen), "the data screen over the dialog")
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, LaunchDialog), "back on the dialog")
-        await pilot.press("escape")  # and Esc cancels the dialog: nothing launched
-        await until(pilot, lambda: isinstance(app.screen, EditorScreen), "Esc: the dialog cancelled")
+        await opens(pilot, "f5", LaunchDialog)
+        await opens(pilot, "d", DataScreen)
+        await opens(pilot, "escape", LaunchDialog)
+        await opens(pilot, "escape", EditorScreen)
 
 
 async def test_compare_x_switches_the_axis_and_escape_goes_back(tmp_path: Path) -> None:
@@ -476,8 +459,7 @@ async def test_compare_x_switches_the_axis_and_escape_goes_back(tmp_path: Path) 
         await until(pilot, lambda: plot.plt.build() != step_plot, "the plot redrawn per epoch")
         await pilot.press("x")
         assert screen.x_axis == "step"
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, EditorScreen), "Esc: back")
+        await opens(pilot, "escape", EditorScreen)
 
 
 async def test_the_log_keys_scroll_page_and_follow(tmp_path: Path) -> None:
@@ -527,8 +509,7 @@ async def test_try_keys_without_a_saved_model(tmp_path: Path) -> None:
     app = MonitorTestApp(tmp_path / "runs", attach=run)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded, "the monitor")
-        await pilot.press("t")
-        await until(pilot, lambda: isinstance(app.screen, TryScreen), "the Try screen")
+        await opens(pilot, "t", TryScreen)
         screen = app.screen
         await until(pilot, lambda: screen.fatal is not None, "the reason it cannot generate")
         assert "no saved model yet" in str(screen.query_one("#try-status").render())
@@ -551,8 +532,7 @@ async def test_try_keys_without_a_saved_model(tmp_path: Path) -> None:
         await pilot.press("ctrl+s")
         await until(pilot, lambda: screen.saved_path is not None, "ctrl+s: the settings saved as a preset")
         assert screen.saved_path.parent == user_presets_dir() and presets.load(screen.saved_path).ok
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, MonitorScreen), "Esc: back on the monitor")
+        await opens(pilot, "escape", MonitorScreen)
 
 
 # --- the monitor on a live run: stop, kill, resume, apply a fix --------------------------------------------
@@ -594,16 +574,14 @@ async def test_every_monitor_key_on_a_live_run(live_run) -> None:
         assert alive(pids), "the supervisor and the trainer"
         assert monitor.check_action("resume", ()) is False  # nothing to resume while it runs
 
-        await pilot.press("s")  # asks first; n keeps it running
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the stop question")
+        await opens(pilot, "s", ConfirmScreen)
         await pilot.press("n")
         await until(pilot, lambda: app.screen is monitor, "back on the monitor")
         step = monitor.model.step
         await until(pilot, lambda: monitor.model.step > step, "still training after No")
         assert alive(pids) == pids
 
-        await pilot.press("s")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the stop question")
+        await opens(pilot, "s", ConfirmScreen)
         await pilot.press("y")
         await until(pilot, lambda: monitor.state == "stopped", "s: stopped")
         await until(pilot, lambda: not alive(pids), "every process of the run gone")
@@ -621,16 +599,14 @@ async def test_every_monitor_key_on_a_live_run(live_run) -> None:
         pids = run_pids(live_run.path)
         assert alive(pids)
 
-        await pilot.press("k")  # kill: asks too
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the kill question")
+        await opens(pilot, "k", ConfirmScreen)
         await pilot.press("y")
         await until(pilot, lambda: monitor.state in ("stopped", "failed"), "k: ended")
         await until(pilot, lambda: not alive(pids), "every process of the run killed")
 
         await until(pilot, lambda: any(f.changes for f in monitor.findings), "the diagnosis offers a fix")
         finding = next(f for f in monitor.findings if f.changes)
-        await pilot.press("a")  # apply the fix: the run's config with it, in the editor, as a new preset
-        await until(pilot, lambda: isinstance(app.screen, EditorScreen), "a: the editor")
+        await opens(pilot, "a", EditorScreen)
         from runner.schema import get_value
 
         for key, value in finding.changes.items():

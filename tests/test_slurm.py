@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, python_env
+from fixtures.processes import wait_until
 from slurm_cluster import ClusterUnavailable, SlurmCluster
 
 DEADLINE_S = 900.0  # 2 shared cores: generous, only ever waited on conditions
@@ -60,13 +61,7 @@ def runs_json(cluster: SlurmCluster, work: Path) -> list[dict]:
 
 
 def wait_for(condition, what: str, timeout: float = DEADLINE_S, poll: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what, every=poll)
 
 
 def events(run_dir: Path) -> list[dict]:
