@@ -396,7 +396,8 @@ def editor_app(source: str = "demo", overrides: list[str] | None = None):
 async def press_for(pilot, key: str, screen_type: type):
     """Press `key` and wait for `screen_type` to be on top; it."""
     await pilot.press(key)
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, screen_type), what=f"{key} to open {screen_type.__name__}")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen.is_mounted,
+                   what=f"{key} to open {screen_type.__name__}")
     return pilot.app.screen
 
 

@@ -70,8 +70,8 @@ async def until(pilot, condition, what: str, timeout: float = 60.0) -> None:
 async def opens(pilot, key: str, screen_type: type, timeout: float = 60.0):
     """Press `key` and wait for `screen_type` on top; it."""
     await pilot.press(key)
-    await until(pilot, lambda: isinstance(pilot.app.screen, screen_type), f"{key} to open {screen_type.__name__}",
-                timeout)
+    await until(pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen.is_mounted,
+                f"{key} to open {screen_type.__name__}", timeout)
     return pilot.app.screen
 
 
