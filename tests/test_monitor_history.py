@@ -170,16 +170,16 @@ MONITOR_APP = """
 import asyncio, sys, tempfile
 sys.path.insert(0, "tests")
 from pathlib import Path
-from fixtures.monitor_app import MonitorTestApp, history_run
+from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
 
 async def main():
     root = Path(tempfile.mkdtemp()) / "runs"
     run = history_run(root, "overfit", steps=50)
     app = MonitorTestApp(root, attach=run)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(1.0)
+        await wait_for(pilot, lambda: getattr(app.screen, "loaded", False), what="the monitor")
         await pilot.press("f9")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and app.screen.rows, what="the runs")
 
 asyncio.run(main())
 """
