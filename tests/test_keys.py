@@ -648,7 +648,8 @@ KEY_TESTS: dict[str, dict[str, str]] = {
     "RunsScreen": {k: "test_every_runs_screen_key" for k in ("enter", "m", "c", "t", "e", "escape")},
     "MonitorScreen": {
         **{k: "test_every_monitor_key_on_a_finished_run" for k in ("slash", "w", "x", "p", "g", "e", "o", "c", "escape")},
-        **{k: "test_every_monitor_key_on_a_live_run" for k in ("s", "k", "r", "a")},
+        **{k: "test_every_monitor_key_on_a_live_run" for k in ("s", "k", "r", "a")},  # and, slow, on a real run:
+        # test_s_r_and_k_on_a_real_detached_demo_run
         "t": "test_try_keys_without_a_saved_model",
     },
     "LogView": {k: "test_the_log_keys_scroll_page_and_follow"
@@ -702,3 +703,57 @@ def test_every_key_binding_in_every_screen_has_a_test_that_presses_it() -> None:
                 assert name in globals(), f"{cls} {key}: {name} does not exist"
                 body = inspect.getsource(globals()[name])
             assert f'"{key}"' in body, f"{cls} {key}: {test} never presses {key!r}"
+
+
+@pytest.mark.slow
+async def test_s_r_and_k_on_a_real_detached_demo_run(tmp_path: Path) -> None:
+    """The same keys on a real `tunedeck run demo --detach` (accelerate launch, the real trainer on CPU):
+    s checkpoints and stops it, r resumes it from that checkpoint, k kills it; no process is left."""
+    import os
+    import signal
+
+    from fixtures.monitor_app import MonitorTestApp
+    from fixtures.processes import cli, run_dir_of
+    from runner.registry import run_pids
+    from tests.conftest import python_env
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.monitor import MonitorScreen
+
+    long = ("--set", "training.max_steps=5000", "--set", "training.logging_steps=1", "--set",
+            "training.eval_strategy='no'", "--set", "training.save_steps=100000")
+    started = cli("run", "demo", "--detach", *long, env=python_env(), cwd=tmp_path, timeout=600)
+    assert started.returncode == 0, started.stdout + started.stderr
+    run = run_dir_of(started)
+    try:
+        app = MonitorTestApp(run.path.parent, attach=run)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.model.step >= 2,
+                        "the real run's first steps", timeout=600)
+            monitor = app.screen
+            pids = run_pids(run.path)
+            await opens(pilot, "s", ConfirmScreen)
+            await pilot.press("y")
+            await until(pilot, lambda: monitor.state == "stopped", "s: stopped", timeout=300)
+            await until(pilot, lambda: not alive(pids), "the run's processes gone", timeout=120)
+            checkpoint = run.latest_checkpoint()
+            assert checkpoint is not None and monitor.model.terminal["type"] == "run_stopped"
+            stopped_at = monitor.model.step
+
+            await until(pilot, lambda: monitor.check_action("resume", ()) is True, "resume offered")
+            await pilot.press("r")
+            await until(pilot, lambda: monitor.model.launches == 2 and monitor.model.step > stopped_at,
+                        "r: the resumed run trains on", timeout=600)
+            assert monitor.model.started["resumed_from"] == checkpoint.name
+            pids = run_pids(run.path)
+            assert alive(pids)
+
+            await opens(pilot, "k", ConfirmScreen)
+            await pilot.press("y")
+            await until(pilot, lambda: monitor.state not in ("starting", "running", "stopping"), "k: ended", 120)
+            await until(pilot, lambda: not alive(pids), "every process of the run killed", timeout=60)
+    finally:
+        for pid in run_pids(run.path):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
