@@ -757,3 +757,22 @@ async def test_s_r_and_k_on_a_real_detached_demo_run(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+async def test_tab_into_the_form_and_shift_tab_back_move_the_help_with_the_focus() -> None:
+    from tui.widgets.section_list import SectionList
+
+    app = app_on()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle_editor(pilot)
+        await show_group(pilot, 4)  # Batch & steps, the focus on the section list
+        assert isinstance(app.focused, SectionList) and "Sections" in help_text(app)
+        await pilot.press("tab")  # into the form: the first field's help
+        await until(pilot, lambda: isinstance(app.focused, Input), "a field focused")
+        key = app.editor.focused_key
+        assert key and key.startswith("training.")
+        await until(pilot, lambda: key in help_text(app) and "Sections" not in help_text(app), "the field's help")
+        await pilot.press("shift+tab")  # back on the section list: no field's help stays up
+        await until(pilot, lambda: isinstance(app.focused, SectionList), "the section list focused")
+        await until(pilot, lambda: "Sections" in help_text(app), "the section list's help")
+        assert key not in help_text(app) and "training." not in help_text(app)
