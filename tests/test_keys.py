@@ -587,6 +587,8 @@ async def test_every_monitor_key_on_a_live_run(live_run) -> None:
         await until(pilot, lambda: not alive(pids), "every process of the run gone")
         stopped_at = live_run.latest_checkpoint()
         assert stopped_at is not None  # graceful: it saved a checkpoint first
+        await until(pilot, lambda: (monitor.model.terminal or {}).get("type") == "run_stopped", "the stop event")
+        assert "SIGTERM" in monitor.model.terminal["reason"]  # the trainer stopped itself
         await pilot.press("s")  # a stopped run has nothing to stop: no question
         assert app.screen is monitor
 
@@ -603,6 +605,8 @@ async def test_every_monitor_key_on_a_live_run(live_run) -> None:
         await pilot.press("y")
         await until(pilot, lambda: monitor.state in ("stopped", "failed"), "k: ended")
         await until(pilot, lambda: not alive(pids), "every process of the run killed")
+        await until(pilot, lambda: monitor.model.launches == 2 and monitor.model.terminal is not None, "the kill recorded")
+        assert "SIGTERM" not in monitor.model.terminal.get("reason", "")  # killed, not stopped gracefully
 
         await until(pilot, lambda: any(f.changes for f in monitor.findings), "the diagnosis offers a fix")
         finding = next(f for f in monitor.findings if f.changes)
@@ -736,7 +740,8 @@ async def test_s_r_and_k_on_a_real_detached_demo_run(tmp_path: Path) -> None:
             await until(pilot, lambda: monitor.state == "stopped", "s: stopped", timeout=300)
             await until(pilot, lambda: not alive(pids), "the run's processes gone", timeout=120)
             checkpoint = run.latest_checkpoint()
-            assert checkpoint is not None and monitor.model.terminal["type"] == "run_stopped"
+            await until(pilot, lambda: (monitor.model.terminal or {}).get("type") == "run_stopped", "the stop event")
+            assert checkpoint is not None and "SIGTERM" in monitor.model.terminal["reason"]  # graceful
             stopped_at = monitor.model.step
 
             await until(pilot, lambda: monitor.check_action("resume", ()) is True, "resume offered")
