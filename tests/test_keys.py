@@ -539,14 +539,16 @@ async def test_try_keys_without_a_saved_model(tmp_path: Path) -> None:
 @pytest.fixture
 def live_run(tmp_path: Path, monkeypatch):
     """A run started by the real launcher and supervisor with the stand-in trainer (a spike in the
-    gradient norm every 25 steps, so the diagnosis has a fix to offer); stopped at teardown."""
+    gradient norm every 25 steps, so the diagnosis has a fix to offer; 3 s to save its checkpoint
+    after SIGTERM, so a graceful stop and a kill end differently); stopped at teardown."""
     from fixtures import fake_runner
     from runner import launch
     from runner.registry import effective_state
     from runner.stop import stop
 
     fake_runner.use_fake_trainer(monkeypatch)
-    run = fake_runner.prepare(tmp_path / "runs", scenario="spike", steps=2000, step_interval=0.05, lines_per_step=2)
+    run = fake_runner.prepare(tmp_path / "runs", scenario="spike", steps=2000, step_interval=0.05, lines_per_step=2,
+                              stop_delay=3.0)
     launch.start(run)
     yield run
     if effective_state(run) in ("starting", "running", "stopping"):
