@@ -583,8 +583,11 @@ async def test_every_monitor_key_on_a_live_run(live_run) -> None:
         await opens(pilot, "s", ConfirmScreen)
         await pilot.press("n")
         await until(pilot, lambda: app.screen is monitor, "back on the monitor")
+        await opens(pilot, "k", ConfirmScreen)  # and Esc answers the kill question "cancel"
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is monitor, "back on the monitor")
         step = monitor.model.step
-        await until(pilot, lambda: monitor.model.step > step, "still training after No")
+        await until(pilot, lambda: monitor.model.step > step, "still training after No and Esc")
         assert alive(pids) == pids
 
         await opens(pilot, "s", ConfirmScreen)
