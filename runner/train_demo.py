@@ -14,14 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from runner.demo_spec import DEMO_CACHE_VERSION, DEMO_TOKENIZER, TINY_DEMO_CONFIG
+from runner.demo_spec import DEMO_CACHE_VERSION, DEMO_TOKENIZER, TINY_DEMO_CONFIG, demo_data_file
 from runner.paths import cache_dir
-
-
-def demo_data_file() -> Path:
-    from runner.data_check import demo_data_file as bundled
-
-    return bundled()
 
 
 def demo_model_dir() -> Path:

@@ -15,12 +15,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from runner.demo_spec import DEMO_MODEL
 from runner.schema import Config
 
 from .known_models import lookup
 
 FAMILIES = ("llama", "mistral", "qwen2", "gemma2", "phi3", "gpt2")
-DEMO_MODEL = "tunedeck:tiny-demo"
 # The from-scratch fields a user must fill in when the model is unknown.
 ARCH_FIELDS = ("model.model_type", "model.num_hidden_layers", "model.hidden_size", "model.intermediate_size",
                "model.num_attention_heads", "model.num_key_value_heads", "model.vocab_size")

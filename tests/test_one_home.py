@@ -1,0 +1,55 @@
+"""One home for each runner fact: the demo ids are defined once, and comments name modules that exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import runner.demo_spec as demo_spec
+from runner.schema import Config
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted(list((ROOT / "runner").rglob("*.py")) + list((ROOT / "tui").rglob("*.py")))
+
+
+def test_demo_ids_are_defined_once_in_demo_spec():
+    defined = {name: [] for name in ("DEMO_MODEL", "DEMO_DATA", "DEMO_CACHE_VERSION", "TINY_DEMO_CONFIG")}
+    for path in SOURCES:
+        for name in defined:
+            if re.search(rf"^\s*{name}\s*(:[^=]*)?=", path.read_text(encoding="utf-8"), re.M):
+                defined[name].append(path.relative_to(ROOT).as_posix())
+    assert defined == {name: ["runner/demo_spec.py"] for name in defined}
+
+
+def test_schema_defaults_are_the_demo_ids():
+    config = Config()
+    assert config.model.name_or_path == demo_spec.DEMO_MODEL
+    assert config.data.path == demo_spec.DEMO_DATA
+    assert demo_spec.demo_data_file().is_file()
+
+
+def _module_prefix(parts: list[str]) -> tuple[Path | None, int]:
+    """The file or package a dotted runner.x.y name starts with, and how many parts it used."""
+    path, used = ROOT / "runner", 1
+    while used < len(parts):
+        candidate = path / parts[used]
+        if candidate.with_suffix(".py").is_file():
+            return candidate.with_suffix(".py"), used + 1
+        if not candidate.is_dir():
+            break
+        path, used = candidate, used + 1
+    return (path / "__init__.py" if used > 1 else None), used
+
+
+def test_every_runner_module_named_in_the_code_exists():
+    missing = []
+    for path in SOURCES:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"\brunner(?:\.[A-Za-z_]\w*)+", text):
+            parts = match.group(0).split(".")
+            module, used = _module_prefix(parts)
+            if module is None:
+                missing.append(f"{path.relative_to(ROOT)}: {match.group(0)}")
+            elif used < len(parts) and not re.search(rf"\b{parts[used]}\b", module.read_text(encoding="utf-8")):
+                missing.append(f"{path.relative_to(ROOT)}: {match.group(0)} ({parts[used]} not in {module.name})")
+    assert missing == []
