@@ -23,7 +23,8 @@ import sys
 import time
 from typing import Any
 
-EXIT_OK, EXIT_DATA, EXIT_CONFIG = 0, 1, 2
+from runner.exits import FAILED as EXIT_DATA, OK as EXIT_OK, USAGE as EXIT_CONFIG
+
 HISTOGRAM_BINS = 8  # bins up to max_seq_length, plus one for longer rows
 PERCENTILES = (50, 90, 95, 99)
 

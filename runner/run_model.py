@@ -174,15 +174,6 @@ class RunModel:
                 return value
         return None
 
-    def best_eval(self) -> tuple[float, int] | None:
-        """(lowest eval loss, its step), or None before the first evaluation."""
-        losses, steps = self.evals["eval_loss"], self.evals["step"]
-        best = None
-        for loss, step in zip(losses, steps):
-            if not math.isnan(loss) and (best is None or loss < best[0]):
-                best = (loss, int(step))
-        return best
-
     def latest(self, key: str) -> Any:
         """The newest value of `key` in a log event, or None."""
         return None if self.last_log is None else self.last_log.get(key)

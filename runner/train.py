@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from runner.diagnose import RunError, diagnose_exception, traceback_tail
+from runner.estimate import EstimateError, estimate, memory_signature
 from runner.events import EventWriter, last_step
 from runner.rundir import RunDir
 
@@ -181,7 +182,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
         params_trainable=info.params_trainable,
         trainable_percent=info.trainable_percent,
         estimated_memory=_estimate(config),
-        memory_signature=_memory_signature(config),
+        memory_signature=memory_signature(config),
         device=_device_info(cuda, world_size),
     )
     # Every rank says it is up and where (multi-node runs show which nodes took part), after rank 0's
@@ -279,28 +280,11 @@ def _checkpoint_step(path: Path) -> int:
     return int(path.name.rsplit("-", 1)[-1])
 
 
-def _estimate(config):
+def _estimate(config) -> dict | None:
+    """The estimate recorded in run_started; None for a model the estimator cannot size offline."""
     try:
-        from runner.estimate import estimate
-
-        result = estimate(config)
-        if hasattr(result, "to_dict"):
-            return result.to_dict()
-        if hasattr(result, "model_dump"):
-            return result.model_dump(mode="json")
-        import dataclasses
-
-        return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else None
-    except Exception:  # noqa: BLE001 - the estimate is informative only
-        return None
-
-
-def _memory_signature(config):
-    try:
-        from runner.estimate import memory_signature
-
-        return memory_signature(config)
-    except Exception:  # noqa: BLE001
+        return estimate(config).to_dict()
+    except EstimateError:
         return None
 
 

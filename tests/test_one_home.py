@@ -53,3 +53,13 @@ def test_every_runner_module_named_in_the_code_exists():
             elif used < len(parts) and not re.search(rf"\b{parts[used]}\b", module.read_text(encoding="utf-8")):
                 missing.append(f"{path.relative_to(ROOT)}: {match.group(0)} ({parts[used]} not in {module.name})")
     assert missing == []
+
+
+def test_the_run_started_estimate_is_estimate_to_dict(tmp_path):
+    from runner.estimate import estimate
+    from runner.train import _estimate
+
+    config = Config()
+    assert _estimate(config) == estimate(config).to_dict()
+    unknown = config.model_copy(update={"model": config.model.model_copy(update={"name_or_path": str(tmp_path)})})
+    assert _estimate(unknown) is None  # a directory without config.json cannot be sized: no estimate, no crash

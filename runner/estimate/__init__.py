@@ -44,10 +44,6 @@ class Estimate:
     def verdict(self) -> str | None:
         return verdict(self.peak_bytes, self.budget_bytes) if self.budget_bytes else None
 
-    @property
-    def evictable_bytes(self) -> int:
-        return sum(c.bytes for c in self.components if c.evictable)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (also what the runner records in its run_started event)."""
         return {

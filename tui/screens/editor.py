@@ -328,7 +328,7 @@ class EditorScreen(Screen):
             from runner.data_lengths import lookup as data_lengths  # recorded by the Data screen / `tunedeck data`
 
             est = estimator.estimate(self.state.config, budget, self.gpu_count(), data_lengths(self.state.config))
-        except getattr(estimator, "EstimateError", LookupError) as exc:
+        except estimator.EstimateError as exc:
             self.estimate = None
             gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")
             self._sync_fix_keys()
