@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             from runner.rundir import remove_incomplete_checkpoints
 
             remove_incomplete_checkpoints(run)
-        diagnosis = diagnose_exception(exc, str(run.path))
+        diagnosis = diagnose_exception(exc, str(run.path), _run_config(run), _visible_gpus())
         if not isinstance(exc, RunError):
             traceback.print_exc()
         print(f"[tunedeck] run failed ({diagnosis.reason}): {diagnosis.message}\n"
@@ -71,6 +71,18 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as write_error:  # still no room: the supervisor records it from the log
                 print(f"[tunedeck] could not record the failure: {write_error}", file=sys.stderr, flush=True)
         return 1
+
+
+def _run_config(run: RunDir):
+    """The run's config, for an out-of-memory suggestion sized to it; None when it cannot be read."""
+    from runner import presets
+
+    return presets.load(run.config).config
+
+
+def _visible_gpus() -> int:
+    torch = sys.modules.get("torch")  # only ask when training got as far as importing it
+    return torch.cuda.device_count() if torch is not None and torch.cuda.is_available() else 0
 
 
 class StopFlag:
