@@ -63,3 +63,32 @@ def test_the_run_started_estimate_is_estimate_to_dict(tmp_path):
     assert _estimate(config) == estimate(config).to_dict()
     unknown = config.model_copy(update={"model": config.model.model_copy(update={"name_or_path": str(tmp_path)})})
     assert _estimate(unknown) is None  # a directory without config.json cannot be sized: no estimate, no crash
+
+
+def test_tunedeck_estimate_sizes_for_the_measured_data_like_the_editor(monkeypatch, tmp_path, capsys):
+    """`tunedeck data` records the longest row; `tunedeck estimate`, the gauge and the launch dialog all
+    read it through runner.estimate.estimate_for."""
+    import json
+
+    from runner import data_lengths, presets
+    from runner.cli import main
+    from runner.estimate import estimate, estimate_for
+
+    monkeypatch.setenv("TUNEDECK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TUNEDECK_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    config = presets.require("demo").config
+
+    def cli_estimate() -> dict:
+        capsys.readouterr()
+        main(["estimate", "demo", "--json"])
+        return json.loads(capsys.readouterr().out)
+
+    unmeasured = cli_estimate()
+    assert unmeasured["peak_bytes"] == estimate(config).peak_bytes
+    data_lengths.record(config, {"max": 20, "p99": 18, "count": 100})
+    measured = cli_estimate()
+    expected = estimate(config, data_lengths=data_lengths.lookup(config))
+    assert measured["peak_bytes"] == expected.peak_bytes == estimate_for(config).peak_bytes
+    assert measured["peak_bytes"] < unmeasured["peak_bytes"]
+    assert any("longest row" in note for note in measured["notes"])

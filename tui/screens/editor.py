@@ -325,9 +325,8 @@ class EditorScreen(Screen):
         budget, label = self.budget()
         gauge.config_signature = estimator.memory_signature(self.state.config)
         try:
-            from runner.data_lengths import lookup as data_lengths  # recorded by the Data screen / `tunedeck data`
-
-            est = estimator.estimate(self.state.config, budget, self.gpu_count(), data_lengths(self.state.config))
+            # with the data lengths the Data screen / `tunedeck data` recorded, as `tunedeck estimate` does
+            est = estimator.estimate_for(self.state.config, budget, self.gpu_count())
         except estimator.EstimateError as exc:
             self.estimate = None
             gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")
