@@ -363,9 +363,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from runner.registry import effective_state
-    from runner.rundir import ACTIVE_STATES
-    from runner.stop import stop
+    from runner.stop import has_processes, stop
 
     run = _resolve(args)
     if run is None:
@@ -374,7 +372,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     if slurm_cmds.is_slurm_run(run):
         return slurm_cmds.stop_run(run, args.grace)
-    if effective_state(run) in ACTIVE_STATES:  # else stop() says it is not running, first thing
+    if has_processes(run):  # else stop() signals nothing and its message, printed first, says why
         print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
     result = stop(run, grace=args.grace)
     print(result.message)
@@ -383,4 +381,4 @@ def cmd_stop(args: argparse.Namespace) -> int:
               f"WARNING: processes still alive: {result.leftover_pids}")
         if result.gpu_memory_released is not None:
             print("GPU memory released" if result.gpu_memory_released else "WARNING: a GPU still lists the run's processes")
-    return EXIT_OK if not result.leftover_pids else EXIT_FAILED
+    return EXIT_FAILED if result.leftover_pids or result.elsewhere else EXIT_OK
