@@ -15,6 +15,7 @@ from typing import Any
 
 from runner.exits import FAILED as EXIT_FAILED, INTERRUPTED as EXIT_STOPPED, OK as EXIT_OK, USAGE as EXIT_USAGE
 from runner.printable import printable
+from runner.progress_lines import eval_line, log_line
 from runner.problems import Problem
 
 
@@ -237,12 +238,9 @@ def describe(event: dict[str, Any]) -> str:
         node = f" (SLURM node {event['node']})" if event.get("node") else ""
         return f"rank {event.get('rank')} of {event.get('world_size')} ready on {event.get('host')}{node}"
     if kind == "log":
-        total = event.get("total_steps") or "?"
-        return (f"step {step}/{total}  loss {event.get('loss', float('nan')):.4f}  "
-                f"{event.get('tokens_per_s') or 0:.0f} tok/s  elapsed {_duration(event.get('elapsed_s'))}  "
-                f"ETA {_duration(event.get('eta_s'))}")
+        return log_line(event)  # the trainer's own output.log line for this step
     if kind == "eval":
-        return f"eval at step {step}: eval_loss {event.get('eval_loss')}, perplexity {event.get('perplexity')}"
+        return eval_line(event)
     if kind == "sample":
         return f"sample at step {step}: {event.get('prompt')!r} -> {event.get('completion')!r}"
     if kind == "checkpoint":
