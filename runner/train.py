@@ -107,7 +107,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     # --- setup -------------------------------------------------------------------------------
     import torch
     import transformers
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import EarlyStoppingCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from runner import presets, train_data, train_model
@@ -115,6 +115,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     from runner.trackers import require_tracker
     from runner.training_args import training_arguments
     from runner.train_callbacks import EventCallback, SampleCallback, gpu_memory
+    from runner.train_trainer import TunedeckTrainer
 
     transformers.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
@@ -163,7 +164,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     callbacks = [event_callback, SampleCallback(samples)]
     if t.early_stopping_patience and eval_strategy != "no":
         callbacks.append(EarlyStoppingCallback(t.early_stopping_patience, t.early_stopping_threshold))
-    trainer = Trainer(
+    trainer = TunedeckTrainer(  # the Trainer, resuming tied output heads without a false "missing key"
         model=model,
         args=args,
         train_dataset=data.train,
