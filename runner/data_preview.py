@@ -36,10 +36,9 @@ def load_tokenizer(config):
 
     m = config.model
     if (m.tokenizer_name_or_path or m.name_or_path) == DEMO_MODEL:
-        from runner.demo_spec import DEMO_CACHE_VERSION
-        from runner.paths import cache_dir
+        from runner.demo_spec import demo_model_cache
 
-        if not (cache_dir() / "models" / f"tiny-demo-v{DEMO_CACHE_VERSION}" / "tokenizer.json").is_file():
+        if not (demo_model_cache() / "tokenizer.json").is_file():
             from runner.train_demo import build_tokenizer  # the same builder the demo model's cache uses
 
             tokenizer = build_tokenizer()

@@ -58,6 +58,13 @@ def demo_data_file() -> Path:
 DEMO_CACHE_VERSION = 1
 
 
+def demo_model_cache() -> Path:
+    """Where runner.train_demo keeps the built demo model and tokenizer (it may not exist yet)."""
+    from runner.paths import cache_dir
+
+    return cache_dir() / "models" / f"tiny-demo-v{DEMO_CACHE_VERSION}"
+
+
 def demo_param_count() -> int:
     """Parameters of the tiny demo model (embedding tied to the head, RMSNorm weights included)."""
     c = TINY_DEMO_CONFIG
