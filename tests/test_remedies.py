@@ -236,3 +236,23 @@ async def test_the_cpu_demos_gauge_lists_no_batch_size():
         assert app.editor.estimate is not None and app.editor.estimate.suggestions == []
         text = str(app.editor.query_one(MemoryGauge).query_one("#gauge-body").render())
         assert "GiB" in text and "Batch" not in text and "faster" not in text
+
+
+def test_a_job_that_died_out_of_memory_is_told_the_remedies_for_its_config(tmp_path):
+    """SLURM's settle (and the local supervisor) read only the log tail: the run's config sizes the advice."""
+    from runner import slurm
+    from runner.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    config = presets.require("demo").config
+    presets.save(config, run.config)
+    run.log.write_text("Traceback (most recent call last):\nRuntimeError: DefaultCPUAllocator: can't allocate memory: "
+                       "you tried to allocate 274877906944 bytes\n")
+    run.update_status(state="running")
+    slurm.settle(run, 1)
+    status = run.read_status()
+    assert status["state"] == "failed" and status["reason"] == "oom"
+    expected = remedies(config, None, 0, out_of_memory=True)
+    assert expected and status["suggestion"].startswith("Out of memory; try: " + expected[0].title)
+    assert not any(needs_cuda(s.changes) for s in expected)  # a CPU run: no CUDA-only remedy
