@@ -16,7 +16,6 @@ import functools
 import hashlib
 import json
 import re
-import textwrap
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +30,12 @@ from runner.field_names import hint_for
 from runner.paths import shipped_presets_dir, user_presets_dir
 from runner.printable import printable
 from runner.problems import ConfigError, Problem, did_you_mean
-from runner.schema import FIELDS, FIELDS_BY_KEY, META_KEYS, SECTIONS, Config, FieldSpec, applies, get_value
+from runner.schema import FIELDS, FIELDS_BY_KEY, META_KEYS, SECTIONS, Config, FieldSpec, applies, get_value, help_text
 from runner.validate import Context, check
 
 SUFFIX = ".toml"
 OVERRIDE_ORIGIN = "--set"
 MAX_PRESET_BYTES = 16 * 1024 * 1024  # far above any real preset; a bigger file is a mistake, not a config
-HELP_WIDTH = 96  # wrap help comments to this many columns
 
 
 @dataclass
@@ -687,7 +685,7 @@ def dumps(
                 table = tomlkit.table()
                 doc.add(section, table)
             if with_help:
-                for line in help_comment_lines(spec):
+                for line in help_text.toml_comment_lines(spec):
                     table.add(tomlkit.comment(line))
             table.add(spec.name, value)
     return doc.as_string()
@@ -738,30 +736,6 @@ def _toml_value(value: Any) -> Any:
     return value
 
 
-def help_lines(spec: FieldSpec) -> list[tuple[str, str]]:
-    """(label, text) pairs of a field's help, in reading order, empty parts left out."""
-    h = spec.help
-    raise_label, lower_label = ("On", "Off") if spec.kind == "bool" else ("Raise", "Lower")
-    parts = [("", h.what)]
-    for label, text in ((raise_label, h.up), (lower_label, h.down)):
-        text = re.sub(r"^(On|Off): ", "", text)
-        if text:
-            parts.append((label, text))
-    parts.append(("Typical", h.typical.rstrip(".") + "."))
-    if h.advice:
-        parts.append(("Advice", h.advice))
-    return parts
-
-
-def help_comment_lines(spec: FieldSpec) -> list[str]:
-    """A field's help wrapped as TOML comment lines (without the leading '#')."""
-    lines: list[str] = []
-    for label, text in help_lines(spec):
-        text = f"{label}: {text}" if label else text
-        lines += textwrap.wrap(text, HELP_WIDTH - 2, subsequent_indent="  ")
-    return lines
-
-
 def _fresh_document(config: Config, baseline: Config, with_help: bool) -> tomlkit.TOMLDocument:
     doc = tomlkit.document()
     doc.add(tomlkit.comment("tunedeck preset. Every key is optional; anything left out takes its default."))
@@ -783,7 +757,7 @@ def _fresh_document(config: Config, baseline: Config, with_help: bool) -> tomlki
             if with_help:
                 if len(table):
                     table.add(tomlkit.nl())
-                for line in help_comment_lines(spec):
+                for line in help_text.toml_comment_lines(spec):
                     table.add(tomlkit.comment(line))
             table.add(spec.name, _toml_value(value))
         if len(table):

@@ -214,7 +214,9 @@ def applies(spec: FieldSpec, config: Config) -> bool:
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of the preset format, with each field's help as its (markdown) description."""
+    """JSON Schema of the preset format, with each field's help as its description (plain and markdown)."""
+    from . import help_text
+
     schema = Config.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tunedeck preset"
@@ -223,21 +225,12 @@ def json_schema() -> dict[str, Any]:
         for name, prop in props.items():
             spec = FIELDS_BY_KEY[f"{section}.{name}"]
             prop.pop("help", None)
-            prop["markdownDescription"] = help_markdown(spec)
+            prop["description"] = help_text.description(spec)
+            prop["markdownDescription"] = help_text.markdown(spec)
     return schema
-
-
-def help_markdown(spec: FieldSpec) -> str:
-    h = spec.help
-    lines = [f"**{spec.label}** (`{spec.key}`)", "", h.what, "", f"- Raise: {h.up}", f"- Lower: {h.down}",
-             f"- Typical: {h.typical}"]
-    if h.advice:
-        lines.append(f"- Advice: {h.advice}")
-    lines.append(f"- Default: `{spec.default!r}`; allowed: {spec.allowed()}")
-    return "\n".join(lines)
 
 
 __all__ = [
     "Config", "FIELDS", "FIELDS_BY_KEY", "FieldSpec", "FieldHelp", "GROUPS", "SECTIONS", "SECTION_TITLES",
-    "META_KEYS", "applies", "field", "get_value", "json_schema", "help_markdown",
+    "META_KEYS", "applies", "field", "get_value", "json_schema",
 ]
