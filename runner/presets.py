@@ -19,12 +19,13 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import tomlkit
 from pydantic import ValidationError
 from tomlkit.exceptions import ParseError, TOMLKitError
 
+from runner import toml_edits
 from runner.atomic import atomic_write_text
 from runner.field_names import hint_for
 from runner.paths import shipped_presets_dir, user_presets_dir
@@ -652,17 +653,22 @@ def dumps(
     document: tomlkit.TOMLDocument | None = None,
     with_help: bool = True,
     relative_to: Path | None = None,
+    typed: Mapping[str, str] | None = None,
 ) -> str:
     """TOML text for `config`.
 
     With `document` (the file as loaded), values are updated in place so comments and
     ordering survive; keys the file lacks are added only where the config differs
-    from what the file builds on. Without it a fresh file is written: every field
-    (or, with `extends`, every changed field), each with its help as a comment.
+    from what the file builds on. A changed value is written as the user typed it
+    (`typed`: section.key -> text) or in the style the file used, and comments that
+    explained the old value are marked stale (runner/toml_edits.py). Without `document`
+    a fresh file is written: every field (or, with `extends`, every changed field),
+    each with its help as a comment.
     """
+    typed = typed or {}
     baseline = baseline_for(config, relative_to)
     if document is None:
-        return _fresh_document(config, baseline, with_help).as_string()
+        return _fresh_document(config, baseline, with_help, typed).as_string()
     doc = copy.deepcopy(document)
     for key in META_KEYS:
         value = getattr(config, key)
@@ -677,7 +683,8 @@ def dumps(
             table = doc.get(section)
             if table is not None and spec.name in table:
                 if table[spec.name] != value:
-                    table[spec.name] = value
+                    toml_edits.replace_value(table, spec.name, value, typed.get(spec.key),
+                                             help_text.toml_comment_lines(spec))
                 continue
             if get_value(config, spec.key) == get_value(baseline, spec.key):
                 continue
@@ -687,7 +694,7 @@ def dumps(
             if with_help:
                 for line in help_text.toml_comment_lines(spec):
                     table.add(tomlkit.comment(line))
-            table.add(spec.name, value)
+            table.add(spec.name, toml_edits.item_for(value, typed.get(spec.key)))
     return doc.as_string()
 
 
@@ -697,10 +704,12 @@ def save(
     *,
     document: tomlkit.TOMLDocument | None = None,
     with_help: bool = True,
+    typed: Mapping[str, str] | None = None,
 ) -> Path:
-    """Atomically write `config` to `path` (keeping `document`'s comments when given)."""
+    """Atomically write `config` to `path` (keeping `document`'s comments, and the notation of `typed`
+    values, when given; see `dumps`)."""
     target = Path(path)
-    text = dumps(config, document, with_help=with_help, relative_to=target.parent)
+    text = dumps(config, document, with_help=with_help, relative_to=target.parent, typed=typed)
     tomllib.loads(text)  # never write a file we could not read back
     atomic_write_text(target, text)
     return target
@@ -736,7 +745,8 @@ def _toml_value(value: Any) -> Any:
     return value
 
 
-def _fresh_document(config: Config, baseline: Config, with_help: bool) -> tomlkit.TOMLDocument:
+def _fresh_document(config: Config, baseline: Config, with_help: bool,
+                    typed: Mapping[str, str]) -> tomlkit.TOMLDocument:
     doc = tomlkit.document()
     doc.add(tomlkit.comment("tunedeck preset. Every key is optional; anything left out takes its default."))
     doc.add(tomlkit.comment("Field reference: `tunedeck show FILE`, JSON Schema: `tunedeck schema`."))
@@ -759,7 +769,7 @@ def _fresh_document(config: Config, baseline: Config, with_help: bool) -> tomlki
                     table.add(tomlkit.nl())
                 for line in help_text.toml_comment_lines(spec):
                     table.add(tomlkit.comment(line))
-            table.add(spec.name, _toml_value(value))
+            table.add(spec.name, toml_edits.item_for(_toml_value(value), typed.get(spec.key)))
         if len(table):
             doc.add(tomlkit.nl())
             doc.add(section, table)

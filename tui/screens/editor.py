@@ -523,7 +523,7 @@ class EditorScreen(Screen):
 
         state = self.state
         try:
-            presets.save(state.config, path, document=state.document, with_help=True)
+            presets.save(state.config, path, document=state.document, with_help=True, typed=state.typed)
         except OSError as exc:
             self.notify(f"Could not write {safe(path, 240)}: {safe(exc.strerror or exc)}", title="Not saved", severity="error")
             return False
