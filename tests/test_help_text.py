@@ -212,3 +212,26 @@ def test_parameter_counts_are_written_in_sensible_units() -> None:
     assert [count_text(n) for n in (950, 1_234_567, 494_032_768, 7_615_616_512, 70_553_706_496, 999_999)] == \
         ["950", "1.23M", "494M", "7.62B", "70.6B", "1.00M"]
     assert count_text(None) == "?"
+
+
+def test_applies_conditions_read_and_hold_as_written() -> None:
+    from runner.schema import applies, condition_terms
+
+    config = Config()
+    epochs, steps = FIELDS_BY_KEY["training.num_train_epochs"], FIELDS_BY_KEY["data.messages_field"]
+    assert applies(epochs, config)  # max_steps -1: epochs decide
+    config.training.max_steps = 10
+    assert not applies(epochs, config)
+    assert not applies(steps, config)  # text data
+    config.data.format = "chat"
+    assert applies(steps, config)
+    config.data.format = "text"
+    config.data.datasets = [{"path": "a.jsonl", "format": "chat"}]
+    assert applies(steps, config)  # a listed dataset may be chat and take the column name from here
+    assert help_text.condition_text("!training.max_steps>0") == "training.max_steps is not above 0"
+    assert help_text.condition_text("data.format=chat|data.datasets") == "data.format is 'chat' or data.datasets is set"
+    assert help_text.condition_text("lora.enabled", labels=True) == "Use LoRA is on"
+    assert help_text.condition_text("launch.strategy=deepspeed", labels=True) == "Distribution is deepspeed"
+    for spec in FIELDS:  # every condition names real fields
+        for term in condition_terms(spec.applies or "lora.enabled"):
+            assert term.path in FIELDS_BY_KEY, spec.key

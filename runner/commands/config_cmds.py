@@ -120,9 +120,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             value = get_value(config, spec.key)
             mark = f"  # default {_fmt(get_value(defaults, spec.key))}" if spec.key in changed else ""
             print(f"{spec.name:<{width}} = {_fmt(value)}{mark}")
+    if hidden:  # which rule left each out comes from the schema (each field's `applies`), never from a list here
+        print(f"\n# not shown: {sum(map(len, hidden.values()))} field(s) that do not apply to this config "
+              "(--all shows them):")
     for condition, keys in hidden.items():
-        print(f"\n# not shown: {len(keys)} field(s) that apply only when {help_text.condition_text(condition)} "
-              f"({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}); --all shows them")
+        print(f"#   {len(keys)} that apply only when {help_text.condition_text(condition)}: "
+              f"{', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}")
     print("\n[derived]")
     for line in describe_derived(numbers):
         print(line)

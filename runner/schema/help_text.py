@@ -82,22 +82,26 @@ def literal(value: Any) -> str:
     return str(value)
 
 
-def condition_text(applies: str) -> str:
-    """An `applies` condition in words: `!model.from_scratch` -> 'model.from_scratch is false',
+def condition_text(applies: str, labels: bool = False) -> str:
+    """An `applies` condition in words, by key (`tunedeck show`, the F1 page) or by label (the editor's note):
+    `!model.from_scratch` -> 'model.from_scratch is false' / 'Train from scratch is off',
     `launch.strategy=deepspeed` -> "launch.strategy is 'deepspeed'", `a|b` -> '... or ...'."""
+    from . import FIELDS_BY_KEY, condition_terms
+
     words = []
-    for term in applies.split("|"):
-        negate = term.startswith("!")
-        term = term.lstrip("!")
-        match = re.fullmatch(r"([\w.]+)(=|<|>)(.*)", term)
-        if match is None:
-            words.append(f"{term} is {'false' if negate else 'true'}")
-            continue
-        path, op, value = match.groups()
-        if op == "=":
-            words.append(f"{path} is {'not ' if negate else ''}'{value}'")
+    for term in condition_terms(applies):
+        spec = FIELDS_BY_KEY.get(term.path)
+        name = spec.label if labels and spec is not None else term.path
+        is_ = "is not" if term.negate else "is"
+        if term.op == "=":
+            words.append(f"{name} {is_} {term.value if labels else repr(term.value)}")
+        elif term.op:
+            words.append(f"{name} {is_} {'below' if term.op == '<' else 'above'} {term.value}")
+        elif spec is not None and spec.kind == "bool":
+            on, off = ("on", "off") if labels else ("true", "false")
+            words.append(f"{name} is {off if term.negate else on}")
         else:
-            words.append(f"{path} is {'not ' if negate else ''}{'below' if op == '<' else 'above'} {value}")
+            words.append(f"{name} is {'empty' if term.negate else 'set'}")
     return " or ".join(words)
 
 
