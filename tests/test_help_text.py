@@ -13,7 +13,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from runner import presets
-from runner.schema import FIELDS, FIELDS_BY_KEY, Config, help_text, json_schema
+from runner.schema import FIELDS, FIELDS_BY_KEY, GROUPS, Config, help_text, json_schema
 from runner.units import count_text
 from tui import cli
 from tui.app import TunedeckApp, state_from
@@ -147,26 +147,29 @@ def _string_constants(path: Path) -> list[tuple[int, str]]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str)]
 
 
+RENDERER = ROOT / "runner" / "schema" / "help_text.py"
+
+
+def _other_modules() -> list[Path]:
+    """Every module of the app but the renderer."""
+    return [path for path in sorted([*(ROOT / "runner").rglob("*.py"), *(ROOT / "tui").rglob("*.py")])
+            if path != RENDERER]
+
+
 def test_no_other_module_spells_the_help_labels() -> None:
-    renderer = ROOT / "runner" / "schema" / "help_text.py"
     offenders = []
-    for path in sorted([*(ROOT / "runner").rglob("*.py"), *(ROOT / "tui").rglob("*.py")]):
-        if path == renderer:
-            continue
+    for path in _other_modules():
         for line, text in _string_constants(path):
             if LABELS.search(text) and not text.lstrip().startswith(("\n##", "##")):  # a screen's HELP page
                 offenders.append(f"{path.relative_to(ROOT)}:{line}: {text[:60]!r}")
     assert offenders == []
-    assert any(LABELS.search(text) for _, text in _string_constants(renderer))  # the check can see labels
+    assert any(LABELS.search(text) for _, text in _string_constants(RENDERER))  # the check can see labels
 
 
 def test_no_module_reads_the_raw_help_parts_but_the_renderer() -> None:
     """Reading spec.help.up / .down / .typical is formatting them; only advice is used on its own (context)."""
-    renderer = ROOT / "runner" / "schema" / "help_text.py"
     offenders = []
-    for path in sorted([*(ROOT / "runner").rglob("*.py"), *(ROOT / "tui").rglob("*.py")]):
-        if path == renderer:
-            continue
+    for path in _other_modules():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Attribute) and node.attr in ("up", "down", "typical")
                     and isinstance(node.value, ast.Attribute) and node.value.attr == "help"):
@@ -188,8 +191,7 @@ async def test_the_help_panel_and_f1_say_when_on_for_a_switch_and_the_demo_model
         editor = app.editor
         sections = editor.query_one("#sections")
         sections.focus()
-        sections.highlighted = [i for i, g in enumerate(__import__("runner.schema", fromlist=["GROUPS"]).GROUPS)
-                                if g == FIELDS_BY_KEY[SWITCH].group][0]
+        sections.highlighted = GROUPS.index(FIELDS_BY_KEY[SWITCH].group)
         await pilot.pause()
         editor.query_one(f"#{row_id(SWITCH)}", FieldRow).query_one("Switch").focus()
         await pilot.pause()

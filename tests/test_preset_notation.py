@@ -14,7 +14,7 @@ from textual.widgets import Input
 
 from runner import presets
 from runner.paths import shipped_presets_dir
-from runner.schema import GROUPS, FIELDS_BY_KEY
+from runner.schema import FIELDS_BY_KEY, GROUPS
 from runner.toml_edits import stale_mark
 from tui.app import TunedeckApp, state_from
 from tui.services import NoProbe
