@@ -17,6 +17,7 @@ value is written and what happens to the comments beside it:
 from __future__ import annotations
 
 import re
+import tomllib
 from typing import Any, Iterable
 
 import tomlkit
@@ -112,8 +113,16 @@ def _marked(comment: str, old_text: str, new_text: str) -> str:
     for) and goes away when the value is back to that."""
     existing = _STALE.search(comment)
     if existing:
-        return _STALE.sub("", comment) if existing.group(1) == new_text else comment
+        return _STALE.sub("", comment) if _same_value(existing.group(1), new_text) else comment
     return comment + stale_mark(old_text)
+
+
+def _same_value(a: str, b: str) -> bool:
+    """Whether two TOML value texts mean the same value (`3e-4` and `0.0003` do)."""
+    try:
+        return a == b or tomllib.loads(f"v = {a}")["v"] == tomllib.loads(f"v = {b}")["v"]
+    except (tomllib.TOMLDecodeError, ValueError):
+        return False
 
 
 def _mentions(text: str, value_text: str) -> bool:

@@ -102,6 +102,9 @@ def test_comments_that_explained_the_old_value_are_marked_stale(tmp_path: Path) 
     assert "learning_rate = 3e-4  # tuned for batch 8\n" in text
     assert "# 3e-4 suits a 7B model; 1e-3 diverged\n" in text
     assert tomllib.loads(text)["training"]["learning_rate"] == 3e-4
+    edited(path, learning_rate=2e-4)
+    text = edited(path, {"training.learning_rate": "0.0003"}, learning_rate=3e-4)  # the same value, other notation
+    assert "# 3e-4 suits a 7B model; 1e-3 diverged\nlearning_rate = 0.0003  # tuned for batch 8\n" in text
 
 
 def test_tunedecks_own_help_comments_are_never_marked_stale(tmp_path: Path) -> None:
