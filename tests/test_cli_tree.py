@@ -229,6 +229,8 @@ def test_show_leaves_out_exactly_the_fields_the_schema_says_do_not_apply(tmp_pat
         assert f"# not shown: {len(hidden)} field(s) that do not apply to this config (--all shows them):" in out
         assert cli.main(["show", source, "--all"]) == 0
         assert shown_keys(capfd.readouterr().out) == {spec.key for spec in FIELDS}
+        assert cli.main(["show", source, "--json"]) == 0
+        assert json.loads(capfd.readouterr().out)["not_applicable"] == [spec.key for spec in hidden]
     demo_out = (cli.main(["show", "demo"]), capfd.readouterr().out)[1]
     assert "\ntemperature " not in demo_out and "only when generation.do_sample is true" in demo_out  # greedy demo
     assert "\ninstruction_field " in demo_out and "\nmessages_field " not in demo_out  # instruction data

@@ -96,6 +96,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             "file": str(loaded.path),
             "config": config.model_dump(mode="json"),
             "changed_from_defaults": sorted(changed),
+            "not_applicable": [spec.key for spec in FIELDS if not applies(spec, config)],
             "derived": numbers.__dict__,
             "problems": [p.format() for p in loaded.problems],
         }
