@@ -237,3 +237,14 @@ def test_applies_conditions_read_and_hold_as_written() -> None:
     for spec in FIELDS:  # every condition names real fields
         for term in condition_terms(spec.applies or "lora.enabled"):
             assert term.path in FIELDS_BY_KEY, spec.key
+
+
+def test_the_try_screens_sampling_knobs_are_the_schemas() -> None:
+    from tui.screens.try_screen import SAMPLING_KNOBS
+
+    assert set(SAMPLING_KNOBS) == {"generation.temperature", "generation.top_p", "generation.top_k"}
+    config = Config()
+    config.generation.do_sample = False
+    from runner.schema import applies
+
+    assert not any(applies(FIELDS_BY_KEY[key], config) for key in SAMPLING_KNOBS)
