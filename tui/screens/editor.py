@@ -360,9 +360,11 @@ class EditorScreen(Screen):
 
     def facts(self) -> list[str]:
         """Context for advice: this model's size, this dataset's size, this machine's GPU."""
+        from runner.units import count_text
+
         out = []
         if self.estimate is not None and getattr(self.estimate, "params_total", None):
-            out.append(f"This model has about {self.estimate.params_total / 1e9:.2f}B parameters.")
+            out.append(f"This model has about {count_text(self.estimate.params_total)} parameters.")
         if self.num_examples is not None:
             out.append(f"The dataset has {self.num_examples:,} training examples.")
         report = self.gpu_report
@@ -520,7 +522,7 @@ class EditorScreen(Screen):
 
         state = self.state
         try:
-            presets.save(state.config, path, document=state.document, with_help=True)
+            presets.save(state.config, path, document=state.document, with_help=True, typed=state.typed)
         except OSError as exc:
             self.notify(f"Could not write {safe(path, 240)}: {safe(exc.strerror or exc)}", title="Not saved", severity="error")
             return False
