@@ -8,6 +8,7 @@ import contextlib
 import pytest
 
 from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
+from runner.schema import get_value
 from tui.screens.compare import CompareScreen
 from tui.screens.editor import EditorScreen
 from tui.screens.monitor import MonitorScreen
@@ -33,12 +34,12 @@ async def monitor_of(tmp_path, scenario: str, steps: int, size: tuple[int, int] 
 
 
 async def apply_fix(tmp_path, scenario: str, steps: int):
-    """The monitor of a finished `scenario` run; `a` applies the diagnosis' fix. The editor's state."""
-    async with monitor_of(tmp_path, scenario, steps, (120, 40)) as (_, pilot, _monitor):
+    """The monitor of a finished `scenario` run; `a` applies the diagnosis' fix. (The run, the editor's state.)"""
+    async with monitor_of(tmp_path, scenario, steps, (120, 40)) as (run, pilot, _monitor):
         app = pilot.app
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor with the fix")
-        return app.screen.state
+        return run, app.screen.state
 
 
 async def test_finished_run_opens_with_its_whole_history_following_the_end(tmp_path) -> None:
@@ -105,19 +106,31 @@ async def test_diagnosis_banner_names_the_problem(tmp_path, scenario, title) -> 
         assert title in str(banner.render())
 
 
+def first_memory_remedy(run) -> dict:
+    """The changes of the estimator's first remedy for the run's config (what diagnosis offers)."""
+    from runner import presets
+    from runner.diagnose import memory_remedies
+    from runner.events import read_events
+
+    failed = read_events(run.events)[-1]
+    return memory_remedies(presets.require(run.config).config, failed["message"], gpu_count=0)[0].changes
+
+
 async def test_apply_fix_opens_the_config_in_the_editor_with_the_change(tmp_path) -> None:
-    state = await apply_fix(tmp_path, "oom", steps=100)
-    # demo trains with batch 16: the OOM fix halves it and doubles accumulation.
-    assert state.config.training.per_device_train_batch_size == 8
-    assert state.config.training.gradient_accumulation_steps == 2
-    assert state.config.training.gradient_checkpointing is True
+    run, state = await apply_fix(tmp_path, "oom", steps=100)
+    # the fix is the estimator's first remedy (the gauge's list): demo's batch 16 split, same effective batch
+    for key, value in first_memory_remedy(run).items():
+        assert get_value(state.config, key) == value
+    training = state.config.training
+    assert training.per_device_train_batch_size < 16
+    assert training.per_device_train_batch_size * training.gradient_accumulation_steps == 16
     assert state.dirty and state.path is None  # a new, unsaved config: F5 launches it as a new run
 
 
 async def test_overfitting_fix_sets_up_early_stopping_that_validates(tmp_path) -> None:
     from runner.validate import check
 
-    config = (await apply_fix(tmp_path, "overfit", steps=200)).config
+    config = (await apply_fix(tmp_path, "overfit", steps=200))[1].config
     assert config.training.early_stopping_patience == 3 and config.training.load_best_model_at_end
     assert [p for p in check(config) if p.is_error] == []
 
@@ -225,5 +238,7 @@ async def test_apply_fix_from_tunedeck_attach_reaches_the_editor_that_had_not_lo
                        what="the editor with the run's config")
         state = app.editor.state
         assert state.name.endswith(f"from-{run.name}") and state.dirty
-        assert state.config.training.per_device_train_batch_size == 8
+        for key, value in first_memory_remedy(run).items():
+            assert get_value(state.config, key) == value
+        assert state.config.training.per_device_train_batch_size < 16
         assert app.editor.form.group == "Model"
