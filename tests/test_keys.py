@@ -359,7 +359,7 @@ async def test_the_full_help_closes_on_escape_f1_and_q() -> None:
         for key in ("escape", "f1", "q"):
             await focus_field(pilot, "training.max_steps")
             await opens(pilot, "f1", HelpScreen)
-            assert "max_steps" in str(app.screen.query_one("#full-help").source)
+            assert "max_steps" in str(app.screen.query_one("#full-help").render())
             await pilot.press(key)
             await until(pilot, lambda: isinstance(app.screen, EditorScreen), f"{key} closes the full help")
 
