@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from runner import presets
-from runner.problems import ConfigError
 from runner.schema import FIELDS_BY_KEY, Config
 from fixtures.monitor_app import wait_for
 from tests.conftest import ROOT, imported_heavy_modules, python_env

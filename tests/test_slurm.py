@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, python_env
+from conftest import python_env
 from fixtures.processes import wait_until
 from slurm_cluster import ClusterUnavailable, SlurmCluster
 
