@@ -38,6 +38,17 @@ class EditorState:
     shipped: bool = False
     invalid: dict[str, tuple[str, str]] = field(default_factory=dict)
 
+    @classmethod
+    def from_loaded(cls, loaded: Any) -> EditorState:
+        """The document of a preset that loaded into a config (`runner.presets.Loaded`)."""
+        from runner.paths import shipped_presets_dir
+
+        assert loaded.config is not None and loaded.path is not None
+        path = loaded.path.resolve()
+        shipped = path.parent == shipped_presets_dir().resolve()
+        return cls(config=loaded.config, baseline=loaded.config, source=str(path), name=loaded.name,
+                   path=path, document=loaded.document, shipped=shipped)
+
     @property
     def dirty(self) -> bool:
         return bool(self.invalid) or self.config != self.baseline
