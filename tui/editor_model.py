@@ -184,6 +184,10 @@ class EditorModel:
         """The editor groups that hold an error (the section list marks them)."""
         return {FIELDS_BY_KEY[p.key].group for p in self.blocking_problems if p.key in FIELDS_BY_KEY}
 
+    def invalid_names(self) -> list[str]:
+        """The fields holding invalid text, by their TOML names."""
+        return [FIELDS_BY_KEY[key].name for key in self.state.invalid]
+
     def invalid_note(self) -> str | None:
         """While a field holds invalid text, what the figures (derived numbers, gauge) are really for."""
         invalid = self.state.invalid

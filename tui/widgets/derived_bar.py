@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual.markup import escape
 from textual.widgets import Static
 
 
@@ -12,10 +13,12 @@ Effective batch = batch per GPU × accumulation × processes. Steps per epoch an
 when the dataset can be counted cheaply (local JSONL/CSV or the demo set); `?` means unknown.
 """
 
-    def show(self, derived) -> None:
+    def show(self, derived, invalid_note: str | None = None) -> None:
+        """Show the numbers; `invalid_note` (a field holds invalid text) says first what they are for."""
         if derived is None:
             self.update("[dim]derived numbers unavailable[/]")
             return
+        note = f"[$error]{escape(invalid_note)}[/]\n" if invalid_note else ""
 
         def num(value) -> str:
             return f"{value:,}" if value is not None else "?"
@@ -23,7 +26,7 @@ when the dataset can be counted cheaply (local JSONL/CSV or the demo set); `?` m
         warmup = num(derived.warmup_steps)
         examples = f"{derived.num_examples:,} examples · " if derived.num_examples is not None else ""
         self.update(
-            f"{examples}effective batch [b]{derived.effective_batch_size:,}[/] · "
+            f"{note}{examples}effective batch [b]{derived.effective_batch_size:,}[/] · "
             f"steps/epoch [b]{num(derived.steps_per_epoch)}[/] · total steps [b]{num(derived.total_steps)}[/] · "
             f"warmup [b]{warmup}[/] · tokens/step [b]{derived.tokens_per_step:,}[/]"
         )
