@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -10,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from runner import presets
-from runner.paths import shipped_presets_dir
 from runner.problems import ConfigError
 from tui import drafts
 from tui.editor_model import EditorModel
 from tui.services import NoProbe
+
+from tests.test_tui_editor import user_preset  # noqa: F401  # a fixture: a copy of the demo preset
 
 
 @pytest.fixture
@@ -22,13 +22,6 @@ def demo() -> EditorModel:
     model = EditorModel.load("demo")
     model.set_gpu_report(NoProbe(reason="no NVIDIA driver found", driver=""))
     return model
-
-
-@pytest.fixture
-def user_preset(tmp_path: Path) -> Path:
-    path = tmp_path / "mine.toml"
-    shutil.copy(shipped_presets_dir() / "demo.toml", path)
-    return path
 
 
 def test_loading_the_demo_gives_a_clean_document_and_its_figures(demo: EditorModel) -> None:
