@@ -70,7 +70,7 @@ def took(editor: EditorScreen, key: str, text: str) -> bool:
     if key in state.invalid:
         seen = state.invalid[key][0] == text
     else:
-        seen = editor.model.texts.get(key) == text or format_value(FIELDS_BY_KEY[key], get_value(state.config, key)) == text
+        seen = state.typed.get(key) == text or format_value(FIELDS_BY_KEY[key], get_value(state.config, key)) == text
     return seen and not editor.figures_pending
 
 

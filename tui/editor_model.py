@@ -64,7 +64,6 @@ class EditorModel:
 
     def __init__(self, state: EditorState) -> None:
         self.state = state
-        self.texts: dict[str, str] = {}  # key -> what the user typed for its current (valid) value
         self.gpu_report: Any = None  # runner.gpu.GpuReport (or tui.services.NoProbe); None until probed
         self.num_examples: int | None = None  # training examples, when they can be counted cheaply
         self.target_gb = DEFAULT_TARGET_GB
@@ -83,7 +82,6 @@ class EditorModel:
     def replace_state(self, state: EditorState) -> None:
         """Edit another document (opened preset, restored draft); the machine facts stay."""
         self.state = state
-        self.texts = {}
         self.changed()
 
     # --- edits -------------------------------------------------------------------------------------------
@@ -99,11 +97,7 @@ class EditorModel:
 
     def set_value(self, key: str, value: Any, text: str | None = None) -> str | None:
         """Set a field to `value` (`text`: how the user wrote it). Returns the reason it was refused, or None."""
-        reason = self.state.set_value(key, value, text)
-        if reason is None and text is not None:
-            self.texts[key] = text
-        elif reason is None:
-            self.texts.pop(key, None)  # set from elsewhere (suggestion, revert): written the usual way
+        reason = self.state.set_value(key, value, text)  # keeps `text` in state.typed for the save
         self.changed()
         return reason
 
@@ -117,7 +111,6 @@ class EditorModel:
 
     def revert(self, key: str) -> None:
         self.state.revert(key)
-        self.texts.pop(key, None)
         self.changed()
 
     # --- machine facts (found by the screen's workers) ------------------------------------------------
@@ -305,8 +298,7 @@ class EditorModel:
             return path
         old_source = state.source
         reloaded = presets.load(path)  # the file as written, so later saves keep its comments
-        state.mark_saved(path.resolve(), path.stem, reloaded.document)
-        self.texts = {}  # the file holds the notation now
+        state.mark_saved(path.resolve(), path.stem, reloaded.document)  # the file holds the notation now
         drafts.delete_draft(old_source)
         drafts.delete_draft(state.source)
         self.changed()
@@ -315,7 +307,7 @@ class EditorModel:
     def notation(self) -> dict[str, str]:
         """Numbers as the user typed them (key -> text), where the text differs from the plain repr."""
         out = {}
-        for key, text in self.texts.items():
+        for key, text in self.state.typed.items():
             spec = FIELDS_BY_KEY[key]
             if spec.kind in NOTATION_KINDS and _toml_number(text.strip()) == get_value(self.state.config, key):
                 out[key] = text.strip()

@@ -398,7 +398,7 @@ class EditorScreen(ShowsWorkerFailures, Screen):
         does not apply to this config is hidden: focus the field that switches it on and say so."""
         from runner.schema import FIELDS_BY_KEY, applies
 
-        from ..widgets.field_form import condition_text
+        from ..widgets.field_form import _condition_text as condition_text
 
         if not self.ready:
             return

@@ -75,7 +75,7 @@ hidden; the note at the bottom says which.
         for spec in group_fields(group):
             if not applies(spec, config):
                 hidden[spec.applies or ""] = hidden.get(spec.applies or "", 0) + 1
-        return "\n".join(f"[dim]{n} field(s) hidden: they apply when {escape(condition_text(cond))}[/]"
+        return "\n".join(f"[dim]{n} field(s) hidden: they apply when {escape(_condition_text(cond))}[/]"
                          for cond, n in hidden.items())
 
     def refresh_changed(self, changed: set[str]) -> None:
@@ -83,7 +83,7 @@ hidden; the note at the bottom says which.
             row.show_changed(row.spec.key in changed)
 
 
-def condition_text(cond: str) -> str:
+def _condition_text(cond: str) -> str:
     """'!model.from_scratch' -> 'Train from scratch is off', 'launch.strategy=deepspeed' -> 'Distribution is deepspeed'."""
     negate = cond.startswith("!")
     path = cond.lstrip("!")
