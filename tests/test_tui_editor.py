@@ -50,8 +50,7 @@ def user_preset(tmp_path: Path) -> Path:
 async def goto_group(pilot, group: str) -> None:
     await settle(pilot)
     editor = pilot.app.editor
-    editor.query_one("#sections").focus()
-    editor.query_one("#sections").highlighted = GROUPS.index(group)
+    await pilot.press("escape", "home", *["down"] * GROUPS.index(group))  # Esc: to the section list
     await wait_for(pilot, lambda: editor.form.group == group, what=f"the {group} fields")
 
 

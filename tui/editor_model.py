@@ -49,7 +49,7 @@ class Gauge:
 
     @property
     def suggestions(self) -> tuple:
-        return tuple(getattr(self.estimate, "suggestions", ()) or ())
+        return tuple(self.estimate.suggestions) if self.estimate is not None else ()
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ class EditorModel:
         """Context for advice: this model's size, this dataset's size, this machine's GPU."""
         out = []
         est = self.estimate
-        if est is not None and getattr(est, "params_total", None):
+        if est is not None and est.params_total:
             out.append(f"This model has about {est.params_total / 1e9:.2f}B parameters.")
         if self.num_examples is not None:
             out.append(f"The dataset has {self.num_examples:,} training examples.")

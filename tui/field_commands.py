@@ -16,9 +16,10 @@ class FieldCommands(Provider):
     """Fields of the editor as palette commands (only on the editor screen, once its preset is loaded)."""
 
     async def search(self, query: str) -> Hits:
+        from .screens.editor import EditorScreen  # here: the editor screen module names this provider
+
         screen = self.screen
-        jump = getattr(screen, "jump_to_field", None)
-        if jump is None or not getattr(screen, "ready", False):
+        if not isinstance(screen, EditorScreen) or not screen.ready:
             return
         from runner.schema import FIELDS
 
@@ -34,7 +35,7 @@ class FieldCommands(Provider):
                 score = 0.1 + 0.2 * matcher.match(name)  # below every name match
             else:
                 continue
-            yield Hit(score, matcher.highlight(name), partial(jump, spec.key), text=name,
+            yield Hit(score, matcher.highlight(name), partial(screen.jump_to_field, spec.key), text=name,
                       help=f"{spec.group} · {_first_sentence(spec.help.what)}")
 
 
