@@ -144,6 +144,17 @@ def test_save_writes_real_toml_keeping_comments_and_notation(user_preset: Path) 
     assert "learning_rate = 3e-4" in user_preset.read_text()
 
 
+def test_a_key_the_file_lacks_is_added_with_its_help(user_preset: Path) -> None:
+    model = EditorModel.load(user_preset)
+    assert "adam_epsilon" not in user_preset.read_text()
+    model.set_text("training.adam_epsilon", "1e-6")
+    model.save(user_preset)
+    text = user_preset.read_text()
+    assert "adam_epsilon = " in text and tomllib.loads(text)["training"]["adam_epsilon"] == 1e-6
+    before_key = text[:text.index("adam_epsilon = ")].splitlines()[-1]
+    assert before_key.startswith("#")  # the field's help, written above it
+
+
 def test_save_is_refused_while_invalid_and_writes_nothing(user_preset: Path) -> None:
     model = EditorModel.load(user_preset)
     before = user_preset.read_text()

@@ -325,10 +325,8 @@ class EditorModel:
         for key, text in notation.items():
             spec = FIELDS_BY_KEY[key]
             table = doc.get(spec.section)
-            if table is None:
-                table = tomlkit.table()
-                doc.add(spec.section, table)
-            table[spec.name] = tomlkit.parse(f"v = {text}")["v"]
+            if table is not None and spec.name in table:  # a key the file lacks is added by dumps, with its help
+                table[spec.name] = tomlkit.parse(f"v = {text}")["v"]
         return doc
 
     # --- drafts ------------------------------------------------------------------------------------------

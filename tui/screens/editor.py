@@ -92,10 +92,16 @@ class EditorScreen(ShowsWorkerFailures, Screen):
     class GpusProbed(Message):
         report: Any  # runner.gpu.GpuReport or tui.services.NoProbe
 
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, EditorScreen.GpusProbed)  # a newer report supersedes one not yet shown
+
     @dataclass
     class ExamplesCounted(Message):
         data: Any  # the config's data section it counted (a count for other data is stale)
         count: int | None
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, EditorScreen.ExamplesCounted)  # the newest count is the one to show
 
     @dataclass
     class StepSimulated(Message):
@@ -410,7 +416,10 @@ class EditorScreen(ShowsWorkerFailures, Screen):
             self.notify(f"{safe(spec.label)} is hidden: it applies when {safe(condition_text(spec.applies or ''))}.",
                         title="Field hidden")
         form = self.form
-        await form.show_group(spec.group, self.state, focus_key=target)
+        if form.group == spec.group and target is not None and form.row(target) is not None:
+            form.row(target).focus_control()
+        else:
+            await form.show_group(spec.group, self.state, focus_key=target)
         self.query_one(SectionList).select_group(spec.group)  # its Picked finds the group already shown
         if target is None:
             self.query_one(SectionList).focus()
