@@ -34,12 +34,17 @@ def test_loading_the_demo_gives_a_clean_document_and_its_figures(demo: EditorMod
     assert "No GPU detected; sizing for a 24 GB card." in demo.facts()
 
 
-def test_the_model_imports_no_textual() -> None:
+def test_the_model_imports_no_textual_and_no_ml_library() -> None:
     import subprocess
 
-    code = "import sys, tui.editor_model; print('textual' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    from tests.conftest import HEAVY_MODULES, ROOT, python_env
+
+    code = ("import sys\nfrom tui.editor_model import EditorModel\n"
+            "m = EditorModel.load('demo'); m.set_text('training.seed', '7'); m.figures\n"
+            f"print(sorted(n for n in ('textual', *{HEAVY_MODULES!r}) if n in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=python_env(), cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_a_preset_that_cannot_be_read_raises_with_its_problems(tmp_path: Path) -> None:
