@@ -139,10 +139,6 @@ class EditorScreen(ShowsWorkerFailures, Screen):
     def estimate(self) -> Any:
         return self.model.estimate if self.model is not None else None
 
-    @property
-    def problems(self) -> list[Problem]:
-        return self.model.problems if self.model is not None else []
-
     # --- layout ----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header(icon="")
