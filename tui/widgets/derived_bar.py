@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from textual.markup import escape
 from textual.widgets import Static
+
+from ..markup import safe
 
 
 class DerivedBar(Static):
@@ -11,6 +12,8 @@ class DerivedBar(Static):
 ## Derived numbers
 Effective batch = batch per GPU × accumulation × processes. Steps per epoch and total steps appear
 when the dataset can be counted cheaply (local JSONL/CSV or the demo set); `?` means unknown.
+While a field holds a value that is not allowed, a red line says so: the numbers are then for its
+last valid value.
 """
 
     def show(self, derived, invalid_note: str | None = None) -> None:
@@ -18,7 +21,7 @@ when the dataset can be counted cheaply (local JSONL/CSV or the demo set); `?` m
         if derived is None:
             self.update("[dim]derived numbers unavailable[/]")
             return
-        note = f"[$error]{escape(invalid_note)}[/]\n" if invalid_note else ""
+        note = f"[$error]{safe(invalid_note, 400)}[/]\n" if invalid_note else ""
 
         def num(value) -> str:
             return f"{value:,}" if value is not None else "?"
