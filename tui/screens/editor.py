@@ -410,7 +410,8 @@ class EditorScreen(ShowsWorkerFailures, Screen):
         target = key
         if not applies(spec, self.state.config):
             controller = (spec.applies or "").lstrip("!").partition("=")[0]
-            target = controller if FIELDS_BY_KEY.get(controller, spec).group == spec.group else None
+            same_group = controller in FIELDS_BY_KEY and FIELDS_BY_KEY[controller].group == spec.group
+            target = controller if same_group else None
             self.notify(f"{safe(spec.label)} is hidden: it applies when {safe(condition_text(spec.applies or ''))}.",
                         title="Field hidden")
         form = self.form
