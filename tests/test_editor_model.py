@@ -197,3 +197,25 @@ def test_a_draft_is_written_while_modified_and_dropped_when_not(demo: EditorMode
     demo.revert("training.seed")
     demo.write_draft()
     assert drafts.find_draft(demo.state.source) is None
+
+
+def two_gpus():
+    from runner.gpu import GpuInfo, GpuReport
+
+    gib = 1024**3
+    return GpuReport(available=True, reason="", driver="550.54", gpus=[
+        GpuInfo(index=0, name="NVIDIA A100-SXM4-80GB", total_bytes=80 * gib, free_bytes=10 * gib, used_bytes=70 * gib),
+        GpuInfo(index=1, name="NVIDIA A100-SXM4-80GB", total_bytes=80 * gib, free_bytes=70 * gib, used_bytes=10 * gib),
+    ])
+
+
+def test_with_gpus_the_budget_is_the_least_free_of_the_gpus_the_run_uses() -> None:
+    model = EditorModel.load("lora-1b")
+    model.set_gpu_report(two_gpus())
+    assert model.has_gpus and model.gpu_count() == 2
+    assert model.gauge.budget == 10 * 1024**3 and model.gauge.budget_label == "GiB free"  # all GPUs: the fuller one
+    assert [g.index for g, _ in model.gauge.gpu_verdicts] == [0, 1]
+    model.set_value("launch.gpu_ids", "1")
+    assert model.gauge.budget == 70 * 1024**3  # only GPU 1 is used
+    assert "GPU: 2 x NVIDIA A100-SXM4-80GB, 80.0 GiB each." in model.facts()
+    assert model.context().cuda_available and model.context().gpu_count == 2
