@@ -72,6 +72,8 @@ def test_invalid_text_is_kept_blocks_and_leaves_the_last_valid_value(demo: Edito
     assert demo.error_groups == {"Batch & steps"}
     note = demo.invalid_note()
     assert note.startswith("per_device_train_batch_size is invalid: ") and "last valid value" in note
+    assert demo.invalid_note(with_reason=False) == \
+        "per_device_train_batch_size is invalid; figures are for the last valid value"
     assert demo.set_text("training.learning_rate", "fast") and "(and 1 more)" in demo.invalid_note()
     # Fixing both clears the state and the note.
     assert demo.set_text("training.per_device_train_batch_size", "4") is None

@@ -442,8 +442,9 @@ async def test_figures_say_when_a_field_is_invalid() -> None:
         derived = lambda: str(app.editor.query_one("#derived").render())  # noqa: E731
         assert "invalid" not in derived()
         await retype(pilot, "training.per_device_train_batch_size", "8x")
-        assert "per_device_train_batch_size is invalid: not a whole number" in derived()
-        assert "figures are for the last valid value" in derived()
+        assert "per_device_train_batch_size is invalid; figures are for the last valid value" in derived()
+        assert "not a whole number" in str(app.editor.form.row("training.per_device_train_batch_size")
+                                           .query_one(".field-error", Static).render())  # the reason, by the field
         assert "per_device_train_batch_size is invalid" in gauge_text(app).replace("\n", " ")
         assert "F6" not in gauge_text(app)  # no fixes computed from a value the user no longer sees
         await pilot.press("f6")

@@ -181,14 +181,16 @@ class EditorModel:
         """The fields holding invalid text, by their TOML names."""
         return [FIELDS_BY_KEY[key].name for key in self.state.invalid]
 
-    def invalid_note(self) -> str | None:
-        """While a field holds invalid text, what the figures (derived numbers, gauge) are really for."""
+    def invalid_note(self, with_reason: bool = True) -> str | None:
+        """While a field holds invalid text, what the figures (derived numbers, gauge) are really for.
+        Without the reason it fits one line of an 80-column terminal (the field shows the reason)."""
         invalid = self.state.invalid
         if not invalid:
             return None
         key, (_, reason) = next(iter(invalid.items()))
         more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
-        return f"{FIELDS_BY_KEY[key].name} is invalid{more}: {reason}; figures are for the last valid value"
+        why = f": {reason}" if with_reason else ""
+        return f"{FIELDS_BY_KEY[key].name} is invalid{more}{why}; figures are for the last valid value"
 
     @property
     def changed_keys(self) -> set[str]:

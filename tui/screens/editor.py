@@ -315,7 +315,7 @@ class EditorScreen(ShowsWorkerFailures, Screen):
         self.figures_pending = False
         self.query_one(ProblemsList).show(model.problems)
         self.query_one(SectionList).flag(model.error_groups)
-        self.query_one(DerivedBar).show(model.derived, model.invalid_note())
+        self.query_one(DerivedBar).show(model.derived, model.invalid_note(with_reason=False))
         self.query_one(MemoryGauge).show_gauge(model.gauge, model.gpu_report, model.invalid_names(), model.suggestions)
         self._sync_fix_keys()
         if self.ready:
