@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomlkit
-from tomlkit.exceptions import TOMLKitError
-
 from runner import presets
 from runner.derived import Derived, count_examples, derive
 from runner.printable import printable
 from runner.problems import ConfigError, Problem
 from runner.schema import FIELDS_BY_KEY, Config, FieldSpec, get_value
+from runner.units import count_text
 from runner.validate import Context, check, context_from_report
 
 from .services import estimator as estimator_module
@@ -32,7 +30,6 @@ from .values import InvalidValue, parse_text
 
 GIB = 1024**3
 DEFAULT_TARGET_GB = 24.0  # the card a machine without a GPU sizes for until the user picks one
-NOTATION_KINDS = ("float", "number")  # kinds whose typed text may differ from Python's repr (3e-4, 0.10)
 
 
 @dataclass(frozen=True)
@@ -247,7 +244,7 @@ class EditorModel:
         out = []
         est = self.estimate
         if est is not None and est.params_total:
-            out.append(f"This model has about {est.params_total / 1e9:.2f}B parameters.")
+            out.append(f"This model has about {count_text(est.params_total)} parameters.")
         if self.num_examples is not None:
             out.append(f"The dataset has {self.num_examples:,} training examples.")
         report = self.gpu_report
@@ -294,7 +291,7 @@ class EditorModel:
         if self.blocking_problems:
             raise ConfigError(self.blocking_problems)
         state = self.state
-        presets.save(state.config, path, document=self._document_with_notation(), with_help=True)
+        presets.save(state.config, path, document=state.document, with_help=True, typed=state.typed)
         remember(path)
         if export:
             return path
@@ -306,31 +303,6 @@ class EditorModel:
         self.changed()
         return path
 
-    def notation(self) -> dict[str, str]:
-        """Numbers as the user typed them (key -> text), where the text differs from the plain repr."""
-        out = {}
-        for key, text in self.state.typed.items():
-            spec = FIELDS_BY_KEY[key]
-            if spec.kind in NOTATION_KINDS and _toml_number(text.strip()) == get_value(self.state.config, key):
-                out[key] = text.strip()
-        return out
-
-    def _document_with_notation(self) -> Any:
-        """The loaded document with typed numbers written as typed: `presets.dumps` leaves a value
-        that equals the config's alone, so `3e-4` stays `3e-4` instead of becoming `0.0003`."""
-        notation = self.notation()
-        if self.state.document is None or not notation:
-            return self.state.document
-        import copy
-
-        doc = copy.deepcopy(self.state.document)
-        for key, text in notation.items():
-            spec = FIELDS_BY_KEY[key]
-            table = doc.get(spec.section)
-            if table is not None and spec.name in table:  # a key the file lacks is added by dumps, with its help
-                table[spec.name] = tomlkit.parse(f"v = {text}")["v"]
-        return doc
-
     # --- drafts ------------------------------------------------------------------------------------------
     def write_draft(self) -> None:
         """Keep unsaved edits in a draft (or drop the draft when nothing is unsaved)."""
@@ -341,16 +313,6 @@ class EditorModel:
             drafts.write_draft(s.source, s.name, s.path, s.config)
         else:
             drafts.delete_draft(s.source)
-
-
-def _toml_number(text: str) -> Any:
-    """The number TOML reads from `text`, or None when it is not a TOML number (`.5`, `1e-3x`)."""
-    try:
-        value = tomlkit.parse(f"v = {text}")["v"]
-    except (TOMLKitError, ValueError):
-        return None
-    unwrapped = value.unwrap() if hasattr(value, "unwrap") else value
-    return unwrapped if isinstance(unwrapped, (int, float)) and not isinstance(unwrapped, bool) else None
 
 
 def where(state: EditorState) -> str:

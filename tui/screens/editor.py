@@ -400,27 +400,25 @@ class EditorScreen(ShowsWorkerFailures, Screen):
     async def jump_to_field(self, key: str) -> None:
         """Show `key`'s group and focus the field (the command palette's field search). A field that
         does not apply to this config is hidden: focus the field that switches it on and say so."""
-        from runner.schema import FIELDS_BY_KEY, applies
-
-        from ..widgets.field_form import _condition_text as condition_text
+        from runner.schema import FIELDS_BY_KEY, applies, condition_terms, help_text
 
         if not self.ready:
             return
         spec = FIELDS_BY_KEY[key]
-        target = key
+        target: str | None = key
         if not applies(spec, self.state.config):
-            controller = (spec.applies or "").lstrip("!").partition("=")[0]
-            same_group = controller in FIELDS_BY_KEY and FIELDS_BY_KEY[controller].group == spec.group
-            target = controller if same_group else None
-            self.notify(f"{safe(spec.label)} is hidden: it applies when {safe(condition_text(spec.applies or ''))}.",
-                        title="Field hidden")
+            # Focus the first field of this group the condition names (the switch that turns it on).
+            target = next((t.path for t in condition_terms(spec.applies or "")
+                           if t.path in FIELDS_BY_KEY and FIELDS_BY_KEY[t.path].group == spec.group), None)
+            when = help_text.condition_text(spec.applies or "", labels=True)
+            self.notify(f"{safe(spec.label)} is hidden: it applies when {safe(when)}.", title="Field hidden")
         form = self.form
         if form.group == spec.group and target is not None and form.row(target) is not None:
             form.row(target).focus_control()
         else:
             await form.show_group(spec.group, self.state, focus_key=target)
         self.query_one(SectionList).select_group(spec.group)  # its Picked finds the group already shown
-        if target is None:
+        if target is None or form.row(target) is None:  # nothing in the form to focus: the section is shown
             self.query_one(SectionList).focus()
 
     # --- actions ---------------------------------------------------------------------------------------
