@@ -468,3 +468,17 @@ async def test_a_failing_worker_is_shown_by_name() -> None:
         await wait_for(pilot, shown, what="the probe's failure")
         assert app.is_running  # the app keeps going
         await wait_for(pilot, lambda: "GPU probe failed" in gauge_text(app), what="the gauge stops waiting")
+
+
+async def test_a_preset_load_that_fails_unexpectedly_is_shown_not_waited_for(monkeypatch) -> None:
+    def broken_load(source, *args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("runner.presets.load", broken_load)  # an internal failure, not a user's mistake
+    app = TunedeckApp(source="demo", probe=no_gpu)
+    async with app.run_test(size=SMALL) as pilot:
+        problems = lambda: str(app.editor.query_one(ProblemsList).render())  # noqa: E731
+        await wait_for(pilot, lambda: "Could not load demo" in problems(), what="the load failure")
+        assert "RuntimeError" not in problems() and "disk on fire" in problems()
+        assert any("load preset failed: RuntimeError: disk on fire" in n.message for n in app._notifications)
+        assert app.is_running and not app.editor.ready

@@ -240,9 +240,15 @@ class EditorScreen(ShowsWorkerFailures, Screen):
         self.recompute()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """ShowsWorkerFailures tells the user; a failed probe also stops the gauge waiting for GPUs."""
-        if event.state == WorkerState.ERROR and event.worker.name == "probe GPUs" and self.model is not None:
+        """ShowsWorkerFailures tells the user; here the panes that waited for the worker stop waiting."""
+        if event.state != WorkerState.ERROR:
+            return
+        if event.worker.name == "probe GPUs" and self.model is not None:
             self.post_message(self.GpusProbed(NoProbe(reason=f"the GPU probe failed: {event.worker.error}")))
+        elif event.worker.name == "load preset":
+            self.query_one(ProblemsList).update(f"[$error]Could not load {safe(self.source)}:[/] "
+                                                f"{safe(event.worker.error)}")
+            self.query_one(MemoryGauge).show_message("[dim]no preset loaded[/]")
 
     @work(thread=True, exclusive=True, group="count", name="count examples", exit_on_error=False)
     def count(self) -> None:
