@@ -210,12 +210,11 @@ class EditorModel:
         estimator = estimator_module()
         if estimator is None:
             return Gauge(None, "the memory estimator (runner.estimate) is not installed", budget, label, None, (), None)
-        from runner.data_lengths import lookup as data_lengths  # recorded by the Data screen / `tunedeck data`
-
         config = self.state.config
         signature = estimator.memory_signature(config)
         try:
-            est = estimator.estimate(config, budget, self.gpu_count(), data_lengths(config))
+            # with the data lengths the Data screen / `tunedeck data` recorded, as `tunedeck estimate` does
+            est = estimator.estimate_for(config, budget, self.gpu_count())
         except estimator.EstimateError as exc:
             return Gauge(None, str(exc), budget, label, None, (), signature)
         gpus = tuple((g, estimator.verdict(est.peak_bytes, g.free_bytes)) for g in self.gpu_report.gpus) \

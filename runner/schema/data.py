@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from runner.demo_spec import DEMO_DATA
+
 from ._field import Section, setting
 
-DEMO_DATA = "tunedeck:demo"  # the dataset bundled with the package; see runner.demo
 TOKENIZER_TEMPLATE = "tokenizer"  # data.chat_template: use the tokenizer's own chat template
 # Roles a chat row may use after data.role_map is applied (the ones every chat template knows).
 KNOWN_ROLES = ("system", "user", "assistant", "tool")
