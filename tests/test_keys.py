@@ -644,6 +644,7 @@ KEY_TESTS: dict[str, dict[str, str]] = {
         "f5": "test_the_launch_dialog_enter_launches_and_the_monitor_follows_the_run",
         "ctrl+e": SIMULATE,
         "f10": "test_f10_opens_the_data_screen_and_its_keys_work",
+        "escape": "test_tab_into_the_form_and_shift_tab_or_esc_back_move_the_help_with_the_focus",
         "f6": "test_f6_applies_the_first_memory_suggestion",
         "f7": "test_f7_and_f8_apply_the_second_and_third_memory_suggestion",
         "f8": "test_f7_and_f8_apply_the_second_and_third_memory_suggestion",
@@ -773,7 +774,7 @@ async def test_s_r_and_k_on_a_real_detached_demo_run(tmp_path: Path) -> None:
                 pass
 
 
-async def test_tab_into_the_form_and_shift_tab_back_move_the_help_with_the_focus() -> None:
+async def test_tab_into_the_form_and_shift_tab_or_esc_back_move_the_help_with_the_focus() -> None:
     from tui.widgets.section_list import SectionList
 
     app = app_on()
@@ -790,3 +791,10 @@ async def test_tab_into_the_form_and_shift_tab_back_move_the_help_with_the_focus
         await until(pilot, lambda: isinstance(app.focused, SectionList), "the section list focused")
         await until(pilot, lambda: "Sections" in help_text(app), "the section list's help")
         assert key not in help_text(app) and "training." not in help_text(app)
+        await focus_field(pilot, "training.seed")
+        assert "training.seed" in help_text(app)
+        await pilot.press("escape")  # Esc in a field: back to the section list, on the group the form shows
+        await until(pilot, lambda: isinstance(app.focused, SectionList), "Esc: the section list focused")
+        await until(pilot, lambda: "Sections" in help_text(app) and "training." not in help_text(app),
+                    "the section list's help after Esc")
+        assert app.focused.highlighted == 4 and app.editor.form.group == "Batch & steps"
