@@ -7,6 +7,7 @@ Update after an intended UI change with `pytest tests/test_tui_snapshots.py --sn
 
 from __future__ import annotations
 
+from fixtures.monitor_app import wait_for
 from runner import presets
 from runner.schema import GROUPS
 
@@ -37,17 +38,12 @@ async def focus_learning_rate(pilot) -> None:
     editor = pilot.app.editor
     editor.query_one("#sections").highlighted = GROUPS.index("Optimizer")
     # Wait on conditions, not time: on a loaded machine the form may take a while to switch sections.
-    for _ in range(600):
-        if editor.form.group == "Optimizer" and editor.query(f"#{row_id('training.learning_rate')}"):
-            break
-        await pilot.pause(0.05)
+    await wait_for(pilot, lambda: editor.form.group == "Optimizer" and editor.query(f"#{row_id('training.learning_rate')}"),
+                   what="the Optimizer section")
     field = editor.query_one(f"#{row_id('training.learning_rate')}").query_one("Input")
     field.cursor_blink = False  # a blinking cursor is drawn or not depending on when the picture is taken
     field.focus()
-    for _ in range(600):
-        if pilot.app.focused is field:
-            break
-        await pilot.pause(0.05)
+    await wait_for(pilot, lambda: pilot.app.focused is field, what="the learning rate focused")
     await settle(pilot)
 
 
