@@ -194,8 +194,10 @@ def test_a_run_with_no_process_here_is_not_running_and_nothing_is_written(tmp_pa
     run = make_run(tmp_path, state=recorded, **({"host": host} if host else {}))
     before = run.status_file.read_bytes()
     result = stop(run, grace=0.5, poll=0.05)
-    expected = f"demo-1 is not running (state: {state})" + ("; it runs on gpu-node-7: stop it there" if note else "")
+    expected = (f"demo-1 is not running on this machine: it runs on gpu-node-7 (state: {state}); stop it there"
+                if note else f"demo-1 is not running (state: {state})")
     assert (result.state, result.signalled, result.escalated, result.message) == (state, False, False, expected)
+    assert result.elsewhere is note
     assert result.leftover_pids == [] and result.gpu_memory_released is None
     assert run.status_file.read_bytes() == before and not run.events.exists()
 
