@@ -659,3 +659,33 @@ def test_an_out_of_memory_error_above_the_launcher_s_long_report_is_still_found(
     status = run.read_status()
     assert status["state"] == "failed" and status["exit_code"] == 1 and status["reason"] == "oom"
 
+
+def test_a_trainer_that_ran_out_of_disk_is_told_where_and_how_much_is_free(tmp_path, monkeypatch,
+                                                                          as_supervisor) -> None:
+    from runner.rundir import disk_full_message
+
+    package = tmp_path / "full" / "accelerate" / "commands"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "launch.py").write_text("import sys\nprint('OSError: [Errno 28] No space left on device', "
+                                       "file=sys.stderr)\nsys.exit(1)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "full"))
+    run = fake_runner.prepare(tmp_path / "runs", steps=2)
+    assert as_supervisor(run) == 0
+    status = run.read_status()
+    assert status["reason"] == "disk_full" and status["message"].startswith(disk_full_message(str(run.path)))
+
+
+def test_prepare_for_auto_on_a_gpu_machine_targets_cuda(tmp_path, monkeypatch) -> None:
+    from runner import gpu
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(n_gpus=2))
+    gpu.reset()
+    try:
+        run = launch.prepare(presets.require("demo").config, preset_name="demo", runs_dir=tmp_path, cuda=None)
+    finally:
+        gpu.reset()
+    assert run.read_status()["cuda"] is True and "--cpu" not in json.loads(run.command.read_text())["argv"]
+
