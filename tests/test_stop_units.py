@@ -21,7 +21,7 @@ import pytest
 from runner import presets
 from runner.events import EventWriter, read_events
 from runner.rundir import RunDir
-from runner.stop import _signal_group, _signal_pids, _wait_gone, gpu_released, stop
+from runner.stop import _signal_group, _signal_pids, _wait_gone, gpu_released, has_processes, stop
 
 # One script for both roles (`python -m runner.train RUN` and `python -m runner.launch RUN` from a
 # shadow package). STANDIN_<ROLE> says what it does on SIGTERM:
@@ -459,4 +459,12 @@ def test_a_process_that_keeps_coming_back_is_reported_alive_and_the_stop_is_not_
                 psutil.Process(pid).kill()
             except psutil.Error:
                 pass
+
+
+def test_has_processes_says_whether_stop_would_signal_anything_here(tmp_path, standin) -> None:
+    run = make_run(tmp_path, state="running", host="gpu-node-7")
+    assert has_processes(run) is False  # nothing of it here (the CLI then says so, without "stopping")
+    supervisor = standin(run, "launch")
+    supervised(run, supervisor)
+    assert has_processes(run) is True
 
