@@ -50,8 +50,10 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("tests/test_derived.py", "tests/test_derived_boundaries.py", "tests/test_schema.py"),
     ),
     "estimate": (
-        ("runner/estimate/memory.py",),
-        ("tests/test_estimate_memory.py", "tests/test_estimate_params.py", "tests/test_estimate_relations.py"),
+        tuple(f"runner/estimate/{p.name}" for p in sorted((ROOT / "runner/estimate").glob("*.py"))),
+        ("tests/test_estimate_memory.py", "tests/test_estimate_params.py", "tests/test_estimate_relations.py",
+         "tests/test_estimate_terms.py", "tests/test_estimate_exact.py", "tests/test_estimate_suggest.py",
+         "tests/test_estimate_cli.py"),
     ),
     "stop": (("runner/stop.py",), ("tests/test_runner_units.py", "tests/test_runs_control.py")),
     "launch": (
