@@ -50,7 +50,9 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("tests/test_derived.py", "tests/test_derived_boundaries.py", "tests/test_schema.py"),
     ),
     "estimate": (
-        tuple(f"runner/estimate/{p.name}" for p in sorted((ROOT / "runner/estimate").glob("*.py"))),
+        # known_models.py is left out: its table is built at import, before mutmut switches a mutant on
+        tuple(f"runner/estimate/{p.name}" for p in sorted((ROOT / "runner/estimate").glob("*.py"))
+              if p.name != "known_models.py"),
         ("tests/test_estimate_memory.py", "tests/test_estimate_params.py", "tests/test_estimate_relations.py",
          "tests/test_estimate_terms.py", "tests/test_estimate_exact.py", "tests/test_estimate_suggest.py",
          "tests/test_estimate_cli.py"),
@@ -63,7 +65,7 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "export": (
         tuple(f"runner/export/{p.name}" for p in sorted((ROOT / "runner/export").glob("*.py"))),
-        ("tests/test_export.py",),
+        ("tests/test_export_fields.py", "tests/test_export.py", "tests/test_export_accepted.py"),
     ),
 }
 
