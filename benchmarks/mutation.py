@@ -55,7 +55,7 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
               if p.name != "known_models.py"),
         ("tests/test_estimate_memory.py", "tests/test_estimate_params.py", "tests/test_estimate_relations.py",
          "tests/test_estimate_terms.py", "tests/test_estimate_exact.py", "tests/test_estimate_suggest.py",
-         "tests/test_estimate_cli.py"),
+         "tests/test_estimate_sources.py", "tests/test_estimate_cli.py"),
     ),
     "stop": (("runner/stop.py",), ("tests/test_runner_units.py", "tests/test_runs_control.py")),
     "launch": (

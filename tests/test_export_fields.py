@@ -318,6 +318,7 @@ def test_sbatch_multi_node_directives_and_node_argv() -> None:
     assert argv[-3:] == ["-m", "runner.train", "$RUN_DIR"]
     # the accelerate config the job writes: the total process count, rank 0 (overridden per node), no address
     accel = json.loads(_heredoc(text, "TUNEDECK_ACCELERATE"))
+    assert _heredoc(text, "TUNEDECK_ACCELERATE").startswith('{\n  "compute_environment": "LOCAL_MACHINE",\n')
     assert accel["distributed_type"] == "FSDP" and accel["num_processes"] == 8 and accel["num_machines"] == 2
     assert accel["machine_rank"] == 0 and "main_process_ip" not in accel
     # the preset the job trains: the allocation decides rank and address
@@ -377,7 +378,8 @@ def test_sbatch_job_options_and_prepared_run() -> None:
     lines = text.splitlines()
     srun = next(i for i, line in enumerate(lines) if line.startswith("srun "))
     assert lines[srun - 1] == "code=0" and lines[srun].endswith(" || code=$?")
-    assert lines[-1] == 'exec "$PYTHON" -m runner.slurm settle "$RUN_DIR" "$code"'
+    assert lines[srun + 1:] == ["# Record an end the trainers could not (a crash, a kill); its status is the job's.",
+                                'exec "$PYTHON" -m runner.slurm settle "$RUN_DIR" "$code"']
     assert sum(line.startswith("srun ") for line in lines) == 1
 
 
@@ -431,9 +433,9 @@ def test_directive_paths() -> None:
         assert str(err.value).endswith("use a runs directory with a plain path")
     with pytest.raises(ValueError):
         sbatch.sbatch_script(_preset("lora-1b"), name="x", output="/my runs/x.out")
-    with pytest.raises(ValueError, match="partition"):
+    with pytest.raises(ValueError, match="^--partition 'a b' is not a SLURM partition name "):
         sbatch.sbatch_script(_preset("lora-1b"), name="x", options=sbatch.JobOptions(partition="a b"))
-    with pytest.raises(ValueError, match="account"):
+    with pytest.raises(ValueError, match="^--account 'a b' is not a SLURM account name "):
         sbatch.sbatch_script(_preset("lora-1b"), name="x", options=sbatch.JobOptions(account="a b"))
     with pytest.raises(ValueError, match="time"):
         sbatch.sbatch_script(_preset("lora-1b"), name="x", options=sbatch.JobOptions(time="soon"))
@@ -548,6 +550,29 @@ def test_script_replaces_the_demo_model_and_data_by_real_paths(monkeypatch: pyte
     mixed = mixed.model_copy(update={"data": mixed.data.model_copy(update={"path": DEMO_DATA})})
     got = _literals(standalone_script(mixed, name="m"))
     assert got["MODEL"]["name_or_path"] == mixed.model.name_or_path and got["DATA"]["path"] == "/data/demo.jsonl"
+
+
+def test_script_eval_split_alone_means_evaluation() -> None:
+    config = _preset("lora-1b", device="cpu")
+    config = config.model_copy(update={"data": config.data.model_copy(update={"eval_split": 0.1, "eval_path": ""})})
+    assert _literals(standalone_script(config, name="x"))["TRAINING_ARGS"] == training_arguments(
+        config, output_dir="", run_name="x", cuda=False, has_eval=True)
+
+
+def test_a_failed_demo_build_names_the_model_field(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import sys
+
+    from runner.export.script import demo_paths
+
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'no space left on device' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(broken))  # the child that builds the model fails
+    with pytest.raises(ConfigError) as err:
+        demo_paths()
+    problem = err.value.problems[0]
+    assert problem.key == "model.name_or_path" and problem.severity == "error"
+    assert problem.message == "cannot build the tiny demo model: no space left on device"
 
 
 def test_script_without_demo_pieces_builds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
