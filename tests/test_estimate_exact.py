@@ -517,3 +517,69 @@ def test_estimate_to_dict_and_verdict(tiny):
     assert estimate(tiny()).verdict is None
     assert verdict(90, 100) == "fits" and verdict(91, 100) == "tight" and verdict(100, 100) == "tight"
     assert verdict(101, 100) == "does not fit"
+
+
+# ---- each family's block, by hand (batch 1, 100 tokens, bf16 autocast) ----------------------------------
+EDGES = SEQ * 64 * (2 + 4 + 2)  # embedding output, final norm's fp32 input and its bf16 output
+
+
+def test_gpt2_block_by_hand(tiny):
+    # per token: 2 LayerNorms, input + output, 2 x (128 + 128)                         = 512
+    #   c_attn input 128, fused q/k/v 384, attention output 128 + log-sum-exp 16        = 656
+    #   c_fc input 128, gelu_new's four 256-wide tensors 4 x 512, c_proj input 512      = 2688
+    gpt2 = {"model_type": "gpt2", "n_embd": 64, "n_layer": 1, "n_head": 4, "n_inner": 256, "vocab_size": 1000,
+            "n_positions": 128, "tie_word_embeddings": False}
+    assert comp(estimate(tiny(arch=gpt2)), "activations") == SEQ * (512 + 656 + 2688) + EDGES
+    # residual dropout keeps two one-byte masks per token
+    assert comp(estimate(tiny(arch=gpt2, model__hidden_dropout=0.1)), "activations") == (
+        SEQ * (512 + 656 + 2688 + 2 * 64) + EDGES)
+    # LoRA on c_attn with dropout (r 8): norms keep only their inputs (2 x 128); the adapter keeps its bf16
+    # copy of the input and a mask (64 x 3) + its rank-8 output (16); no trained linear keeps anything
+    lora = estimate(tiny(arch=gpt2, lora__enabled=True, lora__r=8, lora__target_modules=["c_attn"]))
+    assert comp(lora, "activations") == SEQ * (256 + (192 + 16 + 384 + 144) + 2048) + EDGES
+
+
+def test_phi3_block_by_hand(tiny):
+    # per token: 2 norms 2 x 384; qkv_proj input 128, fused output 384, rotated q and k 256,
+    # attention output + log-sum-exp 144; gate_up input 128, its output 1024, the product 512, down input 512
+    phi = {"model_type": "phi3"}
+    assert comp(estimate(tiny(arch=phi)), "activations") == SEQ * (768 + 912 + 2176) + EDGES
+    # grouped-query (2 kv heads of 16) with a batch of 2: k and v expanded to 4 heads, 2 x 32 x 2 bytes more
+    # per token than flash attention, which reads them unexpanded
+    gqa = {"model_type": "phi3", "num_key_value_heads": 2}
+    sdpa = comp(estimate(tiny(arch=gqa, training__per_device_train_batch_size=2)), "activations")
+    flash = comp(estimate(tiny(arch=gqa, training__per_device_train_batch_size=2,
+                               model__attn_implementation="flash_attention_2")), "activations")
+    assert sdpa - flash == 200 * 2 * 32 * 2 + 2 * 100 * 112 * 2 + 2 * 100 * 100
+
+
+def test_fp32_full_fine_tune_casts_each_linears_input(tiny):
+    # fp32 weights under bf16 autocast: every trained linear keeps its own 16-bit copy of its fp32 input.
+    #   2 norms: fp32 input + fp32 output, 2 x 512                                = 1024
+    #   q, k, v: 3 copies 3 x 128; rotated q, k and v 384; attention output 144   = 912
+    #   gate, up: 2 x 128; 3 x 512 intermediates; down_proj's bf16 input 512      = 2304
+    est = estimate(tiny(model__dtype="float32"))
+    assert comp(est, "activations") == SEQ * (1024 + 912 + 2304) + SEQ * 64 * (4 + 4 + 4)
+
+
+def test_fp32_lora_keeps_cast_copies_of_the_frozen_block_weights(tiny):
+    # LoRA (q_proj, r 8, no dropout) on fp32 weights under bf16 autocast, per token:
+    #   2 norms' fp32 inputs 512; q_proj's adapter: bf16 input 128 + rank output 16; q/k/v 384 + 144;
+    #   MLP intermediates 1536                                                      = 2720
+    # and, once per block, the 16-bit copies of its 65,536 frozen linear weights kept for backward
+    est = estimate(tiny(model__dtype="float32", **LORA))
+    assert comp(est, "activations") == SEQ * 2720 + BLOCK_LINEAR * 2 + SEQ * 64 * (4 + 4 + 4)
+    # a bf16 checkpoint needs no cast: its weights are used as they are
+    bf16 = estimate(tiny(**LORA))
+    assert comp(bf16, "activations") == SEQ * (2 * 256 + 144 + 384 + 144 + 1536) + EDGES
+
+
+def test_llama_eager_expands_kv_even_for_one_row(tiny):
+    gqa = {"num_key_value_heads": 2}
+    flash = comp(estimate(tiny(arch=gqa, model__attn_implementation="flash_attention_2")), "activations")
+    sdpa = comp(estimate(tiny(arch=gqa)), "activations")
+    eager = comp(estimate(tiny(arch=gqa, model__attn_implementation="eager")), "activations")
+    assert sdpa == flash  # one unpadded row: the causal kernel reads k and v unexpanded
+    assert eager - flash == SEQ * 2 * 32 * 2 + 4 * 100 * 100 * 6 + 100 * 100 * 2
+    padded = comp(estimate(tiny(arch=gqa, data__padding="max_length")), "activations")
+    assert padded - flash == SEQ * 2 * 32 * 2 + 100 * 112 * 2

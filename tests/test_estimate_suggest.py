@@ -237,3 +237,16 @@ def test_which_kind_of_suggestion_by_peak(peak: int, expected: str):
     found = suggest(s, peak, 10_000, run)
     kinds = {sug.kind for sug in found}
     assert kinds == (set() if expected == "none" else {expected})
+
+
+def test_cheaper_fitting_change_comes_first_even_when_it_saves_less():
+    # both fit (720 or less): the batch split (cost 1) at 700 before checkpointing (cost 2) at 500
+    s, run = saving({"training.per_device_train_batch_size": 300, "training.gradient_checkpointing": 500})
+    assert titles(suggest(s, 1000, 800, run))[:2] == [BATCH, CHECKPOINTING]
+
+
+def test_auto_dtype_moves_to_bfloat16_with_bf16_training():
+    s = full_fine_tune(**{"model.dtype": "auto"})
+    got = {title: changes for _, title, changes in _memory_candidates(s, 2400, by_tokens, None)}
+    assert got["Train in bf16 mixed precision with bfloat16 weights"] == {"training.bf16": True,
+                                                                          "model.dtype": "bfloat16"}
