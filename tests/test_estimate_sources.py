@@ -181,15 +181,15 @@ def test_hub_cache_is_found_by_each_variable(monkeypatch, tmp_path):
 
 def test_hub_cache_lookup(monkeypatch, tmp_path):
     cfg = {"model_type": "gpt2", "n_layer": 7}
-    _cache_with(tmp_path, "someorg/tiny", cfg)
+    _cache_with(tmp_path, "sourcesorg/cached-gpt2", cfg)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
-    found = _hf_cached_config("someorg/tiny")
+    found = _hf_cached_config("sourcesorg/cached-gpt2")
     assert found is not None and json.loads(found.read_text()) == cfg
-    assert resolve(Config(model={"name_or_path": "someorg/tiny"})).source == f"HF cache ({found})"
+    assert resolve(Config(model={"name_or_path": "sourcesorg/cached-gpt2"})).source == f"HF cache ({found})"
     for not_a_repo in ("a/b/c", "", "./x", "/abs/path", "~/m"):
         assert _hf_cached_config(not_a_repo) is None
-    assert _hf_cached_config("someorg/missing") is None
+    assert _hf_cached_config("sourcesorg/missing") is None
     assert _hf_cached_config("bad repo id!!") is None  # an invalid id is simply not cached
 
 

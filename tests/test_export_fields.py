@@ -581,3 +581,15 @@ def test_script_without_demo_pieces_builds_nothing(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr("runner.export.script.demo_paths", fail)
     assert "get_peft_model" in standalone_script(_preset("lora-1b"), name="x")
+
+
+def test_script_settings_read_in_the_presets_order() -> None:
+    text = standalone_script(_preset("lora-1b"), name="x")
+    settings = text[text.index("MODEL = "):text.index("\nIGNORE")]
+    # the schema's order, not sorted: name_or_path first, the dropouts last
+    assert settings.startswith("MODEL = {   'name_or_path': ")
+    assert settings.index("'name_or_path'") < settings.index("'tokenizer'") < settings.index("'dtype'") \
+        < settings.index("'attention_dropout'")
+    assert "\n    'tokenizer': " in settings  # one key a line, indented by 4
+    assert max(len(line) for line in settings.splitlines()) <= 100
+    assert "'learning_rate': 0.0002,\n" in settings
