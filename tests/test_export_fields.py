@@ -593,3 +593,19 @@ def test_script_settings_read_in_the_presets_order() -> None:
     assert "\n    'tokenizer': " in settings  # one key a line, indented by 4
     assert max(len(line) for line in settings.splitlines()) <= 100
     assert "'learning_rate': 0.0002,\n" in settings
+
+
+def test_demo_paths_child_runs_this_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """The child that builds the demo model imports this checkout's runner, even from another directory
+    with another `runner` package first on the user's PYTHONPATH."""
+    from pathlib import Path
+
+    from runner.export.script import demo_paths
+
+    shadow = tmp_path / "shadow" / "runner"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('some other runner package')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shadow"))
+    monkeypatch.chdir(tmp_path)
+    model_dir, data_file = demo_paths()
+    assert (Path(model_dir) / "config.json").is_file() and Path(data_file).is_file()
