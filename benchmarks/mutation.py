@@ -248,6 +248,11 @@ def function_key(mutant_name: str) -> str:
     return last[2:] if last.startswith("x_") else last
 
 
+def dotted(rel: str) -> str:
+    """runner/export/sbatch.py -> runner.export.sbatch; a package's __init__.py -> the package."""
+    return rel[:-3].replace("/", ".").removesuffix(".__init__")
+
+
 def run_module(module: str, out: Path, limit: int | None, children: int) -> ModuleResult:
     files, tests = MODULES[module]
     work = out / "work" / module
@@ -289,7 +294,7 @@ def run_module(module: str, out: Path, limit: int | None, children: int) -> Modu
     diffs = dict(survivors_of(work, [n for n, _ in lost])) if lost else {}
     starts = {rel: function_start_lines((work / rel).read_text()) for rel in files}
     for name, label in lost:
-        rel = next(r for r in files if name.startswith(r[:-3].replace("/", ".") + "."))
+        rel = next(r for r in files if name.rpartition(".")[0] == dotted(r))
         line, change = describe(diffs[name], starts[rel].get(function_key(name), 1))
         result.survivors.append(Survivor(name=name, where=f"{rel}:{line}", change=change, status=label))
     shutil.rmtree(work, ignore_errors=True)

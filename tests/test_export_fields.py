@@ -317,6 +317,9 @@ def test_sbatch_multi_node_directives_and_node_argv() -> None:
     assert _flag(argv, "--config_file") == "$RUN_DIR/accelerate_config.json"
     assert argv[-3:] == ["-m", "runner.train", "$RUN_DIR"]
     # the accelerate config the job writes: the total process count, rank 0 (overridden per node), no address
+    assert "\ncat > \"$RUN_DIR/accelerate_config.json\" <<'TUNEDECK_ACCELERATE'\n" in text
+    assert "\ncat > \"$RUN_DIR/config.toml\" <<'TUNEDECK_PRESET'\n" in text
+    assert '\nmkdir -p "$RUN_DIR/checkpoints"\n' in text
     accel = json.loads(_heredoc(text, "TUNEDECK_ACCELERATE"))
     assert _heredoc(text, "TUNEDECK_ACCELERATE").startswith('{\n  "compute_environment": "LOCAL_MACHINE",\n')
     assert accel["distributed_type"] == "FSDP" and accel["num_processes"] == 8 and accel["num_machines"] == 2
@@ -378,6 +381,7 @@ def test_sbatch_job_options_and_prepared_run() -> None:
     lines = text.splitlines()
     srun = next(i for i, line in enumerate(lines) if line.startswith("srun "))
     assert lines[srun - 1] == "code=0" and lines[srun].endswith(" || code=$?")
+    assert lines[srun].startswith('srun --nodes="$SLURM_NNODES" --ntasks-per-node=1 bash -c ')
     assert lines[srun + 1:] == ["# Record an end the trainers could not (a crash, a kill); its status is the job's.",
                                 'exec "$PYTHON" -m runner.slurm settle "$RUN_DIR" "$code"']
     assert sum(line.startswith("srun ") for line in lines) == 1
