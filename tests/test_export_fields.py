@@ -191,6 +191,10 @@ def test_accelerate_yaml_keeps_the_launchers_key_order_and_header() -> None:
 def test_plain_yaml_mixed_precision_follows_the_trainer() -> None:
     bf16 = yaml.safe_load(export_text(_preset("lora-1b"), "accelerate-yaml", name="x", device="cuda"))
     assert bf16["mixed_precision"] == "bf16" and bf16["distributed_type"] == "NO"
+    fp16 = _preset("lora-1b")
+    fp16 = fp16.model_copy(update={"training": fp16.training.model_copy(update={"bf16": False, "fp16": True})})
+    assert yaml.safe_load(export_text(fp16, "accelerate-yaml", name="x", device="cuda"))["mixed_precision"] == "fp16"
+    assert _flag(_argv_of(export_text(fp16, "accelerate-cmd", name="x", device="cuda")), "--mixed_precision") == "fp16"
     cpu = yaml.safe_load(export_text(_preset("demo"), "accelerate-yaml", name="x", device="cpu"))
     assert cpu["mixed_precision"] == "no" and cpu["use_cpu"] is True
 
