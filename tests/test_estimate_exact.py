@@ -583,3 +583,23 @@ def test_llama_eager_expands_kv_even_for_one_row(tiny):
     assert eager - flash == SEQ * 2 * 32 * 2 + 4 * 100 * 100 * 6 + 100 * 100 * 2
     padded = comp(estimate(tiny(arch=gqa, data__padding="max_length")), "activations")
     assert padded - flash == SEQ * 2 * 32 * 2 + 100 * 112 * 2
+
+
+def test_each_adapted_linear_adds_its_own_input(tiny):
+    # no dropout, r 8, autocast: an adapter keeps its bf16 copy of the 64-wide input and its rank output,
+    # 64 x 2 + 8 x 2 = 144 bytes per token, wherever it sits (o_proj reads the attention output, up_proj the
+    # norm output it shares with gate_proj)
+    lora = dict(lora__enabled=True, lora__r=8, lora__lora_dropout=0.0)
+    q = comp(estimate(tiny(lora__target_modules=["q_proj"], **lora)), "activations")
+    assert comp(estimate(tiny(lora__target_modules=["q_proj", "o_proj"], **lora)), "activations") - q == SEQ * 144
+    gate = comp(estimate(tiny(lora__target_modules=["gate_proj"], **lora)), "activations")
+    assert comp(estimate(tiny(lora__target_modules=["gate_proj", "up_proj"], **lora)), "activations") - gate == SEQ * 144
+    down = comp(estimate(tiny(lora__target_modules=["down_proj"], **lora)), "activations")
+    assert down - gate == SEQ * (256 - 64) * 2  # down_proj's input is 256 wide
+
+
+def test_adafactor_state_of_several_adapters(tiny):
+    est = estimate(tiny(training__optim="adafactor", lora__enabled=True, lora__r=8,
+                        lora__target_modules=["q_proj", "down_proj"]))
+    # q_proj: lora_A 8 x 64 and lora_B 64 x 8; down_proj: lora_A 8 x 256 and lora_B 64 x 8
+    assert comp(est, "optimizer state") == ((8 + 64) + (64 + 8) + (8 + 256) + (64 + 8)) * 4

@@ -250,3 +250,20 @@ def test_auto_dtype_moves_to_bfloat16_with_bf16_training():
     got = {title: changes for _, title, changes in _memory_candidates(s, 2400, by_tokens, None)}
     assert got["Train in bf16 mixed precision with bfloat16 weights"] == {"training.bf16": True,
                                                                           "model.dtype": "bfloat16"}
+
+
+def test_sequence_search_stops_at_the_first_length_that_fits():
+    # 512 tokens give exactly 90% of the budget, which "fits": the search stops there, not at 256
+    def run(s: dict[str, Any]) -> int:
+        return int(s["data.max_seq_length"]) * 9000 // 512
+
+    got = {title: changes for _, title, changes in _memory_candidates(full_fine_tune(), 10_000, run, None)}
+    assert got["Shorten max_seq_length 1024 -> 512 (longer examples get cut)"] == {"data.max_seq_length": 512}
+
+
+def test_several_processes_without_a_strategy_are_offered_fsdp():
+    s = full_fine_tune(**{"launch.strategy": "none"})
+    got = [title for _, title, _ in _memory_candidates(s, 2400, by_tokens, None)]
+    assert "Shard the model across the 2 processes with FSDP instead of replicating it" in got
+    deepspeed = full_fine_tune(**{"launch.strategy": "deepspeed"})
+    assert not any("FSDP" in t for _, t, _ in _memory_candidates(deepspeed, 2400, by_tokens, None))
