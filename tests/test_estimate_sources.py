@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from runner.estimate import UnknownModel, estimate, last_measured_peak, memory_signature
-from runner.estimate.architecture import (_dtype, _has_hub_cache, _hf_cached_config, from_config_json, resolve)
+from runner.estimate.architecture import (_dtype, _has_hub_cache, _hf_cached_config, _resolve_cached, from_config_json,
+                                          resolve)
 from runner.estimate.calibration import _scan
 from runner.schema import Config
 
@@ -184,6 +185,7 @@ def test_hub_cache_lookup(monkeypatch, tmp_path):
     _cache_with(tmp_path, "sourcesorg/cached-gpt2", cfg)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    _resolve_cached.cache_clear()  # the resolver caches hub ids by name for the process; this cache is new
     found = _hf_cached_config("sourcesorg/cached-gpt2")
     assert found is not None and json.loads(found.read_text()) == cfg
     assert resolve(Config(model={"name_or_path": "sourcesorg/cached-gpt2"})).source == f"HF cache ({found})"
