@@ -10,6 +10,7 @@ under --out.
     python benchmarks/mutation.py                       # every module, every mutant (slow)
     python benchmarks/mutation.py --module derived      # one module (repeatable)
     python benchmarks/mutation.py --max-mutants 40      # a deterministic sample per module
+    python benchmarks/mutation.py --max-mutants 40 --offset 0.5   # another one, between those
 
 Each module runs in its own scratch copy of the project (under --out/work/<module>), so the
 checkout is never mutated and an interrupted run leaves nothing behind in it. The sample
@@ -133,11 +134,13 @@ def all_mutant_names(work: Path, files: tuple[str, ...]) -> list[str]:
     return json.loads(proc.stdout)
 
 
-def sample(names: list[str], limit: int | None) -> list[str]:
+def sample(names: list[str], limit: int | None, offset: float = 0.0) -> list[str]:
+    """`limit` evenly spaced mutants; `offset` (a fraction of the spacing, 0 <= offset < 1) picks another
+    deterministic sample of the same size."""
     if not limit or limit >= len(names):
         return names
     step = len(names) / limit
-    return [names[int(i * step)] for i in range(limit)]
+    return [names[int((i + offset) * step)] for i in range(limit)]
 
 
 def prepare_workdir(work: Path, files: tuple[str, ...], tests: tuple[str, ...]) -> None:
@@ -253,12 +256,12 @@ def dotted(rel: str) -> str:
     return rel[:-3].replace("/", ".").removesuffix(".__init__")
 
 
-def run_module(module: str, out: Path, limit: int | None, children: int) -> ModuleResult:
+def run_module(module: str, out: Path, limit: int | None, children: int, offset: float = 0.0) -> ModuleResult:
     files, tests = MODULES[module]
     work = out / "work" / module
     prepare_workdir(work, files, tests)
     names = all_mutant_names(work, files)
-    chosen = sample(names, limit)
+    chosen = sample(names, limit, offset)
     result = ModuleResult(module=module, sampled_from=len(names))
     started = time.monotonic()
     print(f"== {module}: {len(chosen)} of {len(names)} mutants, tests: {', '.join(tests)}", flush=True)
@@ -318,11 +321,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--module", action="append", choices=sorted(MODULES), help="run only this module (repeatable)")
     parser.add_argument("--max-mutants", type=int, default=None, metavar="N", help="deterministic sample of N mutants per module")
+    parser.add_argument("--offset", type=float, default=0.0, metavar="F",
+                        help="with --max-mutants: shift the sample by F of the spacing (0 <= F < 1), another sample")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="folder for the JSON/Markdown table")
     parser.add_argument("--children", type=int, default=2, help="parallel mutant workers (default 2)")
     args = parser.parse_args(argv)
     if args.max_mutants is not None and args.max_mutants < 1:
         parser.error("--max-mutants must be at least 1")
+    if not 0.0 <= args.offset < 1.0:
+        parser.error("--offset must be at least 0 and below 1")
     try:
         import mutmut  # noqa: F401
     except ImportError:
@@ -333,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[ModuleResult] = []
     for module in args.module or list(MODULES):
         try:
-            results.append(run_module(module, out, args.max_mutants, args.children))
+            results.append(run_module(module, out, args.max_mutants, args.children, args.offset))
         except (RuntimeError, subprocess.CalledProcessError) as exc:
             print(str(exc), file=sys.stderr)
             return 1
