@@ -37,6 +37,8 @@ class EditorState:
     document: Any = None  # the tomlkit document of the file, so Save keeps its comments
     shipped: bool = False
     invalid: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # What the user typed for each value set since the last save, so Save writes `3e-4` as typed, not 0.0003.
+    typed: dict[str, str] = field(default_factory=dict)
 
     @property
     def dirty(self) -> bool:
@@ -51,6 +53,10 @@ class EditorState:
             self.invalid[key] = (text if text is not None else str(value), str(exc))
             return str(exc)
         self.invalid.pop(key, None)
+        if text is not None:
+            self.typed[key] = text
+        else:
+            self.typed.pop(key, None)
         return None
 
     def mark_invalid(self, key: str, text: str, reason: str) -> None:
@@ -60,6 +66,17 @@ class EditorState:
         """Back to the value the preset had."""
         self.invalid.pop(key, None)
         self.set_value(key, get_value(self.baseline, key))
+
+    @classmethod
+    def from_loaded(cls, loaded: Any) -> EditorState:
+        """The document of a preset that loaded into a config (`runner.presets.Loaded`)."""
+        from runner.paths import shipped_presets_dir
+
+        assert loaded.config is not None and loaded.path is not None
+        path = loaded.path.resolve()
+        shipped = path.parent == shipped_presets_dir().resolve()
+        return cls(config=loaded.config, baseline=loaded.config, source=str(path), name=loaded.name,
+                   path=path, document=loaded.document, shipped=shipped)
 
     def changes(self) -> list[Change]:
         """Fields whose value differs from the preset or from the schema default, in schema order."""
@@ -73,6 +90,7 @@ class EditorState:
 
     def mark_saved(self, path: Path | None, name: str, document: Any = None) -> None:
         self.baseline = self.config
+        self.typed.clear()  # the file now holds what was typed
         self.path = path
         self.name = name
         self.shipped = False
