@@ -91,7 +91,7 @@ def test_full_fine_tune_every_phase_by_hand(tiny):
     assert detail(est, "activations") == "1 blocks x 0.00 GiB"
     assert detail(est, "logits & loss") == "1 x 100 x 1,000 vocab"
     assert detail(est, "overhead").startswith("temporaries 0.00 GiB, allocator 6% of 0.00 GiB")
-    assert not any(c.evictable for c in est.components) and est.evictable_bytes == 0
+    assert not any(c.evictable for c in est.components)
     assert est.notes == ["activations assume every batch is padded to max_seq_length (the worst case)"]
 
 
@@ -133,7 +133,7 @@ def test_paged_state_is_evictable(tiny):
     assert comp(est, "optimizer state") == optim
     assert detail(est, "optimizer state") == ("paged_ademamix_32bit: 3 state(s) x 4 B per trainable param; "
                                               "paged: can move to CPU memory under pressure")
-    assert est.evictable_bytes == optim
+    assert sum(c.bytes for c in est.components if c.evictable) == optim
     assert [c.name for c in est.components if c.evictable] == ["optimizer state"]
     assert est.phases["optimizer step"] == total(PARAMS * 2 + PARAMS * 2 + optim)  # no step temporary
 
@@ -603,3 +603,29 @@ def test_adafactor_state_of_several_adapters(tiny):
                         lora__target_modules=["q_proj", "down_proj"]))
     # q_proj: lora_A 8 x 64 and lora_B 64 x 8; down_proj: lora_A 8 x 256 and lora_B 64 x 8
     assert comp(est, "optimizer state") == ((8 + 64) + (64 + 8) + (8 + 256) + (64 + 8)) * 4
+
+
+def test_a_cpu_target_gets_no_cuda_only_suggestion(tiny):
+    from runner.estimate.suggest import needs_cuda
+
+    cpu = estimate(tiny(launch__device="cpu", training__bf16=False, launch__mixed_precision="no"),
+                   budget_bytes=CUDA_CONTEXT)  # nothing fits: every remedy is listed
+    assert cpu.suggestions and not any(needs_cuda(sug.changes) for sug in cpu.suggestions)
+    gpu = estimate(tiny(launch__device="cuda", training__bf16=False, launch__mixed_precision="no"),
+                   budget_bytes=CUDA_CONTEXT)
+    assert any(needs_cuda(sug.changes) for sug in gpu.suggestions)
+
+
+def test_remedies_after_running_out_of_memory(tiny):
+    from runner.estimate import estimate_for, remedies
+
+    config = tiny()
+    peak = estimate(config).peak_bytes
+    assert estimate_for(config).phases == estimate(config).phases  # no data lengths recorded here
+    assert remedies(config) == []  # no budget, no failure: nothing to remedy
+    assert remedies(config, 100 * peak) == estimate(config, 100 * peak).suggestions
+    # the run died: memory must fall even though the estimate fit, so the budget is the estimated peak
+    assert remedies(config, 100 * peak, out_of_memory=True) == estimate(config, peak).suggestions
+    assert remedies(config, out_of_memory=True) == estimate(config, peak).suggestions
+    assert remedies(config, peak // 2, out_of_memory=True) == estimate(config, peak // 2).suggestions
+    assert all(sug.kind == "memory" for sug in remedies(config, out_of_memory=True))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from runner.estimate.memory import settings
-from runner.estimate.suggest import _memory_candidates, suggest
+from runner.estimate.suggest import _memory_candidates, needs_cuda, suggest
 from runner.schema import Config
 
 CHECKPOINTING = "Turn on gradient checkpointing (steps ~20-30% slower)"
@@ -267,3 +267,36 @@ def test_several_processes_without_a_strategy_are_offered_fsdp():
     assert "Shard the model across the 2 processes with FSDP instead of replicating it" in got
     deepspeed = full_fine_tune(**{"launch.strategy": "deepspeed"})
     assert not any("FSDP" in t for _, t, _ in _memory_candidates(deepspeed, 2400, by_tokens, None))
+
+
+@pytest.mark.parametrize("changes,cuda_only", [
+    ({"quantization.load_in_4bit": True}, True), ({"quantization.load_in_8bit": True}, True),
+    ({"training.bf16": True}, True), ({"training.fp16": True}, True), ({"training.optim": "paged_adamw_8bit"}, True),
+    ({"training.optim": "adamw_bnb_8bit"}, True), ({"model.attn_implementation": "flash_attention_2"}, True),
+    ({"launch.strategy": "fsdp"}, True), ({"launch.strategy": "deepspeed"}, True),
+    ({"training.gradient_checkpointing": True}, False), ({"model.attn_implementation": "sdpa"}, False),
+    ({"training.optim": "adafactor"}, False), ({"launch.strategy": "ddp"}, False),
+    ({"lora.enabled": True, "lora.target_modules": "all-linear"}, False), ({"training.bf16": False}, False),
+])
+def test_which_changes_need_cuda(changes, cuda_only):
+    assert needs_cuda(changes) is cuda_only
+
+
+def test_a_cpu_run_is_offered_only_what_works_on_a_cpu():
+    s, run = saving({"model.attn_implementation": 100, "training.per_device_train_batch_size": 250,
+                     "training.gradient_checkpointing": 300, "training.bf16": 50, "training.optim": 20,
+                     "lora.enabled": 600, "quantization.load_in_4bit": 50, "data.max_seq_length": 79,
+                     "launch.strategy": 10})
+    on_cpu = titles(suggest(s, 1000, 800, run, cuda=False))
+    assert on_cpu == [CHECKPOINTING, LORA, BATCH, SDPA, "Shorten max_seq_length 1024 -> 128 (longer examples get cut)"]
+    assert QLORA in titles(suggest(s, 1000, 800, run, cuda=True))
+
+
+def test_a_cpu_run_with_room_is_not_offered_a_bigger_batch():
+    s = _settings(training={"per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+                            "gradient_checkpointing": True},
+                  data={"max_seq_length": 100})
+    gpu = [sug.title for sug in suggest(s, 200, 10_000, by_tokens)]
+    cpu = [sug.title for sug in suggest(s, 200, 10_000, by_tokens, cuda=False)]
+    assert any(t.startswith("Batch per GPU") for t in gpu) and not any(t.startswith("Batch per GPU") for t in cpu)
+    assert "Turn gradient checkpointing off: no recomputation, steps ~20-30% faster" in cpu

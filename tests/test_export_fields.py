@@ -507,6 +507,9 @@ def test_script_settings_are_the_presets() -> None:
                                       "use_rslora": lo.use_rslora, "use_dora": lo.use_dora}}
     assert got["DATA"] == config.data.model_dump(mode="json")
     assert got["EARLY_STOPPING"] == {"patience": 4, "threshold": 0.01}
+    from runner import prompts
+
+    assert (got["PROMPT_WITH_INPUT"], got["PROMPT_NO_INPUT"]) == (prompts.PROMPT_WITH_INPUT, prompts.PROMPT_NO_INPUT)
     assert got["TRAINING_ARGS"] == training_arguments(config, output_dir="", run_name="my run!", cuda=True,
                                                       has_eval=config.data.eval_split > 0)
     assert text.startswith('#!/usr/bin/env python\n"""Fine-tune my run!: ')
