@@ -629,3 +629,23 @@ def test_remedies_after_running_out_of_memory(tiny):
     assert remedies(config, out_of_memory=True) == estimate(config, peak).suggestions
     assert remedies(config, peak // 2, out_of_memory=True) == estimate(config, peak // 2).suggestions
     assert all(sug.kind == "memory" for sug in remedies(config, out_of_memory=True))
+
+
+def test_spare_gpus_are_offered_for_sharding():
+    # a full fine-tune of an 8B model on one 24 GiB GPU of eight: sharding over all eight helps
+    config = Config(model={"name_or_path": "meta-llama/Llama-3.1-8B", "dtype": "bfloat16"},
+                    training={"bf16": True, "optim": "adamw_torch"}, launch={"device": "cuda"})
+    est = estimate(config, budget_bytes=24 * 1024**3, gpu_count=8)
+    assert any(sug.changes == {"launch.num_processes": 8, "launch.strategy": "fsdp"} for sug in est.suggestions)
+    alone = estimate(config, budget_bytes=24 * 1024**3)
+    assert not any("launch.num_processes" in sug.changes for sug in alone.suggestions)
+
+
+def test_embedding_and_head_adapters(tiny):
+    gpt2 = {"model_type": "gpt2", "n_embd": 64, "n_layer": 1, "n_head": 4, "n_inner": 256, "vocab_size": 1000,
+            "n_positions": 128, "tie_word_embeddings": False}
+    est = estimate(tiny(arch=gpt2, lora__enabled=True, lora__r=8, lora__target_modules=["wte"]))
+    assert est.params_trainable == 8 * (1000 + 64)  # lora_embedding_A 8 x vocab, lora_embedding_B 64 x 8
+    llama = estimate(tiny(lora__enabled=True, lora__r=8, lora__target_modules=["q_proj", "lm_head", "embed_tokens"]))
+    assert llama.params_trainable == 8 * (64 + 64) + 8 * (64 + 1000) + 8 * (1000 + 64)
+    assert not any("match nothing" in n for n in llama.notes)  # both named modules exist

@@ -300,3 +300,10 @@ def test_a_cpu_run_with_room_is_not_offered_a_bigger_batch():
     cpu = [sug.title for sug in suggest(s, 200, 10_000, by_tokens, cuda=False)]
     assert any(t.startswith("Batch per GPU") for t in gpu) and not any(t.startswith("Batch per GPU") for t in cpu)
     assert "Turn gradient checkpointing off: no recomputation, steps ~20-30% faster" in cpu
+
+
+def test_batch_split_takes_the_largest_batch_that_fits():
+    # budget 3000 ("fits" at 2700): batch 3 gives 3072 (tight, over 2700), batch 2 gives 2048
+    got = {title: changes for _, title, changes in _memory_candidates(full_fine_tune(), 3000, by_tokens, None)}
+    assert got["Batch per GPU 6 -> 2 with gradient accumulation 2 -> 6 (same effective batch)"] == {
+        "training.per_device_train_batch_size": 2, "training.gradient_accumulation_steps": 6}
