@@ -307,3 +307,13 @@ def test_batch_split_takes_the_largest_batch_that_fits():
     got = {title: changes for _, title, changes in _memory_candidates(full_fine_tune(), 3000, by_tokens, None)}
     assert got["Batch per GPU 6 -> 2 with gradient accumulation 2 -> 6 (same effective batch)"] == {
         "training.per_device_train_batch_size": 2, "training.gradient_accumulation_steps": 6}
+
+
+def test_sequence_search_goes_on_past_lengths_it_cannot_estimate():
+    def run(s: dict[str, Any]) -> int:
+        if int(s["data.max_seq_length"]) < 1024:
+            raise ValueError("cannot estimate")
+        return 100
+
+    got = {title: changes for _, title, changes in _memory_candidates(full_fine_tune(), 10, run, None)}
+    assert got["Shorten max_seq_length 1024 -> 128 (longer examples get cut)"] == {"data.max_seq_length": 128}

@@ -354,6 +354,7 @@ def test_sbatch_sharded_strategies_write_their_accelerate_config(strategy: str, 
     text = export_text(config, "sbatch", name="x", device="cuda")
     accel = json.loads(_heredoc(text, "TUNEDECK_ACCELERATE"))
     assert accel["distributed_type"] == distributed and accel["num_processes"] == 32
+    assert accel["use_cpu"] is False and accel["mixed_precision"] in ("bf16", "fp16")  # a GPU job, from a login node
     if strategy == "deepspeed":
         assert accel["deepspeed_config"]["zero_stage"] == 3
     assert _flag(_node_argv(text), "--num_processes") == "32"
@@ -617,6 +618,9 @@ def test_demo_paths_child_runs_this_checkout(monkeypatch: pytest.MonkeyPatch, tm
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('some other runner package')\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shadow"))
+    cache = tmp_path / "my cache"  # the user's cache setting reaches the child, and a space in it is fine
+    monkeypatch.setenv("TUNEDECK_CACHE_DIR", str(cache))
     monkeypatch.chdir(tmp_path)
     model_dir, data_file = demo_paths()
     assert (Path(model_dir) / "config.json").is_file() and Path(data_file).is_file()
+    assert Path(model_dir).is_relative_to(cache)
