@@ -395,6 +395,7 @@ def test_sbatch_job_options_and_prepared_run() -> None:
 def test_sbatch_job_name_is_cleaned() -> None:
     assert "#SBATCH --job-name=tunedeck\n" in sbatch.sbatch_script(_preset("lora-1b"), name="!!!")
     assert "#SBATCH --job-name=a.b_c-1\n" in sbatch.sbatch_script(_preset("lora-1b"), name="-a.b_c 1-")
+    assert "#SBATCH --job-name=Llama-8B_v2\n" in sbatch.sbatch_script(_preset("lora-1b"), name="Llama 8B_v2")
 
 
 def test_with_options_puts_the_allocation_first() -> None:
