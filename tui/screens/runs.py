@@ -22,7 +22,6 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from runner.rundir import ACTIVE_STATES, FINAL_STATES, RunDir
 
-from .. import run_ops
 from ..widgets.run_progress import STATE_STYLES, duration
 
 REFRESH_INTERVAL = 2.0
@@ -168,7 +167,7 @@ class RunsScreen(Screen):
             table.add_row(*cells, key=name)
             before = self._states.get(name)
             if before in ACTIVE_STATES and row.state in (*FINAL_STATES, "lost"):
-                run_ops.announce_end(self.app, row.run, row.state)
+                self.app.run_ends.announce(self.app, row.run, row.state)
             self._states[name] = row.state
         if current in self.rows:
             table.move_cursor(row=table.get_row_index(current))
