@@ -76,6 +76,7 @@ class TunedeckApp(ShowsWorkerFailures, App):
         self.runs_dir = runs_dir  # where the runs screen looks (None: runner.registry's default)
         self.open_runs = open_runs or attach is not None  # start on the runs screen (`tunedeck runs`)
         self.attach = attach  # a RunDir to open straight into its monitor (`tunedeck attach RUN`)
+        self.runs_is_home = self.open_runs  # Esc on the runs screen quits, until the editor is first shown
         self._drafts_offered = False  # a kept draft is offered once, when the editor first has its preset
         self.run_ends = EndAnnouncer()  # a run's end rings once, whichever screen sees it first
 
@@ -104,6 +105,7 @@ class TunedeckApp(ShowsWorkerFailures, App):
 
     def editor_ready(self, editor: EditorScreen) -> None:
         """The editor has its preset: offer a kept draft (once, and not when started on the runs)."""
+        self.runs_is_home = False  # the editor is open now: Esc on the runs screen goes back to it
         if self.open_runs or self._drafts_offered:
             return
         self._drafts_offered = True

@@ -77,6 +77,7 @@ class EditorScreen(Screen):
         super().__init__()
         self._wait_until_shown = load_when_shown
         self._hidden_once = False
+        self._filling = False  # the load / fill has been started (once: resume and first frame may both ask)
         self.state: EditorState = state  # type: ignore[assignment]  # None only until loaded (ready is False)
         self.source_was_lazy = state is None
         self.source = source
@@ -112,8 +113,9 @@ class EditorScreen(Screen):
         self.call_after_refresh(self._after_first_frame)
 
     def _after_first_frame(self) -> None:
-        if self._wait_until_shown:
-            return  # on_screen_resume starts it
+        if self._wait_until_shown or self._filling:
+            return  # on_screen_resume starts it; or it is already started
+        self._filling = True
         if self.state is None:
             self.load()
         else:

@@ -17,12 +17,15 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from runner.rundir import ACTIVE_STATES, FINAL_STATES, RunDir
 
+from ..markup import safe
 from ..widgets.run_progress import STATE_STYLES, duration
+from ..worker_failures import ShowsWorkerFailures
 
 REFRESH_INTERVAL = 2.0
 NAME_WIDTH = 20  # "demo-20261201-215420"; longer names keep their start and the timestamp (80x24 budget)
@@ -83,13 +86,22 @@ class Row:
     detail: str = ""  # the reason and message of a failed / stopped run, the log tail of a lost one
 
 
-class RunsScreen(Screen):
+@dataclass
+class RunsListed(Message):
+    """The listing worker's result: the rows, newest first, and the runs found gone from disk."""
+
+    rows: list[Row]
+    removed: list[str]
+
+
+class RunsScreen(ShowsWorkerFailures, Screen):
     BINDINGS = [
         Binding("enter", "open", "Monitor"),
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("t", "try_model", "Try model"),
         Binding("e", "editor", "Editor"),
+        Binding("escape", "leave", "Quit"),  # on the screen `tunedeck runs` started on
         Binding("escape", "back", "Back"),
     ]
 
@@ -129,7 +141,7 @@ class RunsScreen(Screen):
             return f"Pick a run to compare with {self.compare_with.name} (Enter)"
         return "Enter: monitor · t: try the model · m: mark · c: compare with the marked run · e: editor"
 
-    @work(thread=True, exclusive=True, group="runs", name="list runs")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs", name="list runs")
     def refresh_runs(self) -> None:
         from runner.registry import listing
         from runner.runs_home import forget
@@ -137,23 +149,32 @@ class RunsScreen(Screen):
         found = listing(self.runs_dir)
         rows = []
         for info in reversed(found.runs):  # newest first
-            best = self._best.setdefault(info.run.events, BestEval(info.run.events)).update()
+            detail = detail_line(info)
+            try:
+                best = self._best.setdefault(info.run.events, BestEval(info.run.events)).update()
+            except OSError as exc:  # one damaged run dir (events.jsonl not a file): say so on its row
+                best = None
+                detail = f"{info.name}: cannot read events.jsonl ({exc.strerror or exc})"
             progress = progress_cell(info)
             started = time.strftime("%m-%d %H:%M", time.localtime(info.started)) if info.started else "-"
             cells = (short_name(info.name), Text(info.label, style=STATE_STYLES.get(info.state, "")), progress,
                      f"{info.last_loss:.4f}" if info.last_loss is not None else "-",
                      f"{best:.4f}" if best is not None else "-",
                      started, duration(info.duration), info.preset or "-", info.reason or "")
-            rows.append(Row(info.run, info.state, cells, detail_line(info)))
+            rows.append(Row(info.run, info.state, cells, detail))
         removed = [str(p) for p in found.removed if str(p) not in self._removed_shown]
         for path in found.removed:
             forget(path)  # shown once (below), then dropped from the index
-        self.app.call_from_thread(self._show, rows, removed)
+        self.post_message(RunsListed(rows, removed))
+
+    def on_runs_listed(self, message: RunsListed) -> None:
+        self._show(message.rows, message.removed)
 
     def _show(self, rows: list[Row], removed: list[str] | None = None) -> None:
         if removed:
             self._removed_shown.update(removed)
-            self.notify("\n".join(removed), title="Gone from disk, removed from the list", timeout=10)
+            self.notify("\n".join(safe(p, 300) for p in removed), title="Gone from disk, removed from the list",
+                        timeout=10)
         table = self.query_one(DataTable)
         current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
         table.clear()
@@ -242,6 +263,16 @@ class RunsScreen(Screen):
 
         while len(self.app.screen_stack) > 1 and not isinstance(self.app.screen, EditorScreen):
             self.app.pop_screen()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave":  # Esc quits where `tunedeck runs` started (no editor opened yet) ...
+            return self.app.runs_is_home and self.compare_with is None
+        if action == "back":  # ... and goes back everywhere else
+            return not (self.app.runs_is_home and self.compare_with is None)
+        return True
+
+    def action_leave(self) -> None:
+        self.app.exit()
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
