@@ -117,3 +117,41 @@ async def test_the_launch_dialog_buttons_name_their_keys_at_80x24(tmp_path) -> N
             assert button.content_region.width >= len(label), (button_id, button.content_region)
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.editor, what="cancelled")
+
+
+async def test_the_runs_table_at_80x24_shows_state_progress_loss_and_best_eval_whole_from_the_first_picture(
+        tmp_path) -> None:
+    from textual.widgets import DataTable
+
+    from runner.liveness import hold
+    from runner.rundir import RunDir
+
+    root = tmp_path / "runs"
+    history_run(root, "normal", steps=120, name="demo")
+    failed = history_run(root, "oom", steps=100, name="qlora-8b-my-long-preset")
+    failed.update_status(reason="oom", message="CUDA out of memory. Tried to allocate 2.00 GiB")
+    orphan = RunDir(root / "lora-1b-20240103-030405")
+    orphan.checkpoints.mkdir(parents=True)
+    presets.save(presets.require("demo").config, orphan.config)
+    from fixtures import fake_runner
+
+    fake_runner.write_history(orphan, "normal", 3000, finish=False)
+    orphan.update_status(state="running")
+    lock = hold(orphan, "trainer")  # a trainer whose supervisor died: the widest state label
+    try:
+        app = MonitorTestApp(root, open_runs=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.rows) == 3,
+                           what="runs listed")
+            await pilot.pause(0.1)  # painted once (the listing refreshes every 2 s: this is the first picture)
+            table = app.screen.query_one(DataTable)
+            shown = [table.render_line(y).text for y in range(1, 4)]
+            for row, line in zip(app.screen.rows.values(), shown):
+                assert len(line.rstrip()) <= 80
+                for cell in row.cells[1:5]:  # state, progress, loss, best eval: whole, on screen
+                    assert f" {cell} " in f" {line} ", (str(cell), line)
+            assert any("running (unsupervised)" in line for line in shown)
+    finally:
+        import os
+
+        os.close(lock)

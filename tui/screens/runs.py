@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -46,6 +47,17 @@ def short_name(name: str, width: int = NAME_WIDTH) -> str:
         return name
     tail = min(15, width - 5)
     return name[: width - tail - 1] + "…" + name[-tail:]
+
+
+def column_widths(rows: list[Any]) -> dict[str, int]:
+    """Each column as wide as its widest cell (the run name: NAME_WIDTH). Set before the rows are
+    added, so the first picture is already right (auto-sized columns are measured after a paint)."""
+    widths = {column: cell_len(column) for column in COLUMNS}
+    for row in rows:
+        for column, cell in zip(COLUMNS, row.cells):
+            widths[column] = max(widths[column], cell.cell_len if isinstance(cell, Text) else cell_len(str(cell)))
+    widths["run"] = NAME_WIDTH
+    return widths
 
 
 def detail_line(info: Any) -> str:
@@ -116,6 +128,7 @@ class RunsScreen(ShowsWorkerFailures, Screen):
         self._best: dict[Path, BestEval] = {}
         self._states: dict[str, str] = {}
         self._removed_shown: set[str] = set()
+        self._widths: dict[str, int] = {}  # the table's column widths now (column_widths)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="")
@@ -177,7 +190,14 @@ class RunsScreen(ShowsWorkerFailures, Screen):
                         timeout=10)
         table = self.query_one(DataTable)
         current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
-        table.clear()
+        widths = column_widths(rows)
+        if widths != self._widths:
+            self._widths = widths
+            table.clear(columns=True)
+            for column in COLUMNS:
+                table.add_column(column, key=column, width=widths[column])
+        else:
+            table.clear()
         self.rows = {}
         for row in rows:
             name = row.run.name
