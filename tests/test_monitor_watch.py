@@ -86,6 +86,7 @@ async def test_a_damaged_status_file_is_shown_and_watching_goes_on_until_it_is_f
 async def test_a_log_replaced_by_a_directory_is_reported_then_followed_again(tmp_path) -> None:
     run = running_run(tmp_path / "runs")
     app = MonitorTestApp(tmp_path / "runs", attach=run)
+    notes = capture_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await monitor_loaded(pilot)
         log = screen.query_one(LogView)
@@ -94,6 +95,10 @@ async def test_a_log_replaced_by_a_directory_is_reported_then_followed_again(tmp
         run.log.mkdir()  # something that is not a file where the log should be
         await wait_for(pilot, lambda: "output.log" in error_line(screen), what="the error line")
         assert "IsADirectoryError" in error_line(screen)
+        EventWriter(run.events).emit("log", 1, loss=1.0)  # the events are still read: many ticks later ...
+        await wait_for(pilot, lambda: screen.model.step == 1, what="a step while the log is broken")
+        assert sum("output.log: IsADirectoryError" in n for n in notes) == 1, notes  # ... still told once
+        assert not any("reads again" in n for n in notes)
         run.log.rmdir()
         run.log.write_text(text + "back again\n")
         await wait_for(pilot, lambda: error_line(screen) == "", what="recovered")

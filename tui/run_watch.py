@@ -279,8 +279,9 @@ class RunWatcher(threading.Thread):
             self.loaded.set()
 
     def _guarded(self, source: str, step: Callable[..., bool | None], *args: Any) -> bool:
-        """Run one step that reads `source`; a failure is reported (once while it lasts), not raised,
-        so a damaged or vanished file never stops the watcher: the next tick tries again."""
+        """Run one step that reads `source` (a file, or a file and what is read from it); a failure is
+        reported (once while it lasts), not raised, so a damaged or vanished file never stops the
+        watcher: the next tick tries again, and the step's next success reports the recovery."""
         try:
             result = bool(step(*args))
         except Exception as error:  # noqa: BLE001 - anything a run directory can hold: shown, then retried
@@ -297,14 +298,16 @@ class RunWatcher(threading.Thread):
     def poll_once(self) -> None:
         import time
 
-        changed = self._guarded("output.log", self._step_full)
+        # Each step reports under its own name: a step with nothing to do (no full index being built)
+        # must not count as the file reading again while another step still fails on it.
+        changed = self._guarded("output.log (full index)", self._step_full)
         for _ in range(8):  # bounded work per tick: a huge burst is spread over a few ticks
             grew = self._guarded("output.log", self._step_log)
             got = self._guarded("events.jsonl", self._step_events, False)
             changed |= grew or got
             if not (grew or got):
                 break
-        changed |= self._guarded("output.log", self._apply_filter_change)
+        changed |= self._guarded("output.log (filter)", self._apply_filter_change)
         now = time.monotonic()
         if now >= self._status_due:
             self._status_due = now + STATUS_INTERVAL
