@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.monitor_app import MonitorTestApp, history_run
+from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
 from tui.screens.monitor import MonitorScreen
 
 
 async def settle(pilot) -> None:
-    for _ in range(100):
-        await pilot.pause(0.05)
+    def drawn() -> bool:
         screen = pilot.app.screen
-        if isinstance(screen, MonitorScreen) and screen.loaded and screen._drawn_version >= 0:
-            break
+        return isinstance(screen, MonitorScreen) and screen.loaded and screen._drawn_version >= 0
+
+    await wait_for(pilot, drawn, timeout=120, what="the monitor drawn")  # a condition, however slow the machine
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.3)
 
