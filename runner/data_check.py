@@ -21,15 +21,11 @@ from typing import Any, Iterator
 
 from runner.problems import Problem
 from runner.prompts import RowError, check_row
-from runner.schema.data import DEMO_DATA
+from runner.demo_spec import DEMO_DATA, demo_data_file
 
 LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 MAX_REPORTED = 5  # bad rows listed per source; the rest are counted
 HUB_TIMEOUT_S = 5.0
-
-
-def demo_data_file() -> Path:
-    return Path(__file__).resolve().parent / "data" / "demo.jsonl"
 
 
 @dataclass

@@ -23,7 +23,8 @@ import sys
 import time
 from typing import Any
 
-EXIT_OK, EXIT_DATA, EXIT_CONFIG = 0, 1, 2
+from runner.exits import FAILED as EXIT_DATA, OK as EXIT_OK, USAGE as EXIT_CONFIG
+
 HISTOGRAM_BINS = 8  # bins up to max_seq_length, plus one for longer rows
 PERCENTILES = (50, 90, 95, 99)
 
@@ -35,10 +36,9 @@ def load_tokenizer(config):
 
     m = config.model
     if (m.tokenizer_name_or_path or m.name_or_path) == DEMO_MODEL:
-        from runner.demo_spec import DEMO_CACHE_VERSION
-        from runner.paths import cache_dir
+        from runner.demo_spec import demo_model_cache
 
-        if not (cache_dir() / "models" / f"tiny-demo-v{DEMO_CACHE_VERSION}" / "tokenizer.json").is_file():
+        if not (demo_model_cache() / "tokenizer.json").is_file():
             from runner.train_demo import build_tokenizer  # the same builder the demo model's cache uses
 
             tokenizer = build_tokenizer()

@@ -6,8 +6,12 @@ builds (and caches) the real model and tokenizer from them on first use.
 
 from __future__ import annotations
 
-DEMO_MODEL = "tunedeck:tiny-demo"
-DEMO_DATA = "tunedeck:demo"
+from pathlib import Path
+
+# The one definition of the demo's ids; the schema defaults, the estimator, the trainer and the
+# exporters import these (this module needs neither torch nor the schema, so anything may).
+DEMO_MODEL = "tunedeck:tiny-demo"  # built on first use by runner.train_demo
+DEMO_DATA = "tunedeck:demo"  # runner/data/demo.jsonl, shipped with the package
 
 # A ~0.9M-parameter llama: 4 blocks of (4*128*128 attention + 3*128*384 MLP) weights plus a
 # 512x128 embedding tied to the output head. Small enough to train in seconds on 2 CPU cores.
@@ -45,8 +49,20 @@ DEMO_TOKENIZER: dict = {
     ),
 }
 
+def demo_data_file() -> Path:
+    """The bundled demo dataset behind DEMO_DATA."""
+    return Path(__file__).resolve().parent / "data" / "demo.jsonl"
+
+
 # Bump when the spec or the bundled data changes so cached copies are rebuilt.
 DEMO_CACHE_VERSION = 1
+
+
+def demo_model_cache() -> Path:
+    """Where runner.train_demo keeps the built demo model and tokenizer (it may not exist yet)."""
+    from runner.paths import cache_dir
+
+    return cache_dir() / "models" / f"tiny-demo-v{DEMO_CACHE_VERSION}"
 
 
 def demo_param_count() -> int:

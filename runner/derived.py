@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.schema import Config
-from runner.schema.data import DEMO_DATA
+from runner.demo_spec import DEMO_DATA, demo_data_file
 
 # Files larger than this are not line-counted while the user types; the count would be slow.
 MAX_COUNTED_BYTES = 64 * 1024 * 1024
@@ -92,7 +92,7 @@ def count_examples(config: Config, base_dir: Path | None = None) -> int | None:
 
 def _count_rows(path_text: str, base_dir: Path | None) -> int | None:
     if path_text == DEMO_DATA:
-        path = Path(__file__).parent / "data" / "demo.jsonl"
+        path = demo_data_file()
     else:
         path = Path(os.path.expanduser(path_text))
         if not path.is_absolute() and base_dir is not None:

@@ -2,17 +2,20 @@
 
 No torch import: the trainer calls `diagnose_exception`, the supervisor and the registry call
 `diagnose_text` on a log tail or an exit code. Suggestions paraphrase the common remedies in
-the project's reference notes (memory: smaller per-device batch with more accumulation,
-gradient checkpointing, shorter sequences, mixed precision, 8-bit optimizer, 4-bit loading;
-instability: lower learning rate, more warmup, gradient clipping).
+the project's reference notes (instability: lower learning rate, more warmup, gradient clipping).
+Out of memory with the run's config known, the suggestion is the estimator's own list of remedies
+(`memory_remedies`, from runner.estimate): the memory gauge and the monitor show the same list.
+The fixed "oom" text below is only for a failure whose config cannot be read or sized.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import traceback
 from dataclasses import dataclass
+from typing import Any
 
 REASONS = ("oom", "nan_loss", "disk_full", "data_error", "model_not_found", "missing_dependency", "killed",
            "config_error", "error")
@@ -105,8 +108,10 @@ def classify_text(text: str) -> str:
     return "error"
 
 
-def diagnose_exception(exc: BaseException, run_path: str | None = None) -> Diagnosis:
-    """`run_path`: where a full disk is reported ("no space left on the device of PATH (N free)")."""
+def diagnose_exception(exc: BaseException, run_path: str | None = None, config: Any = None,
+                       gpu_count: int | None = None) -> Diagnosis:
+    """`run_path`: where a full disk is reported ("no space left on the device of PATH (N free)");
+    `config` (and `gpu_count`, the GPUs the run saw): what an out-of-memory suggestion is computed for."""
     described = _describe(exc)
     cause = exc.__cause__ or exc.__context__
     if cause is not None:
@@ -118,10 +123,11 @@ def diagnose_exception(exc: BaseException, run_path: str | None = None) -> Diagn
 
         where = getattr(exc, "filename", None) or getattr(cause, "filename", None) or run_path
         message = disk_full_message(where) + f": {described}" if where else described
-    return Diagnosis(reason, one_line(message), SUGGESTIONS[reason])
+    return Diagnosis(reason, one_line(message), _suggestion(reason, config, described, gpu_count))
 
 
-def diagnose_text(log_tail: str, exit_code: int | None = None, run_path: str | None = None) -> Diagnosis:
+def diagnose_text(log_tail: str, exit_code: int | None = None, run_path: str | None = None,
+                  config: Any = None) -> Diagnosis:
     """For a process that died without reporting: guess from its exit code and last output."""
     signum = signal_of(exit_code) or signal_in_text(log_tail)
     if signum in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -137,7 +143,54 @@ def diagnose_text(log_tail: str, exit_code: int | None = None, run_path: str | N
             from runner.rundir import disk_full_message
 
             message = f"{disk_full_message(run_path)}: {message}"
-    return Diagnosis(reason, one_line(message), SUGGESTIONS[reason])
+    return Diagnosis(reason, one_line(message), _suggestion(reason, config, log_tail))
+
+
+# --- out of memory: the estimator's remedies --------------------------------------------------------------
+_CAPACITY = re.compile(r"total capacity of ([\d.]+) (GiB|MiB)")
+
+
+def memory_capacity(text: str) -> int | None:
+    """The device memory an out-of-memory error names (torch: "GPU 0 has a total capacity of 79.15 GiB")."""
+    found = _CAPACITY.findall(text)
+    if not found:
+        return None
+    number, unit = found[-1]
+    return int(float(number) * (2**30 if unit == "GiB" else 2**20))
+
+
+def memory_remedies(config: Any, message: str, gpu_count: int | None = None, budget_bytes: int | None = None) -> list:
+    """runner.estimate.remedies for a run of `config` that ran out of memory: against the capacity the
+    error names, else `budget_bytes` (e.g. the peak measured before it died), else below the estimated
+    peak. `gpu_count` None: one GPU when the message is CUDA's, none otherwise. [] when the model
+    cannot be sized offline."""
+    from runner.estimate import EstimateError, remedies
+
+    if gpu_count is None:
+        gpu_count = 1 if "CUDA" in message else 0
+    try:
+        return remedies(config, memory_capacity(message) or budget_bytes, gpu_count, out_of_memory=True)
+    except EstimateError:
+        return []
+
+
+def memory_advice(suggestions: list) -> str:
+    """The remedies as one line for status.json and the terminal, each with the `--set` edits it makes."""
+    # json spells true/false, numbers and quoted strings the way TOML (and so `--set`) reads them
+    parts = [f"{s.title} ({', '.join(f'{k}={json.dumps(v)}' for k, v in s.changes.items())})"
+             for s in suggestions[:MAX_ADVICE]]
+    return "Out of memory; try: " + "; or ".join(parts) + "."
+
+
+MAX_ADVICE = 3  # remedies named in the one-line suggestion (the monitor lists every one)
+
+
+def _suggestion(reason: str, config: Any, text: str, gpu_count: int | None = None) -> str:
+    if reason == "oom" and config is not None:
+        found = memory_remedies(config, text, gpu_count)
+        if found:
+            return memory_advice(found)
+    return SUGGESTIONS[reason]
 
 
 def signal_of(exit_code: int | None) -> int | None:

@@ -190,10 +190,3 @@ def follow(path: str | os.PathLike[str], interval: float = 0.5, until_terminal: 
         if deadline is not None and time.monotonic() > deadline:
             return
         time.sleep(interval)
-
-
-def last_of(events: list[dict[str, Any]], type: str) -> dict[str, Any] | None:
-    for event in reversed(events):
-        if event.get("type") == type:
-            return event
-    return None

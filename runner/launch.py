@@ -359,7 +359,7 @@ def supervise(run: RunDir, resume: bool = False) -> int:
     from runner.problems import ConfigError
 
     try:
-        _, argv = run_argv(run, resume=resume)
+        config, argv = run_argv(run, resume=resume)
     except ConfigError as exc:
         return _settle(run, 2, diagnose_text(f"ConfigError: {exc}", 2), stop_signal)
     print(f"[tunedeck] {time.strftime('%Y-%m-%d %H:%M:%S')} launching: {' '.join(argv)}", flush=True)
@@ -375,7 +375,7 @@ def supervise(run: RunDir, resume: bool = False) -> int:
             continue
     _wait_for_group(run)
     tail = tail_text(run.log, 60)
-    return _settle(run, code, diagnose_text(tail, code, str(run.path)), stop_signal)
+    return _settle(run, code, diagnose_text(tail, code, str(run.path), config), stop_signal)
 
 
 def _wait_for_group(run: RunDir, timeout: float = 120.0) -> None:

@@ -34,10 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runner.exits import OK as EXIT_OK, USAGE as EXIT_FATAL
 from runner.playground_checkpoints import CheckpointError, Saved, resolve_checkpoint, saved_models
 from runner.rundir import RunDir
 
-EXIT_OK, EXIT_FATAL = 0, 2
 GIB = 2**30
 
 

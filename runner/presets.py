@@ -16,28 +16,27 @@ import functools
 import hashlib
 import json
 import re
-import textwrap
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import tomlkit
 from pydantic import ValidationError
 from tomlkit.exceptions import ParseError, TOMLKitError
 
+from runner import toml_edits
 from runner.atomic import atomic_write_text
 from runner.field_names import hint_for
 from runner.paths import shipped_presets_dir, user_presets_dir
 from runner.printable import printable
 from runner.problems import ConfigError, Problem, did_you_mean
-from runner.schema import FIELDS, FIELDS_BY_KEY, META_KEYS, SECTIONS, Config, FieldSpec, applies, get_value
+from runner.schema import FIELDS, FIELDS_BY_KEY, META_KEYS, SECTIONS, Config, FieldSpec, applies, get_value, help_text
 from runner.validate import Context, check
 
 SUFFIX = ".toml"
 OVERRIDE_ORIGIN = "--set"
 MAX_PRESET_BYTES = 16 * 1024 * 1024  # far above any real preset; a bigger file is a mistake, not a config
-HELP_WIDTH = 96  # wrap help comments to this many columns
 
 
 @dataclass
@@ -654,17 +653,22 @@ def dumps(
     document: tomlkit.TOMLDocument | None = None,
     with_help: bool = True,
     relative_to: Path | None = None,
+    typed: Mapping[str, str] | None = None,
 ) -> str:
     """TOML text for `config`.
 
     With `document` (the file as loaded), values are updated in place so comments and
     ordering survive; keys the file lacks are added only where the config differs
-    from what the file builds on. Without it a fresh file is written: every field
-    (or, with `extends`, every changed field), each with its help as a comment.
+    from what the file builds on. A changed value is written as the user typed it
+    (`typed`: section.key -> text) or in the style the file used, and comments that
+    explained the old value are marked stale (runner/toml_edits.py). Without `document`
+    a fresh file is written: every field (or, with `extends`, every changed field),
+    each with its help as a comment.
     """
+    typed = typed or {}
     baseline = baseline_for(config, relative_to)
     if document is None:
-        return _fresh_document(config, baseline, with_help).as_string()
+        return _fresh_document(config, baseline, with_help, typed).as_string()
     doc = copy.deepcopy(document)
     for key in META_KEYS:
         value = getattr(config, key)
@@ -679,7 +683,8 @@ def dumps(
             table = doc.get(section)
             if table is not None and spec.name in table:
                 if table[spec.name] != value:
-                    table[spec.name] = value
+                    toml_edits.replace_value(table, spec.name, value, typed.get(spec.key),
+                                             help_text.toml_comment_lines(spec))
                 continue
             if get_value(config, spec.key) == get_value(baseline, spec.key):
                 continue
@@ -687,9 +692,9 @@ def dumps(
                 table = tomlkit.table()
                 doc.add(section, table)
             if with_help:
-                for line in help_comment_lines(spec):
+                for line in help_text.toml_comment_lines(spec):
                     table.add(tomlkit.comment(line))
-            table.add(spec.name, value)
+            table.add(spec.name, toml_edits.item_for(value, typed.get(spec.key)))
     return doc.as_string()
 
 
@@ -699,10 +704,12 @@ def save(
     *,
     document: tomlkit.TOMLDocument | None = None,
     with_help: bool = True,
+    typed: Mapping[str, str] | None = None,
 ) -> Path:
-    """Atomically write `config` to `path` (keeping `document`'s comments when given)."""
+    """Atomically write `config` to `path` (keeping `document`'s comments, and the notation of `typed`
+    values, when given; see `dumps`)."""
     target = Path(path)
-    text = dumps(config, document, with_help=with_help, relative_to=target.parent)
+    text = dumps(config, document, with_help=with_help, relative_to=target.parent, typed=typed)
     tomllib.loads(text)  # never write a file we could not read back
     atomic_write_text(target, text)
     return target
@@ -738,31 +745,8 @@ def _toml_value(value: Any) -> Any:
     return value
 
 
-def help_lines(spec: FieldSpec) -> list[tuple[str, str]]:
-    """(label, text) pairs of a field's help, in reading order, empty parts left out."""
-    h = spec.help
-    raise_label, lower_label = ("On", "Off") if spec.kind == "bool" else ("Raise", "Lower")
-    parts = [("", h.what)]
-    for label, text in ((raise_label, h.up), (lower_label, h.down)):
-        text = re.sub(r"^(On|Off): ", "", text)
-        if text:
-            parts.append((label, text))
-    parts.append(("Typical", h.typical.rstrip(".") + "."))
-    if h.advice:
-        parts.append(("Advice", h.advice))
-    return parts
-
-
-def help_comment_lines(spec: FieldSpec) -> list[str]:
-    """A field's help wrapped as TOML comment lines (without the leading '#')."""
-    lines: list[str] = []
-    for label, text in help_lines(spec):
-        text = f"{label}: {text}" if label else text
-        lines += textwrap.wrap(text, HELP_WIDTH - 2, subsequent_indent="  ")
-    return lines
-
-
-def _fresh_document(config: Config, baseline: Config, with_help: bool) -> tomlkit.TOMLDocument:
+def _fresh_document(config: Config, baseline: Config, with_help: bool,
+                    typed: Mapping[str, str]) -> tomlkit.TOMLDocument:
     doc = tomlkit.document()
     doc.add(tomlkit.comment("tunedeck preset. Every key is optional; anything left out takes its default."))
     doc.add(tomlkit.comment("Field reference: `tunedeck show FILE`, JSON Schema: `tunedeck schema`."))
@@ -783,9 +767,9 @@ def _fresh_document(config: Config, baseline: Config, with_help: bool) -> tomlki
             if with_help:
                 if len(table):
                     table.add(tomlkit.nl())
-                for line in help_comment_lines(spec):
+                for line in help_text.toml_comment_lines(spec):
                     table.add(tomlkit.comment(line))
-            table.add(spec.name, _toml_value(value))
+            table.add(spec.name, toml_edits.item_for(_toml_value(value), typed.get(spec.key)))
         if len(table):
             doc.add(tomlkit.nl())
             doc.add(section, table)

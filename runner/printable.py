@@ -56,6 +56,13 @@ def printable(value: object, limit: int = ECHO_LIMIT) -> str:
     return shorten(escape_controls(str(value)), limit)
 
 
+def as_markup(text: str) -> str:
+    """`text` as Textual markup that shows exactly it: every `[` escaped, not only those that look like tags
+    (textual.markup.escape leaves `[2J` alone, and an unclosed bracket before a tag then stops the tag's
+    escape from being undone). Control characters are `printable`'s job, done before this."""
+    return text.replace("[", "\\[")
+
+
 def first_control(text: str, allowed: str = "") -> str | None:
     """The first character of `text` that `escape_controls` would escape (tab and newline included), except
     those in `allowed`; None when there is none."""

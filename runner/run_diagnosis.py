@@ -2,9 +2,9 @@
 not falling, overfitting, gradient-norm spikes. Each finding carries concrete suggestions, and each
 suggestion the config changes ({"section.key": value}) to start a new run with.
 
-The remedies paraphrase the project's reference notes: memory pressure is eased by a smaller
-per-device batch with more accumulation, gradient checkpointing (slower, much less memory),
-shorter sequences, mixed precision and 8-bit optimizers; instability (NaN, spikes, a stuck loss)
+Out of memory, the suggestions are the estimator's remedies for the run's config (runner.estimate
+.remedies through runner.diagnose.memory_remedies): the same list the memory gauge shows. The other
+remedies paraphrase the project's reference notes: instability (NaN, spikes, a stuck loss)
 by a lower learning rate, a longer warm-up and gradient clipping at about 1.0; overfitting by
 stopping early, fewer epochs and more weight decay / dropout.
 """
@@ -16,9 +16,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.schema import Config, get_value
-
+from runner.diagnose import SUGGESTIONS, memory_remedies
 from runner.run_model import RunModel
+from runner.schema import Config, get_value
 
 MIN_POINTS_FOR_TREND = 12  # train-loss logs needed before judging whether the loss falls
 FLAT_RATIO = 0.98  # the recent loss must be below 98% of the early loss to count as falling
@@ -69,7 +69,7 @@ def _failure(model: RunModel, config: Config | None) -> Finding | None:
     message = str(terminal.get("message") or "")
     if reason == "oom":
         return Finding("oom", "error", "Out of memory", message or "the run ran out of memory",
-                       _memory_suggestions(config))
+                       _memory_suggestions(model, config, message))
     if reason == "nan_loss":
         return Finding("nan", "error", "The loss became NaN or infinite", message, _stability_suggestions(config))
     advice = str(terminal.get("suggestion") or "")
@@ -152,28 +152,18 @@ def _value(config: Config | None, key: str, fallback: Any = None) -> Any:
     return fallback if config is None else get_value(config, key)
 
 
-def _memory_suggestions(config: Config | None) -> tuple[Suggestion, ...]:
-    batch = _value(config, "training.per_device_train_batch_size", 1)
-    accum = _value(config, "training.gradient_accumulation_steps", 1)
-    seq = _value(config, "data.max_seq_length", 512)
-    out = []
-    first: dict[str, Any] = {"training.gradient_checkpointing": True}
-    if batch > 1:
-        # Halve the per-device batch and double accumulation: the effective batch stays batch*accum.
-        first.update({"training.per_device_train_batch_size": batch // 2,
-                      "training.gradient_accumulation_steps": accum * 2})
-        title = f"Batch {batch}->{batch // 2} per device with accumulation {accum}->{accum * 2}, gradient checkpointing on"
-    else:
-        title = "Turn on gradient checkpointing (recomputes activations: ~20-30% slower, far less memory)"
-    out.append(Suggestion(title, first))
-    if seq > 128:
-        out.append(Suggestion(f"Shorter sequences: max_seq_length {seq}->{seq // 2}", {"data.max_seq_length": seq // 2}))
-    out.append(Suggestion("8-bit paged AdamW (optimizer states at a quarter of the memory)",
-                          {"training.optim": "paged_adamw_8bit"}))
-    if config is not None and not config.quantization.load_in_4bit:
-        out.append(Suggestion("Load the model in 4-bit and train LoRA adapters (QLoRA)",
-                              {"quantization.load_in_4bit": True, "lora.enabled": True}))
-    return tuple(out)
+def _memory_suggestions(model: RunModel, config: Config | None, message: str) -> tuple[Suggestion, ...]:
+    """The estimator's remedies for this run's config, against the memory the run had: the capacity
+    the error names, else the peak measured before it died (else below the estimated peak)."""
+    found = []
+    if config is not None:
+        device = (model.started or {}).get("device") or {}
+        gpu_count = int(device.get("count") or 1) if device.get("type") == "cuda" else (0 if device else None)
+        measured = model.latest("gpu_mem_peak_reserved")
+        found = memory_remedies(config, message, gpu_count, int(measured) if measured else None)
+    if not found:  # no config, or a model the estimator cannot size: the general advice
+        return (Suggestion(SUGGESTIONS["oom"]),)
+    return tuple(Suggestion(s.title, dict(s.changes)) for s in found)
 
 
 def _stability_suggestions(config: Config | None, flat: bool = False, spikes: bool = False) -> tuple[Suggestion, ...]:

@@ -82,7 +82,6 @@ class RunModel:
     total_steps: int | None = None
     launches: int = 0
     nonfinite_losses: int = 0  # logs whose loss was NaN/inf (sanitised to null by the trainer)
-    events_seen: int = 0
     version: int = 0  # bumped on every fold, so widgets redraw only when something changed
     derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # incremental caches
 
@@ -116,7 +115,6 @@ class RunModel:
         kind = event.get("type")
         step = event.get("step")
         step = int(step) if isinstance(step, (int, float)) and step == step else 0
-        self.events_seen += 1
         if kind == "log":  # the bulk of every file: kept lean
             if step > self.step:
                 self.step = step
@@ -179,15 +177,6 @@ class RunModel:
             if not math.isnan(value):
                 return value
         return None
-
-    def best_eval(self) -> tuple[float, int] | None:
-        """(lowest eval loss, its step), or None before the first evaluation."""
-        losses, steps = self.evals["eval_loss"], self.evals["step"]
-        best = None
-        for loss, step in zip(losses, steps):
-            if not math.isnan(loss) and (best is None or loss < best[0]):
-                best = (loss, int(step))
-        return best
 
     def latest(self, key: str) -> Any:
         """The newest value of `key` in a log event, or None."""

@@ -4,7 +4,7 @@
     launch(config, preset_name, ...)       create that directory (runner.launch.prepare) and start it
     resume(run, overrides, force)          every check, then continue from the latest checkpoint
     stop(run, kill)                        graceful stop with escalation (runner.stop)
-    state_of(run), run_pids(run), load_config(run), command_line(run), resolve(spec)
+    state_of(run), run_pids(run), load_config(run), resolve(spec)
 
 Expected refusals come back as an Outcome with a message (never an exception), so a CLI prints it
 and a screen notifies it. Blocking calls (stop waits for the checkpoint) belong in worker threads.
@@ -246,15 +246,6 @@ def run_pids(run: RunDir) -> list[int]:
     if not run_state(run, status).active:
         return []
     return live_pids(run.path, verified_group(run, status)[0])
-
-
-def command_line(run: RunDir) -> list[str]:
-    """The argv recorded at launch (for display only: nothing executes it)."""
-    try:
-        argv = json.loads(run.command.read_text(encoding="utf-8")).get("argv", [])
-        return [str(a) for a in argv] if isinstance(argv, list) else []
-    except (OSError, ValueError, AttributeError):
-        return []
 
 
 def load_config(run: RunDir) -> Config | None:

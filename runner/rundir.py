@@ -36,6 +36,11 @@ ACTIVE_STATES = ("starting", "running", "stopping")
 FINAL_STATES = ("finished", "failed", "stopped")
 
 
+def _inside(name: str) -> property:
+    """A read-only attribute: the path of `name` inside the run directory."""
+    return property(lambda self: self.path / name, doc=f"RUN_DIR/{name}")
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -44,37 +49,15 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
-    @property
-    def config(self) -> Path:
-        return self.path / "config.toml"
-
-    @property
-    def command(self) -> Path:
-        return self.path / "command.json"
-
-    @property
-    def status_file(self) -> Path:
-        return self.path / "status.json"
-
-    @property
-    def events(self) -> Path:
-        return self.path / "events.jsonl"
-
-    @property
-    def log(self) -> Path:
-        return self.path / "output.log"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def final(self) -> Path:
-        return self.path / "final"
-
-    @property
-    def accelerate_config(self) -> Path:
-        return self.path / "accelerate_config.json"  # JSON is valid for accelerate and needs no YAML writer
+    # The files of a run directory (the layout in this module's docstring), each a path under it.
+    config = _inside("config.toml")
+    command = _inside("command.json")
+    status_file = _inside("status.json")
+    events = _inside("events.jsonl")
+    log = _inside("output.log")
+    checkpoints = _inside("checkpoints")
+    final = _inside("final")
+    accelerate_config = _inside("accelerate_config.json")  # JSON is valid for accelerate and needs no YAML writer
 
     def exists(self) -> bool:
         return self.config.is_file()

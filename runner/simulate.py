@@ -319,7 +319,7 @@ def _hf_config(config):
     """The transformers config of the model `config` trains, without weights or network."""
     import transformers
 
-    from runner.estimate.architecture import DEMO_MODEL
+    from runner.demo_spec import DEMO_MODEL
     from runner.estimate.known_models import lookup
 
     m = config.model

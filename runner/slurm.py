@@ -377,7 +377,10 @@ def settle(run: RunDir, code: int) -> int:
                               exit_code=code, ended=time.time())
             EventWriter(run.events).emit("run_stopped", 0, reason="stop requested", checkpoint=None)
         else:
-            diagnosis = diagnose_text(tail_text(run.log, 60), code)
+            from runner import presets
+
+            # the run's config sizes an out-of-memory suggestion (the estimator's remedies)
+            diagnosis = diagnose_text(tail_text(run.log, 60), code, config=presets.load(run.config).config)
             run.update_status(state="failed", reason=diagnosis.reason, message=diagnosis.message,
                               suggestion=diagnosis.suggestion, exit_code=code, ended=time.time())
             EventWriter(run.events).emit("run_failed", 0, reason=diagnosis.reason, message=diagnosis.message,

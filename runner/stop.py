@@ -30,6 +30,12 @@ class StopResult:
     leftover_pids: list[int] = field(default_factory=list)  # should be empty
     gpu_memory_released: bool | None = None  # None: no GPU (or NVML) to ask
     message: str = ""
+    elsewhere: bool = False  # not stopped: it runs on another host (status.json's), to be stopped there
+
+
+def has_processes(run: RunDir) -> bool:
+    """Whether `stop` would signal anything here (what the CLI checks before saying "stopping")."""
+    return bool(run_processes(run.path, verified_group(run, run.read_status())[0]))
 
 
 def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> StopResult:
@@ -42,11 +48,12 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
     pgid, foreign = verified_group(run, status)
     processes = run_processes(run.path, pgid)
     notes = [foreign] if foreign else []
-    if not processes:
-        if current.active and current.state != "starting" and status.get("host") not in (None, socket.gethostname()):
-            notes.append(f"it runs on {status.get('host')}: stop it there")
-        message = f"{run.name} is not running (state: {current.state})"
-        return StopResult(current.state, False, message="; ".join([message, *notes]))
+    if not processes:  # the first words say so: nothing is signalled
+        host = status.get("host")
+        elsewhere = current.active and current.state != "starting" and host not in (None, socket.gethostname())
+        message = (f"{run.name} is not running on this machine: it runs on {host} (state: {current.state}); "
+                   "stop it there" if elsewhere else f"{run.name} is not running (state: {current.state})")
+        return StopResult(current.state, False, message="; ".join([message, *notes]), elsewhere=elsewhere)
     run.update_status(state="stopping", stop_requested=time.time())
     pids_before = list(processes)
     trainers = [pid for pid, trainer in processes.items() if trainer]

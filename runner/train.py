@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from runner.diagnose import RunError, diagnose_exception, traceback_tail
+from runner.estimate import EstimateError, estimate, memory_signature
 from runner.events import EventWriter, last_step
 from runner.rundir import RunDir
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             from runner.rundir import remove_incomplete_checkpoints
 
             remove_incomplete_checkpoints(run)
-        diagnosis = diagnose_exception(exc, str(run.path))
+        diagnosis = diagnose_exception(exc, str(run.path), _run_config(run), _visible_gpus())
         if not isinstance(exc, RunError):
             traceback.print_exc()
         print(f"[tunedeck] run failed ({diagnosis.reason}): {diagnosis.message}\n"
@@ -70,6 +71,18 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as write_error:  # still no room: the supervisor records it from the log
                 print(f"[tunedeck] could not record the failure: {write_error}", file=sys.stderr, flush=True)
         return 1
+
+
+def _run_config(run: RunDir):
+    """The run's config, for an out-of-memory suggestion sized to it; None when it cannot be read."""
+    from runner import presets
+
+    return presets.load(run.config).config
+
+
+def _visible_gpus() -> int:
+    torch = sys.modules.get("torch")  # only ask when training got as far as importing it
+    return torch.cuda.device_count() if torch is not None and torch.cuda.is_available() else 0
 
 
 class StopFlag:
@@ -94,7 +107,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     # --- setup -------------------------------------------------------------------------------
     import torch
     import transformers
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+    from transformers import EarlyStoppingCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from runner import presets, train_data, train_model
@@ -102,6 +115,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     from runner.trackers import require_tracker
     from runner.training_args import training_arguments
     from runner.train_callbacks import EventCallback, SampleCallback, gpu_memory
+    from runner.train_trainer import TunedeckTrainer
 
     transformers.logging.set_verbosity_warning()
     transformers.utils.logging.disable_progress_bar()
@@ -150,7 +164,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     callbacks = [event_callback, SampleCallback(samples)]
     if t.early_stopping_patience and eval_strategy != "no":
         callbacks.append(EarlyStoppingCallback(t.early_stopping_patience, t.early_stopping_threshold))
-    trainer = Trainer(
+    trainer = TunedeckTrainer(  # the Trainer, resuming tied output heads without a false "missing key"
         model=model,
         args=args,
         train_dataset=data.train,
@@ -181,7 +195,7 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
         params_trainable=info.params_trainable,
         trainable_percent=info.trainable_percent,
         estimated_memory=_estimate(config),
-        memory_signature=_memory_signature(config),
+        memory_signature=memory_signature(config),
         device=_device_info(cuda, world_size),
     )
     # Every rank says it is up and where (multi-node runs show which nodes took part), after rank 0's
@@ -279,28 +293,11 @@ def _checkpoint_step(path: Path) -> int:
     return int(path.name.rsplit("-", 1)[-1])
 
 
-def _estimate(config):
+def _estimate(config) -> dict | None:
+    """The estimate recorded in run_started; None for a model the estimator cannot size offline."""
     try:
-        from runner.estimate import estimate
-
-        result = estimate(config)
-        if hasattr(result, "to_dict"):
-            return result.to_dict()
-        if hasattr(result, "model_dump"):
-            return result.model_dump(mode="json")
-        import dataclasses
-
-        return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else None
-    except Exception:  # noqa: BLE001 - the estimate is informative only
-        return None
-
-
-def _memory_signature(config):
-    try:
-        from runner.estimate import memory_signature
-
-        return memory_signature(config)
-    except Exception:  # noqa: BLE001
+        return estimate(config).to_dict()
+    except EstimateError:
         return None
 
 

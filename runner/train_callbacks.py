@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import time
@@ -12,6 +11,7 @@ from transformers import TrainerCallback
 
 from runner.diagnose import NonFiniteLoss
 from runner.events import EventWriter, sanitize
+from runner.progress_lines import eval_line, log_line
 
 
 def gpu_memory(device_index: int | None = None) -> dict[str, int]:
@@ -36,10 +36,6 @@ def gpu_memory(device_index: int | None = None) -> dict[str, int]:
     except Exception:  # noqa: BLE001 - NVML is optional; allocator figures are enough
         pass
     return out
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    return "?" if seconds is None else str(_dt.timedelta(seconds=int(seconds)))
 
 
 class EventCallback(TrainerCallback):
@@ -115,11 +111,8 @@ class EventCallback(TrainerCallback):
             "tokens_seen": tokens - self.start_tokens,
             **gpu_memory(),
         }
-        self.events.emit("log", step, **fields)
-        lr = fields["learning_rate"]
-        print(f"step {step}/{state.max_steps} | loss {loss:.4f} | lr {lr if lr is None else f'{lr:.2e}'} | "
-              f"{fields['tokens_per_s']:.0f} tok/s | elapsed {_fmt_duration(elapsed)} | ETA {_fmt_duration(eta)}",
-              flush=True)
+        event = self.events.emit("log", step, **fields)
+        print(log_line(event), flush=True)  # the line `tunedeck logs --events` prints for it
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if not state.is_world_process_zero or not metrics:
@@ -130,9 +123,9 @@ class EventCallback(TrainerCallback):
             perplexity = math.exp(eval_loss)
         extra = {k: sanitize(v) if isinstance(v, (int, float)) else v
                  for k, v in metrics.items() if k.startswith("eval_") and k != "eval_loss"}
-        self.events.emit("eval", state.global_step, eval_loss=eval_loss, perplexity=perplexity,
-                         epoch=sanitize(state.epoch), **extra)
-        print(f"eval at step {state.global_step} | eval_loss {eval_loss} | perplexity {perplexity}", flush=True)
+        event = self.events.emit("eval", state.global_step, eval_loss=eval_loss, perplexity=perplexity,
+                                 epoch=sanitize(state.epoch), **extra)
+        print(eval_line(event), flush=True)
 
     def on_save(self, args, state, control, **kwargs):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"

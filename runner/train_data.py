@@ -22,9 +22,8 @@ from typing import Any
 from runner import data_check
 from runner.diagnose import DataError
 from runner.problems import did_you_mean
-from runner.prompts import (  # noqa: F401 - PROMPT_* and render_instruction are re-exported for older callers
-    ADD_SPECIAL_TOKENS, PROMPT_NO_INPUT, PROMPT_WITH_INPUT, ChatTemplate, Rendered, RowError, TemplateError,
-    render_instruction, render_row, resolve_chat_template,
+from runner.prompts import (
+    ChatTemplate, Rendered, RowError, TemplateError, render_row, resolve_chat_template,
 )
 
 IGNORE = -100  # label value the loss skips

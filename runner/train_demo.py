@@ -14,19 +14,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from runner.demo_spec import DEMO_CACHE_VERSION, DEMO_TOKENIZER, TINY_DEMO_CONFIG
-from runner.paths import cache_dir
-
-
-def demo_data_file() -> Path:
-    from runner.data_check import demo_data_file as bundled
-
-    return bundled()
+from runner.demo_spec import DEMO_TOKENIZER, TINY_DEMO_CONFIG, demo_data_file, demo_model_cache
 
 
 def demo_model_dir() -> Path:
     """The cached model directory, built on first use (safe when several processes race)."""
-    target = cache_dir() / "models" / f"tiny-demo-v{DEMO_CACHE_VERSION}"
+    target = demo_model_cache()
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

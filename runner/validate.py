@@ -219,7 +219,8 @@ def _data_settings(c: Config) -> Iterator[Problem]:
     """The chat template, role names and dataset mixture (files themselves: runner.data_check)."""
     from runner.prompts import CHAT_TEMPLATES, TEMPLATE_SUFFIXES, is_named_template
     from runner.problems import did_you_mean
-    from runner.schema.data import DEMO_DATA, KNOWN_ROLES
+    from runner.demo_spec import DEMO_DATA
+    from runner.schema.data import KNOWN_ROLES
 
     d = c.data
     template = d.chat_template.strip()

@@ -32,15 +32,43 @@ def test_help_lists_every_command_including_the_tui_ones_and_the_exit_codes() ->
     assert "Exit codes: 0 success" in " ".join(done.stdout.split())
 
 
+def readme_command_rows() -> list[tuple[str, str]]:
+    """(command cell, `tunedeck --help says` cell) of each row of README's command table, in order."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Command line"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = []
+    for line in section.splitlines():
+        if not line.startswith("| `tunedeck"):
+            continue
+        cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        rows.append((cells[0].strip("`"), cells[1]))
+    return rows
+
+
 def test_readme_command_table_matches_help() -> None:
+    """Every command `tunedeck --help` lists has one row, in the same order, with the same one-line help; every
+    option a row names is one the command takes."""
     from runner.cli import build_parser
 
     parser = build_parser(extra=(cli.register,))
     (sub,) = [a for a in parser._actions if a.dest == "command"]
-    readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("## Command line"):readme.index("## Training runs")]
-    for name in sub.choices:
-        assert f"`tunedeck {name}" in table, name
+    helps = {choice.dest: choice.help for choice in sub._choices_actions}
+    rows = readme_command_rows()
+    assert rows[0] == ("tunedeck", "opens the editor on the demo preset")  # no command: the editor
+    named = [(command.split()[1], says) for command, says in rows[1:]]
+    assert [name for name, _ in named] == list(helps)  # every command, once, in --help's order
+    for name, says in named:
+        assert says == helps[name], name
+    for command, _ in rows[1:]:
+        name = command.split()[1]
+        options = {option for action in sub.choices[name]._actions for option in action.option_strings}
+        for option in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", command):
+            assert option in options, (name, option)
+    # and what --help prints is that same tree
+    done = sh("--help")
+    listed = re.findall(r"^    (\w+)  ", done.stdout, re.M)
+    assert listed == list(helps)
 
 
 def test_the_tui_commands_have_their_own_help() -> None:
@@ -173,3 +201,53 @@ def test_a_save_removes_temp_files_that_killed_saves_left(tmp_path: Path) -> Non
         for child in children:
             child.kill()
             child.wait(timeout=30)
+
+
+def shown_keys(out: str) -> set[str]:
+    """section.key of every field `show` printed."""
+    keys, section = set(), ""
+    for line in out.splitlines():
+        if re.fullmatch(r"\[\w+\]", line):
+            section = line.strip("[]")
+        elif section != "derived" and (match := re.match(r"(\w+)\s+= ", line)):
+            keys.add(f"{section}.{match.group(1)}")
+    return keys
+
+
+def test_show_leaves_out_exactly_the_fields_the_schema_says_do_not_apply(tmp_path: Path, capfd) -> None:
+    from runner.schema import FIELDS, applies
+
+    chat = tmp_path / "chat.toml"
+    chat.write_text('extends = "demo"\n[data]\nformat = "chat"\n[generation]\ndo_sample = true\n'
+                    "[training]\nmax_steps = 50\n[launch]\nnum_machines = 2\nmain_process_ip = \"10.0.0.1\"\n")
+    for source in ("demo", str(chat)):
+        config = presets.require_config(source)
+        assert cli.main(["show", source]) == 0
+        out = capfd.readouterr().out
+        assert shown_keys(out) == {spec.key for spec in FIELDS if applies(spec, config)}, source
+        hidden = [spec for spec in FIELDS if not applies(spec, config)]
+        assert f"# not shown: {len(hidden)} field(s) that do not apply to this config (--all shows them):" in out
+        assert cli.main(["show", source, "--all"]) == 0
+        assert shown_keys(capfd.readouterr().out) == {spec.key for spec in FIELDS}
+        assert cli.main(["show", source, "--json"]) == 0
+        assert json.loads(capfd.readouterr().out)["not_applicable"] == [spec.key for spec in hidden]
+    demo_out = (cli.main(["show", "demo"]), capfd.readouterr().out)[1]
+    assert "\ntemperature " not in demo_out and "only when generation.do_sample is true" in demo_out  # greedy demo
+    assert "\ninstruction_field " in demo_out and "\nmessages_field " not in demo_out  # instruction data
+    assert "\nnum_train_epochs " in demo_out and "\neval_steps " in demo_out
+    chat_out = (cli.main(["show", str(chat)]), capfd.readouterr().out)[1]
+    assert "\ntemperature " in chat_out and "\nmessages_field " in chat_out and "\ninstruction_field " not in chat_out
+    assert "\nnum_train_epochs " not in chat_out and "only when training.max_steps is not above 0" in chat_out
+    assert "\nmain_process_ip " in chat_out
+
+
+def test_show_has_no_list_of_fields_of_its_own() -> None:
+    """Which fields apply is each field's `applies` in the schema; the command names no field key itself."""
+    import ast
+
+    from runner.schema import FIELDS_BY_KEY
+
+    source = (ROOT / "runner" / "commands" / "config_cmds.py").read_text()
+    constants = {node.value for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Constant)
+                 and isinstance(node.value, str)}
+    assert not [c for c in constants if c.lstrip("!").split("=")[0] in FIELDS_BY_KEY]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.monitor_app import MonitorTestApp, history_run
+from runner.schema import get_value
 from tui.screens.compare import CompareScreen
 from tui.screens.editor import EditorScreen
 from tui.screens.monitor import MonitorScreen
@@ -115,6 +116,16 @@ async def test_diagnosis_banner_names_the_problem(tmp_path, scenario, title) -> 
         assert title in str(banner.render())
 
 
+def first_memory_remedy(run) -> dict:
+    """The changes of the estimator's first remedy for the run's config (what diagnosis offers)."""
+    from runner import presets
+    from runner.diagnose import memory_remedies
+    from runner.events import read_events
+
+    failed = read_events(run.events)[-1]
+    return memory_remedies(presets.require(run.config).config, failed["message"], gpu_count=0)[0].changes
+
+
 async def test_apply_fix_opens_the_config_in_the_editor_with_the_change(tmp_path) -> None:
     run = history_run(tmp_path / "runs", "oom", steps=100)
     app = MonitorTestApp(tmp_path / "runs", attach=run)
@@ -124,10 +135,12 @@ async def test_apply_fix_opens_the_config_in_the_editor_with_the_change(tmp_path
         await pilot.pause(0.3)
         assert isinstance(app.screen, EditorScreen)
         state = app.screen.state
-        # demo trains with batch 16: the OOM fix halves it and doubles accumulation.
-        assert state.config.training.per_device_train_batch_size == 8
-        assert state.config.training.gradient_accumulation_steps == 2
-        assert state.config.training.gradient_checkpointing is True
+        # the fix is the estimator's first remedy (the gauge's list): demo's batch 16 split, same effective batch
+        for key, value in first_memory_remedy(run).items():
+            assert get_value(state.config, key) == value
+        training = state.config.training
+        assert training.per_device_train_batch_size < 16
+        assert training.per_device_train_batch_size * training.gradient_accumulation_steps == 16
         assert state.dirty and state.path is None  # a new, unsaved config: F5 launches it as a new run
 
 
@@ -259,5 +272,7 @@ async def test_apply_fix_from_tunedeck_attach_reaches_the_editor_that_had_not_lo
         assert app.screen is app.editor
         state = app.editor.state
         assert state.name.endswith(f"from-{run.name}") and state.dirty
-        assert state.config.training.per_device_train_batch_size == 8
+        for key, value in first_memory_remedy(run).items():
+            assert get_value(state.config, key) == value
+        assert state.config.training.per_device_train_batch_size < 16
         assert app.editor.form.group == "Model"

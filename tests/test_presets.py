@@ -84,7 +84,8 @@ def test_save_keeps_comments_and_order_and_only_changes_what_changed(tmp_path: P
     presets.save(config, path, document=loaded.document)
     text = path.read_text()
     assert text.startswith("# My experiment: keep this header\n")
-    assert "# I tried 1e-4 first; it diverged\nlearning_rate = 2e-05  # trailing note\n" in text
+    # The exponent notation is kept; the note on the changed line explained the old value, so it says so.
+    assert "# I tried 1e-4 first; it diverged\nlearning_rate = 2e-5  # trailing note (stale: written for 5e-5)\n" in text
     assert text.index("[training]") < text.index("[model]") < text.index("[lora]")  # user order kept, new table appended
     assert "per_device_train_batch_size = 4" in text
     assert "[quantization]" not in text  # untouched sections are not added

@@ -7,7 +7,7 @@ Every widget that shows such a value builds its markup with `safe`.
 
 from __future__ import annotations
 
-from runner.printable import ECHO_LIMIT, printable
+from runner.printable import ECHO_LIMIT, as_markup, printable
 
 
 def safe(value: object, limit: int = ECHO_LIMIT) -> str:
@@ -16,4 +16,4 @@ def safe(value: object, limit: int = ECHO_LIMIT) -> str:
     Every `[` is escaped, not only those that look like tags: textual.markup.escape leaves `[2J` alone,
     and an unclosed bracket before a tag then stops the tag's escape from being undone.
     """
-    return printable(value, limit).replace("[", "\\[")
+    return as_markup(printable(value, limit))

@@ -22,7 +22,7 @@ def optional_module(name: str, *needs: str) -> ModuleType | None:
 
 
 def estimator() -> ModuleType | None:
-    return optional_module("runner.estimate", "estimate", "verdict")
+    return optional_module("runner.estimate", "estimate", "estimate_for", "verdict", "EstimateError")
 
 
 @dataclass

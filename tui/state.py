@@ -37,6 +37,8 @@ class EditorState:
     document: Any = None  # the tomlkit document of the file, so Save keeps its comments
     shipped: bool = False
     invalid: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # What the user typed for each value set since the last save, so Save writes `3e-4` as typed, not 0.0003.
+    typed: dict[str, str] = field(default_factory=dict)
 
     @property
     def dirty(self) -> bool:
@@ -51,6 +53,10 @@ class EditorState:
             self.invalid[key] = (text if text is not None else str(value), str(exc))
             return str(exc)
         self.invalid.pop(key, None)
+        if text is not None:
+            self.typed[key] = text
+        else:
+            self.typed.pop(key, None)
         return None
 
     def mark_invalid(self, key: str, text: str, reason: str) -> None:
@@ -73,6 +79,7 @@ class EditorState:
 
     def mark_saved(self, path: Path | None, name: str, document: Any = None) -> None:
         self.baseline = self.config
+        self.typed.clear()  # the file now holds what was typed
         self.path = path
         self.name = name
         self.shipped = False

@@ -11,7 +11,7 @@ from typing import Any
 from runner import derived, exits, presets
 from runner.printable import printable
 from runner.problems import Problem
-from runner.schema import FIELDS, FIELDS_BY_KEY, SECTIONS, Config, applies, get_value, json_schema
+from runner.schema import FIELDS, FIELDS_BY_KEY, SECTIONS, Config, applies, get_value, help_text, json_schema
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -96,6 +96,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             "file": str(loaded.path),
             "config": config.model_dump(mode="json"),
             "changed_from_defaults": sorted(changed),
+            "not_applicable": [spec.key for spec in FIELDS if not applies(spec, config)],
             "derived": numbers.__dict__,
             "problems": [p.format() for p in loaded.problems],
         }
@@ -120,9 +121,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             value = get_value(config, spec.key)
             mark = f"  # default {_fmt(get_value(defaults, spec.key))}" if spec.key in changed else ""
             print(f"{spec.name:<{width}} = {_fmt(value)}{mark}")
+    if hidden:  # which rule left each out comes from the schema (each field's `applies`), never from a list here
+        print(f"\n# not shown: {sum(map(len, hidden.values()))} field(s) that do not apply to this config "
+              "(--all shows them):")
     for condition, keys in hidden.items():
-        print(f"\n# not shown: {len(keys)} field(s) that apply only when {_condition(condition)} "
-              f"({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}); --all shows them")
+        print(f"#   {len(keys)} that apply only when {help_text.condition_text(condition)}: "
+              f"{', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''}")
     print("\n[derived]")
     for line in describe_derived(numbers):
         print(line)
@@ -130,15 +134,6 @@ def cmd_show(args: argparse.Namespace) -> int:
         print()
         print_problems(loaded.warnings, sys.stdout)
     return 0
-
-
-def _condition(applies_when: str) -> str:
-    """`!model.from_scratch` -> 'model.from_scratch is false', `launch.strategy=deepspeed` -> '... is deepspeed'."""
-    negate = applies_when.startswith("!")
-    path, _, value = applies_when.lstrip("!").partition("=")
-    if value:
-        return f"{path} is {'not ' if negate else ''}'{value}'"
-    return f"{path} is {'false' if negate else 'true'}"
 
 
 def describe_derived(d: derived.Derived) -> list[str]:
@@ -172,10 +167,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             return 1
         specs = matches
     for spec in specs:
-        print(f"{spec.key}  ({spec.label}; default {_fmt(spec.default)}; {spec.allowed()})")
-        for label, text in presets.help_lines(spec):
-            print(f"  {label + ': ' if label else ''}{text}")
-        print()
+        print("\n".join(help_text.terminal_lines(spec)), end="\n\n")
     return 0
 
 

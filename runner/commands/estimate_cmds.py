@@ -59,7 +59,7 @@ def gib(n: float) -> str:
 
 def run_estimate(args: argparse.Namespace) -> int:
     from runner import exits, presets
-    from runner.estimate import EstimateError, UnknownModel, apply_changes, estimate, last_measured_peak
+    from runner.estimate import EstimateError, UnknownModel, apply_changes, estimate_for, last_measured_peak
     from runner.gpu import probe
 
     overrides = list(args.overrides) + ([f"launch.num_processes={args.gpus}"] if args.gpus else [])
@@ -82,7 +82,7 @@ def run_estimate(args: argparse.Namespace) -> int:
             against = f"GPU {tightest.index} ({tightest.name}): {gib(tightest.free_bytes)} free of {gib(tightest.total_bytes)}"
     simulated = None
     try:
-        est = estimate(config, budget, gpu_count)
+        est = estimate_for(config, budget, gpu_count)  # with the data lengths `tunedeck data` measured
     except UnknownModel as exc:
         if not args.simulate:
             print(f"{printable(loaded.path, 240)}: error: cannot estimate: {printable(exc, 600)}", file=sys.stderr)

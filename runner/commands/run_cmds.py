@@ -15,6 +15,7 @@ from typing import Any
 
 from runner.exits import FAILED as EXIT_FAILED, INTERRUPTED as EXIT_STOPPED, OK as EXIT_OK, USAGE as EXIT_USAGE
 from runner.printable import printable
+from runner.progress_lines import eval_line, log_line
 from runner.problems import Problem
 
 
@@ -237,12 +238,9 @@ def describe(event: dict[str, Any]) -> str:
         node = f" (SLURM node {event['node']})" if event.get("node") else ""
         return f"rank {event.get('rank')} of {event.get('world_size')} ready on {event.get('host')}{node}"
     if kind == "log":
-        total = event.get("total_steps") or "?"
-        return (f"step {step}/{total}  loss {event.get('loss', float('nan')):.4f}  "
-                f"{event.get('tokens_per_s') or 0:.0f} tok/s  elapsed {_duration(event.get('elapsed_s'))}  "
-                f"ETA {_duration(event.get('eta_s'))}")
+        return log_line(event)  # the trainer's own output.log line for this step
     if kind == "eval":
-        return f"eval at step {step}: eval_loss {event.get('eval_loss')}, perplexity {event.get('perplexity')}"
+        return eval_line(event)
     if kind == "sample":
         return f"sample at step {step}: {event.get('prompt')!r} -> {event.get('completion')!r}"
     if kind == "checkpoint":
@@ -363,9 +361,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from runner.registry import effective_state
-    from runner.rundir import ACTIVE_STATES
-    from runner.stop import stop
+    from runner.stop import has_processes, stop
 
     run = _resolve(args)
     if run is None:
@@ -374,7 +370,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
     if slurm_cmds.is_slurm_run(run):
         return slurm_cmds.stop_run(run, args.grace)
-    if effective_state(run) in ACTIVE_STATES:  # else stop() says it is not running, first thing
+    if has_processes(run):  # else stop() signals nothing and its message, printed first, says why
         print(f"stopping {run.name} (grace {args.grace:g}s)...", flush=True)
     result = stop(run, grace=args.grace)
     print(result.message)
@@ -383,4 +379,4 @@ def cmd_stop(args: argparse.Namespace) -> int:
               f"WARNING: processes still alive: {result.leftover_pids}")
         if result.gpu_memory_released is not None:
             print("GPU memory released" if result.gpu_memory_released else "WARNING: a GPU still lists the run's processes")
-    return EXIT_OK if not result.leftover_pids else EXIT_FAILED
+    return EXIT_FAILED if result.leftover_pids or result.elsewhere else EXIT_OK

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from runner.exits import FAILED as EXIT_FAILED, OK as EXIT_OK, USAGE as EXIT_USAGE
 
 
 def _positive(text: str) -> int:
@@ -112,16 +112,3 @@ def stop_run(run, grace: float) -> int:
     if not result.stopped:
         print("WARNING: the job is still listed by squeue", file=sys.stderr)
     return EXIT_OK if result.stopped else EXIT_FAILED
-
-
-def resume_run(run) -> int:
-    from runner import slurm
-
-    try:
-        job_id = slurm.resume(run)
-    except slurm.SlurmError as exc:
-        print(f"error: not resubmitted: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"resubmitted {run.name} as SLURM job {job_id}; it continues from its latest checkpoint")
-    print(f"run directory: {run.path}")
-    return EXIT_OK

@@ -93,6 +93,11 @@ class Mapper:
             why = f"from {self.prefix}{key}"  # a renamed key says where it came from
         self.set(target, convert(self.get(key)), why)
 
+    def take_each(self, mappings: tuple[tuple, ...]) -> None:
+        """`take` for every (key, target) or (key, target, convert) row of a mapping table."""
+        for key, target, *convert in mappings:
+            self.take(key, target, *convert)
+
     def skip(self, key: str, reason: str) -> None:
         if key in self.source:
             self.seen.add(key)

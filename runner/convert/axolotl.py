@@ -342,31 +342,48 @@ def _batches_and_schedule(m: Mapper, result: Imported) -> None:
         m.skip(key, "set the matching WANDB_* environment variable")
 
 
+# Axolotl schedules saving and evaluation alike: *_steps, else *s_per_epoch, else *_strategy, else its default.
+# kind -> (strategy when none of them is set, why, what one event per epoch or fewer means)
+_SCHEDULE_DEFAULTS = {
+    "save": ("epoch", "absent: Axolotl saves at each epoch's end (core/builders/base.py)",
+             "Axolotl sets no save_steps then and saves at each epoch's end (its default save_strategy, "
+             "core/builders/base.py)"),
+    "eval": ("no", "no eval_steps, evals_per_epoch or eval_strategy: Axolotl leaves transformers' default, "
+                   "no evaluation", "once, at the end"),
+}
+
+
+def _schedule(m: Mapper, kind: str, epochs: float) -> None:
+    """training.{kind}_strategy and {kind}_steps from Axolotl's {kind}_steps / {kind}s_per_epoch / {kind}_strategy."""
+    steps, per_epoch, strategy = f"{kind}_steps", f"{kind}s_per_epoch", f"{kind}_strategy"
+    absent, absent_why, at_most_once = _SCHEDULE_DEFAULTS[kind]
+    if m.has(steps):
+        m.set(f"training.{strategy}", "steps", f"{steps} is set")
+        m.take(steps, f"training.{steps}")
+        m.get(per_epoch)
+        m.get(strategy)
+    elif m.has(per_epoch) and int(m.source[per_epoch]) > 0:
+        per = int(m.get(per_epoch))
+        ratio = 1 / (per * epochs)
+        if ratio < 1:
+            # transformers reads a *_steps below 1 as that fraction of all optimizer steps, rounded up
+            # (transformers/trainer_callback.py TrainerState.compute_steps): Axolotl's exact setting.
+            m.set(f"training.{strategy}", "steps", f"{per_epoch}: {per} over {epochs:g} epoch(s)")
+            m.set(f"training.{steps}", ratio, f"{per_epoch}: {per} x num_epochs: {epochs:g} -> every 1/{per * epochs:g} "
+                  "of all steps (Axolotl normalize_config; below 1, transformers reads it as a fraction of the total)")
+        else:
+            m.set(f"training.{strategy}", "epoch", f"{per_epoch}: {per} over {epochs:g} epoch: {at_most_once}")
+        m.get(strategy)
+    elif m.has(strategy):
+        m.take(strategy, f"training.{strategy}")
+    else:
+        m.set(f"training.{strategy}", absent, absent_why)
+
+
 def _checkpoints_and_eval(m: Mapper, result: Imported) -> None:
     epochs = float(m.source.get("num_epochs") or 1)
     # Saving (normalize_config, then core/builders/base.py _configure_save_and_eval_strategy).
-    if m.has("save_steps"):
-        m.set("training.save_strategy", "steps", "save_steps is set")
-        m.take("save_steps", "training.save_steps")
-        m.get("saves_per_epoch")
-        m.get("save_strategy")
-    elif m.has("saves_per_epoch") and int(m.source["saves_per_epoch"]) > 0:
-        per = int(m.get("saves_per_epoch"))
-        ratio = 1 / (per * epochs)
-        if ratio < 1:
-            # transformers reads a save_steps below 1 as that fraction of all optimizer steps, rounded up
-            # (transformers/trainer_callback.py TrainerState.compute_steps): Axolotl's exact setting.
-            m.set("training.save_strategy", "steps", f"saves_per_epoch: {per} over {epochs:g} epoch(s)")
-            m.set("training.save_steps", ratio, f"saves_per_epoch: {per} x num_epochs: {epochs:g} -> every 1/{per * epochs:g} "
-                  "of all steps (Axolotl normalize_config; below 1, transformers reads it as a fraction of the total)")
-        else:
-            m.set("training.save_strategy", "epoch", f"saves_per_epoch: {per} over {epochs:g} epoch: Axolotl sets no "
-                  "save_steps then and saves at each epoch's end (its default save_strategy, core/builders/base.py)")
-        m.get("save_strategy")
-    elif m.has("save_strategy"):
-        m.take("save_strategy", "training.save_strategy")
-    else:
-        m.set("training.save_strategy", "epoch", "absent: Axolotl saves at each epoch's end (core/builders/base.py)")
+    _schedule(m, "save", epochs)
     m.take("save_total_limit", "training.save_total_limit")
     m.default("training.save_total_limit", 4, "absent: Axolotl keeps the last 4 checkpoints (core/builders/base.py)")
     # Evaluation: none without eval data; evals_per_epoch only counts when there is some.
@@ -375,26 +392,8 @@ def _checkpoints_and_eval(m: Mapper, result: Imported) -> None:
         m.set("training.eval_strategy", "no", "no val_set_size or test_datasets: Axolotl does not evaluate")
         for key in ("eval_steps", "evals_per_epoch", "eval_strategy"):
             m.skip(key, "no evaluation data in this config, so Axolotl never evaluates")
-    elif m.has("eval_steps"):
-        m.set("training.eval_strategy", "steps", "eval_steps is set")
-        m.take("eval_steps", "training.eval_steps")
-        m.get("evals_per_epoch")
-        m.get("eval_strategy")
-    elif m.has("evals_per_epoch") and int(m.source["evals_per_epoch"]) > 0:
-        per = int(m.get("evals_per_epoch"))
-        ratio = 1 / (per * epochs)
-        if ratio < 1:
-            m.set("training.eval_strategy", "steps", f"evals_per_epoch: {per} over {epochs:g} epoch(s)")
-            m.set("training.eval_steps", ratio, f"evals_per_epoch: {per} x num_epochs: {epochs:g} -> every 1/{per * epochs:g} "
-                  "of all steps (Axolotl normalize_config; transformers reads a value below 1 as a fraction)")
-        else:
-            m.set("training.eval_strategy", "epoch", f"evals_per_epoch: {per} over {epochs:g} epoch: once, at the end")
-        m.get("eval_strategy")
-    elif m.has("eval_strategy"):
-        m.take("eval_strategy", "training.eval_strategy")
     else:
-        m.set("training.eval_strategy", "no", "no eval_steps, evals_per_epoch or eval_strategy: Axolotl leaves "
-              "transformers' default, no evaluation")
+        _schedule(m, "eval", epochs)
     m.take("early_stopping_patience", "training.early_stopping_patience")
     m.take("metric_for_best_model", "training.metric_for_best_model", str)
     if m.has("load_best_model_at_end"):

@@ -61,16 +61,22 @@ def convert_training_args(data: dict[str, Any], base: Path | None = None) -> Imp
     return result
 
 
+# The arguments trainer_state.json records, and the fields they become.
+TRAINER_STATE_KEYS = (
+    ("train_batch_size", "training.per_device_train_batch_size"),
+    ("num_train_epochs", "training.num_train_epochs", float),
+    ("max_steps", "training.max_steps"),
+    ("logging_steps", "training.logging_steps"),
+    ("save_steps", "training.save_steps"),
+    ("eval_steps", "training.eval_steps"),
+)
+
+
 def convert_trainer_state(data: dict[str, Any], base: Path | None = None) -> Imported:
     """trainer_state.json keeps only a few arguments; the rest of the run is in training_args.bin."""
     result = Imported("transformers trainer_state.json")
     m = Mapper(data, result)
-    m.take("train_batch_size", "training.per_device_train_batch_size")
-    m.take("num_train_epochs", "training.num_train_epochs", float)
-    m.take("max_steps", "training.max_steps")
-    m.take("logging_steps", "training.logging_steps")
-    m.take("save_steps", "training.save_steps")
-    m.take("eval_steps", "training.eval_steps")
+    m.take_each(TRAINER_STATE_KEYS)
     for key, reason in (("log_history", "metrics of the past run (loss curve), not settings"),
                         ("best_model_checkpoint", "a path of the past run"), ("best_metric", "a result, not a setting"),
                         ("global_step", "progress of the past run"), ("epoch", "progress of the past run"),

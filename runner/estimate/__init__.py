@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from runner.schema import Config
+from runner.target import target_cuda
 
 from .architecture import Architecture, EstimateError, UnknownModel, resolve
 from .calibration import last_measured_peak, memory_signature
@@ -44,10 +45,6 @@ class Estimate:
     def verdict(self) -> str | None:
         return verdict(self.peak_bytes, self.budget_bytes) if self.budget_bytes else None
 
-    @property
-    def evictable_bytes(self) -> int:
-        return sum(c.bytes for c in self.components if c.evictable)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (also what the runner records in its run_started event)."""
         return {
@@ -70,7 +67,9 @@ def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | N
 
     Raises UnknownModel when the architecture cannot be found offline, EstimateError for a
     config that cannot be estimated (LoRA targets matching nothing, k-bit without LoRA).
-    gpu_count (GPUs available) lets suggestions propose sharding over more of them.
+    gpu_count (GPUs available) lets suggestions propose sharding over more of them; it is also what
+    "this machine has a GPU" means for launch.device = "auto" (runner.target), and a CPU target gets
+    no suggestion that needs CUDA.
     """
     arch = resolve(config)
     lay = _layout(arch)
@@ -93,8 +92,33 @@ def estimate(config: Config, budget_bytes: int | None = None, gpu_count: int | N
                    seq_tokens=int(s["data.max_seq_length"]), seq_source=seq_source)
     if budget_bytes:
         est.suggestions = suggest(s, est.peak_bytes, budget_bytes,
-                                  lambda changed: breakdown(arch, lay, changed).peak_bytes, gpu_count)
+                                  lambda changed: breakdown(arch, lay, changed).peak_bytes, gpu_count,
+                                  cuda=target_cuda(config, machine_cuda=bool(gpu_count)))
     return est
+
+
+def estimate_for(config: Config, budget_bytes: int | None = None, gpu_count: int | None = None) -> Estimate:
+    """What every view shows (the editor's gauge, the launch dialog, `tunedeck estimate`, diagnosis):
+    `estimate` with the data lengths `tunedeck data` recorded for this data set-up, when there are any."""
+    from runner.data_lengths import lookup
+
+    return estimate(config, budget_bytes, gpu_count, lookup(config))
+
+
+def remedies(config: Config, budget_bytes: int | None = None, gpu_count: int | None = None, *,
+             out_of_memory: bool = False) -> list[Suggestion]:
+    """The memory remedies for `config`: the ranked suggestions the gauge lists against `budget_bytes`.
+
+    `out_of_memory`: the run already died for lack of memory, so memory must fall even where the
+    estimate says it fits: the budget is then at most the estimated peak (without a budget, it is
+    the estimated peak). Raises EstimateError / UnknownModel like `estimate`.
+    """
+    if out_of_memory:
+        peak = estimate_for(config, None, gpu_count).peak_bytes
+        budget_bytes = min(budget_bytes, peak) if budget_bytes else peak
+    if not budget_bytes:
+        return []
+    return estimate_for(config, budget_bytes, gpu_count).suggestions
 
 
 def apply_changes(config: Config, changes: dict[str, Any]) -> Config:
@@ -108,5 +132,5 @@ def apply_changes(config: Config, changes: dict[str, Any]) -> Config:
 
 __all__ = [
     "Architecture", "Component", "Estimate", "EstimateError", "Suggestion", "UnknownModel", "apply_changes",
-    "estimate", "last_measured_peak", "memory_signature", "verdict",
+    "estimate", "estimate_for", "last_measured_peak", "memory_signature", "remedies", "verdict",
 ]

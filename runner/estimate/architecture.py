@@ -15,12 +15,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from runner.demo_spec import DEMO_MODEL, TINY_DEMO_CONFIG
 from runner.schema import Config
 
 from .known_models import lookup
 
 FAMILIES = ("llama", "mistral", "qwen2", "gemma2", "phi3", "gpt2")
-DEMO_MODEL = "tunedeck:tiny-demo"
 # The from-scratch fields a user must fill in when the model is unknown.
 ARCH_FIELDS = ("model.model_type", "model.num_hidden_layers", "model.hidden_size", "model.intermediate_size",
                "model.num_attention_heads", "model.num_key_value_heads", "model.vocab_size")
@@ -67,10 +67,6 @@ def resolve(config: Config) -> Architecture:
 @lru_cache(maxsize=64)
 def _resolve_cached(name: str, stamp: float) -> Architecture:
     if name == DEMO_MODEL:
-        try:
-            from runner.demo_spec import TINY_DEMO_CONFIG
-        except ImportError as exc:  # the runner module is missing: an install problem, say so
-            raise UnknownModel(f"the tiny demo model's spec (runner.demo_spec) cannot be imported: {exc}") from exc
         return from_config_json(TINY_DEMO_CONFIG, f"built-in demo model ({DEMO_MODEL})")
     local = Path(name).expanduser()
     if local.is_dir():

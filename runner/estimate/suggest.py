@@ -3,12 +3,19 @@
 Each candidate is re-estimated with the same model, so its number is what `estimate` would say
 after the change. Candidates are ranked by what they cost: changes that keep the training recipe
 (batch split, checkpointing) come before ones that change results (shorter sequences, 4-bit, LoRA).
+
+These are the project's only memory remedies: the gauge lists them, `tunedeck estimate` prints them,
+and a run that died out of memory is told the same ones (runner.estimate.remedies). For a CPU target
+(runner.target) nothing that needs CUDA is offered, and no larger batch: a CPU has no spare GPU
+memory to turn into speed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from runner.target import BNB_OPTIMIZERS
 
 from . import optimizers
 
@@ -40,13 +47,28 @@ def verdict(peak_bytes: int, budget_bytes: int) -> str:
 Estimator = Callable[[dict[str, Any]], int]  # settings -> peak bytes (raises EstimateError when impossible)
 
 
-def suggest(s: dict[str, Any], peak: int, budget: int, run: Estimator, gpu_count: int | None = None) -> list[Suggestion]:
+def suggest(s: dict[str, Any], peak: int, budget: int, run: Estimator, gpu_count: int | None = None,
+            cuda: bool = True) -> list[Suggestion]:
+    """Ranked changes: to fit when `peak` is tight or over `budget`, to speed up with memory to spare.
+
+    `cuda`: whether the run targets CUDA GPUs; for a CPU, changes that need CUDA are left out.
+    """
     status = verdict(peak, budget)
     if status != "fits":
-        return _to_fit(s, peak, budget, run, gpu_count)
+        return _to_fit(s, peak, budget, run, gpu_count, cuda)
     if peak < budget * SPEED_HEADROOM:
-        return _to_speed_up(s, budget, run)
+        return _to_speed_up(s, budget, run, cuda)
     return []
+
+
+def needs_cuda(changes: dict[str, Any]) -> bool:
+    """Whether a suggestion's changes only work on a CUDA GPU (bitsandbytes, 16-bit mixed precision,
+    flash attention, sharding across GPUs)."""
+    return bool(changes.get("quantization.load_in_4bit") or changes.get("quantization.load_in_8bit")
+                or changes.get("training.bf16") or changes.get("training.fp16")
+                or changes.get("training.optim") in BNB_OPTIMIZERS
+                or changes.get("model.attn_implementation") == "flash_attention_2"
+                or changes.get("launch.strategy") in ("fsdp", "deepspeed"))
 
 
 def _try(run: Estimator, s: dict[str, Any], changes: dict[str, Any]) -> int | None:
@@ -115,9 +137,10 @@ def _four_bit() -> dict[str, Any]:
             "quantization.bnb_4bit_quant_type": "nf4", "quantization.bnb_4bit_use_double_quant": True}
 
 
-def _to_fit(s: dict[str, Any], peak: int, budget: int, run: Estimator, gpu_count: int | None) -> list[Suggestion]:
+def _to_fit(s: dict[str, Any], peak: int, budget: int, run: Estimator, gpu_count: int | None,
+            cuda: bool = True) -> list[Suggestion]:
     found: list[tuple[int, int, Suggestion]] = []
-    candidates = _memory_candidates(s, budget, run, gpu_count)
+    candidates = [c for c in _memory_candidates(s, budget, run, gpu_count) if cuda or not needs_cuda(c[2])]
     for cost, title, changes in candidates:
         new = _try(run, s, changes)
         if new is None or new >= peak:
@@ -156,7 +179,7 @@ def _combine(s: dict[str, Any], peak: int, budget: int, run: Estimator,
     return Suggestion("Combine: " + "; ".join(titles), changes, current, fits=current <= budget)
 
 
-def _to_speed_up(s: dict[str, Any], budget: int, run: Estimator) -> list[Suggestion]:
+def _to_speed_up(s: dict[str, Any], budget: int, run: Estimator, cuda: bool = True) -> list[Suggestion]:
     out: list[Suggestion] = []
 
     def add(title: str, changes: dict[str, Any]) -> None:
@@ -171,7 +194,7 @@ def _to_speed_up(s: dict[str, Any], budget: int, run: Estimator) -> list[Suggest
     acc = int(s["training.gradient_accumulation_steps"])
     best: dict[str, Any] | None = None
     factor = 2
-    while factor <= MAX_BATCH_GROWTH:
+    while cuda and factor <= MAX_BATCH_GROWTH:  # a CPU gains nothing from spare GPU memory
         if acc > 1 and acc % factor:
             break
         changes = {"training.per_device_train_batch_size": b * factor}

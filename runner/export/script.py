@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner import prompts
 from runner.demo_spec import DEMO_DATA, DEMO_MODEL
 from runner.problems import ConfigError, Problem
 from runner.schema import Config
@@ -77,6 +78,8 @@ def standalone_script(config: Config, *, name: str) -> str:
         "__TRAINING_ARGS__": training_arguments(config, output_dir="", run_name=name, cuda=target_cuda(config),
                                                 has_eval=bool(d.eval_path) or d.eval_split > 0),
     }
+    # The prompt format comes from the one renderer, so the script trains on the same text as tunedeck.
+    settings.update({"__PROMPT_WITH_INPUT__": prompts.PROMPT_WITH_INPUT, "__PROMPT_NO_INPUT__": prompts.PROMPT_NO_INPUT})
     text = TEMPLATE.read_text(encoding="utf-8")
     for placeholder, value in settings.items():
         text = text.replace(placeholder, _literal(value))

@@ -7,6 +7,7 @@ TOML comments, the JSON Schema and the runner all read from here.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -198,23 +199,54 @@ def get_value(config: Config, key: str) -> Any:
     return getattr(getattr(config, section), name)
 
 
+@dataclass(frozen=True)
+class Term:
+    """One alternative of an `applies` condition: `[!]section.key`, `[!]section.key=value`, `[!]section.key>N`
+    (or `<N`). A bare path holds when its value is truthy (a switch on, a list or text not empty)."""
+
+    negate: bool
+    path: str
+    op: str  # "", "=", "<" or ">"
+    value: str
+
+
+_TERM = re.compile(r"(!?)([\w.]+)(?:(=|<|>)(.*))?")
+
+
+def condition_terms(condition: str) -> list[Term]:
+    """The alternatives of a field's `applies` condition (`a|b`: the field applies when any holds)."""
+    terms = []
+    for text in condition.split("|"):
+        match = _TERM.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"cannot read the applies condition {condition!r}")
+        negate, path, op, value = match.groups()
+        terms.append(Term(bool(negate), path, op or "", value or ""))
+    return terms
+
+
+def _holds(term: Term, config: Config) -> bool:
+    actual = get_value(config, term.path)
+    if term.op == "=":
+        result = str(actual) == term.value
+    elif term.op in ("<", ">"):
+        result = actual < float(term.value) if term.op == "<" else actual > float(term.value)
+    else:
+        result = bool(actual)
+    return result != term.negate
+
+
 def applies(spec: FieldSpec, config: Config) -> bool:
     """Whether a field matters for this config (its `applies` condition holds)."""
     if not spec.applies:
         return True
-    cond = spec.applies
-    negate = cond.startswith("!")
-    cond = cond.lstrip("!")
-    if "=" in cond:
-        path, expected = cond.split("=", 1)
-        result = str(get_value(config, path)) == expected
-    else:
-        result = bool(get_value(config, cond))
-    return result != negate
+    return any(_holds(term, config) for term in condition_terms(spec.applies))
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of the preset format, with each field's help as its (markdown) description."""
+    """JSON Schema of the preset format, with each field's help as its description (plain and markdown)."""
+    from . import help_text
+
     schema = Config.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tunedeck preset"
@@ -223,21 +255,12 @@ def json_schema() -> dict[str, Any]:
         for name, prop in props.items():
             spec = FIELDS_BY_KEY[f"{section}.{name}"]
             prop.pop("help", None)
-            prop["markdownDescription"] = help_markdown(spec)
+            prop["description"] = help_text.description(spec)
+            prop["markdownDescription"] = help_text.markdown(spec)
     return schema
-
-
-def help_markdown(spec: FieldSpec) -> str:
-    h = spec.help
-    lines = [f"**{spec.label}** (`{spec.key}`)", "", h.what, "", f"- Raise: {h.up}", f"- Lower: {h.down}",
-             f"- Typical: {h.typical}"]
-    if h.advice:
-        lines.append(f"- Advice: {h.advice}")
-    lines.append(f"- Default: `{spec.default!r}`; allowed: {spec.allowed()}")
-    return "\n".join(lines)
 
 
 __all__ = [
     "Config", "FIELDS", "FIELDS_BY_KEY", "FieldSpec", "FieldHelp", "GROUPS", "SECTIONS", "SECTION_TITLES",
-    "META_KEYS", "applies", "field", "get_value", "json_schema", "help_markdown",
+    "META_KEYS", "Term", "applies", "condition_terms", "field", "get_value", "json_schema",
 ]

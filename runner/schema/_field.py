@@ -40,8 +40,12 @@ def setting(
     does, what lowering it (or turning it off) does, and the usual values.
     advice: a recommendation that depends on context (model size, data size, GPU).
     group: the editor group when it differs from the section's own.
-    applies: dotted boolean path (``"lora.enabled"``, ``"!model.from_scratch"``,
-    ``"quantization.load_in_4bit"``); the field only matters when it is true.
+    applies: when the field matters, from other fields' values: a dotted path that must be truthy
+    (``"lora.enabled"``, ``"data.datasets"``), negated with ``!`` (``"!model.from_scratch"``), compared
+    with ``=value`` (``"launch.strategy=deepspeed"``) or a number (``"launch.num_machines>1"``,
+    ``"!training.max_steps>0"``), alternatives joined by ``|`` (``"data.format=chat|data.datasets"``).
+    The editor hides a field that does not apply and `tunedeck show` leaves it out, each with a note;
+    a validation rule about the field should only fire when it applies, so the field can be fixed.
     """
     if isinstance(default, int) and not isinstance(default, bool) and le is None and lt is None:
         le = DEFAULT_INT_LIMIT

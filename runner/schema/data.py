@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from runner.demo_spec import DEMO_DATA
+
 from ._field import Section, setting
 
-DEMO_DATA = "tunedeck:demo"  # the dataset bundled with the package; see runner.demo
 TOKENIZER_TEMPLATE = "tokenizer"  # data.chat_template: use the tokenizer's own chat template
 # Roles a chat row may use after data.role_map is applied (the ones every chat template knows).
 KNOWN_ROLES = ("system", "user", "assistant", "tool")
@@ -98,6 +99,7 @@ class DataSection(Section):
     )
     text_field: str = setting(
         "text",
+        applies="data.format=text|data.datasets",
         label="Text column",
         what="The column holding the raw text for the 'text' format.",
         up="",
@@ -106,6 +108,7 @@ class DataSection(Section):
     )
     instruction_field: str = setting(
         "instruction",
+        applies="data.format=instruction|data.datasets",
         label="Instruction column",
         what="The column holding the task description for the 'instruction' format.",
         up="",
@@ -114,6 +117,7 @@ class DataSection(Section):
     )
     input_field: str = setting(
         "input",
+        applies="data.format=instruction|data.datasets",
         label="Input column",
         what="The optional column with extra context for the 'instruction' format; empty values are "
         "left out of the prompt.",
@@ -123,6 +127,7 @@ class DataSection(Section):
     )
     output_field: str = setting(
         "output",
+        applies="data.format=instruction|data.datasets",
         label="Output column",
         what="The column holding the expected answer for the 'instruction' format.",
         up="",
@@ -131,6 +136,7 @@ class DataSection(Section):
     )
     messages_field: str = setting(
         "messages",
+        applies="data.format=chat|data.datasets",
         label="Messages column",
         what="The column holding the list of chat messages for the 'chat' format.",
         up="",
@@ -151,6 +157,7 @@ class DataSection(Section):
     )
     role_field: str = setting(
         "role",
+        applies="data.format=chat|data.datasets",
         label="Role key",
         what="The key naming the speaker in each chat message ('from' in ShareGPT-style rows).",
         up="",
@@ -159,6 +166,7 @@ class DataSection(Section):
     )
     content_field: str = setting(
         "content",
+        applies="data.format=chat|data.datasets",
         label="Content key",
         what="The key holding the text of each chat message ('value' in ShareGPT-style rows).",
         up="",

@@ -39,6 +39,7 @@ class GenerationSection(Section):
     )
     temperature: float = setting(
         0.7,
+        applies="generation.do_sample",
         label="Temperature",
         ge=0.0,
         le=5.0,
@@ -50,6 +51,7 @@ class GenerationSection(Section):
     )
     top_p: float = setting(
         0.9,
+        applies="generation.do_sample",
         label="Top-p",
         gt=0.0,
         le=1.0,
@@ -61,6 +63,7 @@ class GenerationSection(Section):
     )
     top_k: int = setting(
         50,
+        applies="generation.do_sample",
         label="Top-k",
         ge=0,
         le=1_000_000,

@@ -114,6 +114,7 @@ class LaunchSection(Section):
     )
     main_process_ip: str = setting(
         "",
+        applies="launch.num_machines>1",
         label="Main node address",
         what="The IP address or host name of the machine with rank 0; required when num_machines > 1.",
         up="",
@@ -122,6 +123,7 @@ class LaunchSection(Section):
     )
     main_process_port: int = setting(
         29500,
+        applies="launch.num_machines>1",
         label="Main node port",
         ge=1,
         le=65535,

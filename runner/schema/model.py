@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from runner.demo_spec import DEMO_MODEL
+
 from ._field import Section, setting
 
 ARCH = "model.from_scratch"  # architecture knobs only matter when building a new model
-
-DEMO_MODEL = "tunedeck:tiny-demo"  # built locally on first use; see runner.demo
 
 
 class ModelSection(Section):

@@ -83,6 +83,7 @@ class TrainingSection(Section):
     )
     num_train_epochs: float = setting(
         3.0,
+        applies="!training.max_steps>0",
         label="Epochs",
         group=BATCH,
         ge=0.0,
@@ -290,6 +291,7 @@ class TrainingSection(Section):
     )
     save_steps: Union[StrictInt, float] = setting(
         500,
+        applies="training.save_strategy=steps",
         label="Save every",
         group=CHECKPOINTS,
         gt=0,
@@ -325,6 +327,7 @@ class TrainingSection(Section):
     )
     eval_steps: Union[StrictInt, float] = setting(
         500,
+        applies="training.eval_strategy=steps",
         label="Evaluate every",
         group=CHECKPOINTS,
         gt=0,
@@ -372,6 +375,7 @@ class TrainingSection(Section):
     )
     early_stopping_threshold: float = setting(
         0.0,
+        applies="training.early_stopping_patience>0",
         label="Early stopping threshold",
         group=CHECKPOINTS,
         ge=0.0,

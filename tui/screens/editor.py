@@ -327,10 +327,9 @@ class EditorScreen(Screen):
         budget, label = self.budget()
         gauge.config_signature = estimator.memory_signature(self.state.config)
         try:
-            from runner.data_lengths import lookup as data_lengths  # recorded by the Data screen / `tunedeck data`
-
-            est = estimator.estimate(self.state.config, budget, self.gpu_count(), data_lengths(self.state.config))
-        except getattr(estimator, "EstimateError", LookupError) as exc:
+            # with the data lengths the Data screen / `tunedeck data` recorded, as `tunedeck estimate` does
+            est = estimator.estimate_for(self.state.config, budget, self.gpu_count())
+        except estimator.EstimateError as exc:
             self.estimate = None
             gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")
             self._sync_fix_keys()
@@ -363,9 +362,11 @@ class EditorScreen(Screen):
 
     def facts(self) -> list[str]:
         """Context for advice: this model's size, this dataset's size, this machine's GPU."""
+        from runner.units import count_text
+
         out = []
         if self.estimate is not None and getattr(self.estimate, "params_total", None):
-            out.append(f"This model has about {self.estimate.params_total / 1e9:.2f}B parameters.")
+            out.append(f"This model has about {count_text(self.estimate.params_total)} parameters.")
         if self.num_examples is not None:
             out.append(f"The dataset has {self.num_examples:,} training examples.")
         report = self.gpu_report
@@ -523,7 +524,7 @@ class EditorScreen(Screen):
 
         state = self.state
         try:
-            presets.save(state.config, path, document=state.document, with_help=True)
+            presets.save(state.config, path, document=state.document, with_help=True, typed=state.typed)
         except OSError as exc:
             self.notify(f"Could not write {safe(path, 240)}: {safe(exc.strerror or exc)}", title="Not saved", severity="error")
             return False

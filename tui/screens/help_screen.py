@@ -1,4 +1,4 @@
-"""F1: the focused field's full help page, rendered from the schema's markdown."""
+"""F1: the focused field's full help page (runner/schema/help_text.py renders it), with this config's context."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown, Static
+from textual.widgets import Static
 
-from runner.schema import FieldSpec, help_markdown
+from runner.schema import FieldSpec, help_text
+
+from ..markup import safe
 
 
 class HelpScreen(ModalScreen[None]):
@@ -20,12 +22,12 @@ class HelpScreen(ModalScreen[None]):
         self._notes = context
 
     def compose(self) -> ComposeResult:
-        text = help_markdown(self._spec)
+        text = help_text.markup(self._spec, full=True)
         if self._notes:
-            text += "\n\n**In context**\n\n" + "\n".join(f"- {line}" for line in self._notes)
+            text += "\n\n[b]In context[/b]\n" + "\n".join(f"• {safe(line, 400)}" for line in self._notes)
         with Vertical(classes="dialog dialog-wide"):
             with VerticalScroll():
-                yield Markdown(text, id="full-help")
+                yield Static(text, id="full-help")
             yield Static("[dim]Esc closes[/]")
 
     def on_mount(self) -> None:

@@ -246,7 +246,7 @@ class LaunchDialog(ShowsWorkerFailures, ModalScreen[RunDir | None]):
             return
         budget = min((g.free_bytes for g in used), default=None)
         try:
-            est = estimator.estimate(self.config, budget)
+            est = estimator.estimate_for(self.config, budget)  # sized like the editor's gauge
         except Exception as exc:  # noqa: BLE001 - an unknown model: launch anyway, say why there is no estimate
             widget.update(f"[dim]No memory estimate: {exc}[/]")
             return

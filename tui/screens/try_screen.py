@@ -39,7 +39,8 @@ SWEEPS: dict[str, list[Any]] = {
     "generation.top_k": [1, 10, 50],
     "generation.repetition_penalty": [1.0, 1.2, 1.5],
 }
-SAMPLING_KNOBS = ("generation.temperature", "generation.top_p", "generation.top_k")
+# The knobs greedy decoding ignores: the schema says they apply only while sampling.
+SAMPLING_KNOBS = tuple(spec.key for spec in FIELDS if spec.applies == "generation.do_sample")
 POLL_S = 0.2
 
 

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.widgets import Static
 
-from runner.schema import FIELDS, FIELDS_BY_KEY, Config, applies, get_value
+from runner.schema import FIELDS, Config, applies, get_value
 
 from ..state import EditorState
 from .field_row import FieldRow, row_id
@@ -85,10 +85,6 @@ hidden; the note at the bottom says which.
 
 def _condition_text(cond: str) -> str:
     """'!model.from_scratch' -> 'Train from scratch is off', 'launch.strategy=deepspeed' -> 'Distribution is deepspeed'."""
-    negate = cond.startswith("!")
-    path = cond.lstrip("!")
-    path, _, expected = path.partition("=")
-    label = FIELDS_BY_KEY[path].label if path in FIELDS_BY_KEY else path
-    if expected:
-        return f"{label} is {'not ' if negate else ''}{expected}"
-    return f"{label} is {'off' if negate else 'on'}"
+    from runner.schema import help_text  # the one renderer of a field's help and conditions
+
+    return help_text.condition_text(cond, labels=True)

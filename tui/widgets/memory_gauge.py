@@ -165,9 +165,6 @@ def _clip(text: str, width: int) -> str:
 
 
 def _count(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
+    from runner.units import count_text  # the one way counts are written
+
+    return count_text(n)
