@@ -176,3 +176,30 @@ async def test_a_failing_worker_is_shown_by_name_and_the_monitor_keeps_running(t
         await pilot.press("x")  # the screen still answers keys
         assert app.is_running and app.screen is screen
         await wait_for(pilot, lambda: screen.model.step == 20, what="the history")
+
+
+async def test_resume_is_offered_only_once_the_stopped_runs_processes_have_exited(tmp_path) -> None:
+    """The trainer records its stop before it exits: until its lock is free the monitor says
+    "stopped" (the trainer's word) but offers no resume, which the runner would refuse."""
+    import os
+
+    from runner.liveness import hold
+    from test_tui_runs import stopped_run_with_checkpoint
+
+    run = stopped_run_with_checkpoint(tmp_path / "runs")
+    EventWriter(run.events).emit("run_stopped", 40, reason="stop requested (SIGTERM)")
+    lock = hold(run, "trainer")  # as a trainer that has written its last event and is exiting
+    try:
+        app = MonitorTestApp(tmp_path / "runs", attach=run)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await monitor_loaded(pilot)
+            await wait_for(pilot, lambda: screen.state == "stopped", what="the trainer's word")
+            assert screen.process_state in ("running", "stopping")
+            assert screen.check_action("resume", ()) is False
+            os.close(lock)
+            lock = None  # the trainer exited
+            await wait_for(pilot, lambda: screen.check_action("resume", ()) is True, what="resume offered")
+            assert screen.process_state == "stopped"
+    finally:
+        if lock is not None:
+            os.close(lock)

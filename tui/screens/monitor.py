@@ -86,7 +86,8 @@ class MonitorScreen(ShowsWorkerFailures, Screen):
         self.clock = clock or time.time
         self.model = RunModel()
         self.status: dict[str, Any] = {}
-        self.state = "starting"
+        self.state = "starting"  # what the monitor shows (the trainer's word first when it says it ended)
+        self.process_state = ""  # what the run's locks say (runner.registry.run_state): "" until first read
         self.config = ops.load_config(run)
         self.findings: list[Finding] = []
         self.watcher: RunWatcher | None = None
@@ -183,7 +184,7 @@ class MonitorScreen(ShowsWorkerFailures, Screen):
         from runner.registry import run_state
 
         current = run_state(self.run, self.status or None)  # its locks decide, whatever status.json says
-        state = current.state
+        self.process_state = state = current.state
         if state in ACTIVE_STATES and self.model.terminal is not None and self.model.state != "running":
             state = self.model.state  # the trainer said it ended; status.json catches up a moment later
         self.state = state
@@ -197,7 +198,7 @@ class MonitorScreen(ShowsWorkerFailures, Screen):
     def _refresh_bindings_if_changed(self) -> None:
         """The footer's keys depend on the state and the findings; refreshing them rebuilds the
         footer, so only when what `check_action` answers may have changed."""
-        key = (self.state, self.model.terminal is not None and self.model.terminal.get("type"),
+        key = (self.state, self.process_state, self.model.terminal is not None and self.model.terminal.get("type"),
                any(f.changes for f in self.findings), self.model.last_checkpoint is not None)
         if key != self._bindings_key:
             self._bindings_key = key
@@ -210,8 +211,9 @@ class MonitorScreen(ShowsWorkerFailures, Screen):
             return
         self.update_log_title(force=False)  # a paused view's title catches up here
         live = self.state in ACTIVE_STATES
-        if live:
+        if live or self.process_state in ACTIVE_STATES:  # ended, says the trainer; its processes may be exiting
             self.refresh_state()
+        if live:
             self.query_one(RunProgress).show(self.model, self.state, now=self.clock(), epochs=self._epochs())
         if self.model.version == self._drawn_version:
             return
@@ -331,8 +333,9 @@ class MonitorScreen(ShowsWorkerFailures, Screen):
         active = self.state in ACTIVE_STATES
         if action in ("stop", "kill"):
             return active
-        if action == "resume":  # never for a finished run: there is nothing to resume
-            return not active and self.model.state != "finished" and ops.resumable(self.run)
+        if action == "resume":  # never for a finished run (nothing to resume), nor while its processes exit
+            return (not active and self.process_state not in ACTIVE_STATES and self.model.state != "finished"
+                    and ops.resumable(self.run))
         if action == "apply_fix":
             return any(f.changes for f in self.findings)
         if action == "output":
