@@ -14,13 +14,11 @@ from tui.screens.monitor import MonitorScreen
 
 
 async def settle(pilot) -> None:
-    def drawn() -> bool:
-        screen = pilot.app.screen
-        return isinstance(screen, MonitorScreen) and screen.loaded and screen._drawn_version >= 0
-
-    await wait_for(pilot, drawn, timeout=120, what="the monitor drawn")  # a condition, however slow the machine
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.3)
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded
+                   and app.screen._drawn_version >= 0, what="the monitor loaded and drawn")
+    await app.workers.wait_for_complete()
+    await pilot.pause(0.3)  # the picture: a few more frames for the drawn plots to reach the screen
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])

@@ -7,10 +7,10 @@ Update after an intended UI change with `pytest tests/test_tui_snapshots.py --sn
 
 from __future__ import annotations
 
+from fixtures.monitor_app import wait_for
 from runner import presets
 from runner.schema import GROUPS
 
-from fixtures.monitor_app import wait_for
 from tests.conftest import settle_editor
 from tui.app import TunedeckApp, state_from
 from tui.services import NoProbe

@@ -35,15 +35,9 @@ UNSAVED_CHOICES = [("save", "Save", "s"), ("discard", "Discard", "d"), ("cancel"
 
 def state_from(loaded: presets.Loaded) -> EditorState:
     """An editor document for a successfully loaded preset."""
-    from runner.paths import shipped_presets_dir
-
     from .state import EditorState
 
-    assert loaded.config is not None and loaded.path is not None
-    path = loaded.path.resolve()
-    shipped = path.parent == shipped_presets_dir().resolve()
-    return EditorState(config=loaded.config, baseline=loaded.config, source=str(path), name=loaded.name,
-                       path=path, document=loaded.document, shipped=shipped)
+    return EditorState.from_loaded(loaded)
 
 
 @dataclass

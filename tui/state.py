@@ -67,6 +67,17 @@ class EditorState:
         self.invalid.pop(key, None)
         self.set_value(key, get_value(self.baseline, key))
 
+    @classmethod
+    def from_loaded(cls, loaded: Any) -> EditorState:
+        """The document of a preset that loaded into a config (`runner.presets.Loaded`)."""
+        from runner.paths import shipped_presets_dir
+
+        assert loaded.config is not None and loaded.path is not None
+        path = loaded.path.resolve()
+        shipped = path.parent == shipped_presets_dir().resolve()
+        return cls(config=loaded.config, baseline=loaded.config, source=str(path), name=loaded.name,
+                   path=path, document=loaded.document, shipped=shipped)
+
     def changes(self) -> list[Change]:
         """Fields whose value differs from the preset or from the schema default, in schema order."""
         out = []

@@ -1,17 +1,23 @@
 """The main screen: section list, generated form, problems, help panel, memory gauge, derived numbers.
 
+A view over `tui.editor_model.EditorModel`: the model owns the document, what follows from it
+(problems, derived numbers, estimate) and saving; this screen's widgets render the model and hand
+edits to it, and its workers (harlequin style: named, `exit_on_error=False`, posting typed messages)
+find what is slow to find: the preset itself, the GPUs, the example count, a simulated step.
+
 The frame (panes, section list, keys) paints before anything heavy is imported: the preset is
 loaded, and pydantic, the schema, validation and the estimator imported, in a worker thread just
-after it; the form fills in when they are ready. So this module imports runner's schema-side
-modules inside the methods that run after loading, never at the top.
+after it; the form fills in when they are ready. So this module imports the model and runner's
+schema-side modules inside the methods that run after loading, never at the top.
 
 Every edit is validated at once (per field by the schema); the costlier follow-ups (cross-field
-rules, estimate, derived numbers, labels) run once after a short debounce, and the autosave
+rules, estimate, derived numbers, labels) are shown once after a short debounce, and the autosave
 draft is written a couple of seconds after the last edit.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -20,30 +26,32 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.widget import MountError
 from textual.events import DescendantFocus
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widget import MountError
 from textual.widgets import Footer, Header
+from textual.worker import Worker, WorkerState
 
 from runner.groups import GROUPS
-from runner.printable import printable
 
+from ..field_commands import FieldCommands
+from ..help_markup import markdownish
 from ..markup import safe
-from ..services import estimator as estimator_module
-from ..services import probe_gpus
+from ..services import NoProbe, probe_gpus
 from ..widgets.derived_bar import DerivedBar
 from ..widgets.help_panel import HelpPanel
-from ..widgets.memory_gauge import GIB, SUGGESTION_KEYS, MemoryGauge, gib
+from ..widgets.memory_gauge import SUGGESTION_KEYS, MemoryGauge
 from ..widgets.problems_list import ProblemsList
 from ..widgets.section_list import SectionList
+from ..worker_failures import ShowsWorkerFailures
 
 if TYPE_CHECKING:  # imported for real after the first frame (see the module docstring)
-    from runner.presets import Loaded
     from runner.problems import Problem
     from runner.schema import FieldSpec
-    from runner.validate import Context
 
+    from ..editor_model import EditorModel
     from ..state import EditorState
     from ..widgets.field_form import FieldForm
     from ..widgets.field_row import FieldRow
@@ -55,8 +63,9 @@ EDITOR_ACTIONS = frozenset({"save", "save_as", "open", "full_help", "changes", "
                             "apply_suggestion", "simulate"})
 
 
-class EditorScreen(Screen):
+class EditorScreen(ShowsWorkerFailures, Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    COMMANDS = {FieldCommands}  # the command palette finds fields by name and help text
     BINDINGS = [
         Binding("ctrl+s", "save", "Save"),
         Binding("f2", "save_as", "Save as"),
@@ -67,8 +76,37 @@ class EditorScreen(Screen):
         Binding("f5", "launch", "Launch"),
         Binding("ctrl+e", "simulate", "Simulate", show=False),  # in the gauge's help and README; keeps the footer short
         Binding("f10", "data", "Data", show=False),  # also in the command palette; kept out of a full footer
+        Binding("escape", "sections", "Sections", show=False),  # from a field back to the section list
         *[Binding(key.lower(), f"apply_suggestion({i})", f"Fix {i + 1}") for i, key in enumerate(SUGGESTION_KEYS)],
     ]
+
+    # --- what the workers report -------------------------------------------------------------------------
+    @dataclass
+    class PresetLoaded(Message):
+        """The preset was read: `model` to edit, or, when it could not be read at all, its `problems`."""
+
+        model: EditorModel | None
+        problems: list[Problem]
+
+    @dataclass
+    class GpusProbed(Message):
+        report: Any  # runner.gpu.GpuReport or tui.services.NoProbe
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, EditorScreen.GpusProbed)  # a newer report supersedes one not yet shown
+
+    @dataclass
+    class ExamplesCounted(Message):
+        data: Any  # the config's data section it counted (a count for other data is stale)
+        count: int | None
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, EditorScreen.ExamplesCounted)  # the newest count is the one to show
+
+    @dataclass
+    class StepSimulated(Message):
+        signature: str  # memory signature of the config simulated
+        line: str  # markup: the result or why it failed
 
     def __init__(self, state: EditorState | None = None, source: str = "demo", *,
                  load_when_shown: bool = False) -> None:
@@ -78,19 +116,28 @@ class EditorScreen(Screen):
         self._wait_until_shown = load_when_shown
         self._hidden_once = False
         self._filling = False  # the load / fill has been started (once: resume and first frame may both ask)
-        self.state: EditorState = state  # type: ignore[assignment]  # None only until loaded (ready is False)
+        self.model: EditorModel | None = None  # None only until loaded (ready is False)
+        if state is not None:
+            from ..editor_model import EditorModel
+
+            self.model = EditorModel(state)
         self.source_was_lazy = state is None
         self.source = source
-        self.problems: list[Problem] = []
-        self.estimate: Any = None
-        self.num_examples: int | None = None
-        self.gpu_report: Any = None
-        self.target_gb: float = 24.0
         self.focused_key: str | None = None
         self._recompute_timer: Timer | None = None
         self._autosave_timer: Timer | None = None
+        self.figures_pending = False  # an edit's problems, estimate and derived numbers are not shown yet
         self.ready = False  # the form is filled and the background checks are started
         self._fix_keys = 0  # how many "Fix n" keys the footer shows
+
+    @property
+    def state(self) -> EditorState | None:
+        """The document being edited (None until the preset is loaded)."""
+        return self.model.state if self.model is not None else None
+
+    @property
+    def estimate(self) -> Any:
+        return self.model.estimate if self.model is not None else None
 
     # --- layout ----------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -107,7 +154,7 @@ class EditorScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(MemoryGauge).show_message("[dim]estimating…[/]")
-        if self.state is None:
+        if self.model is None:
             self.query_one(ProblemsList).update(f"[dim]loading {safe(self.source)}…[/]")
         # The frame (panes, sections, keys) paints first; the form and the numbers fill in right after.
         self.call_after_refresh(self._after_first_frame)
@@ -116,7 +163,7 @@ class EditorScreen(Screen):
         if self._wait_until_shown or self._filling:
             return  # on_screen_resume starts it; or it is already started
         self._filling = True
-        if self.state is None:
+        if self.model is None:
             self.load()
         else:
             self.call_later(self._fill)
@@ -129,32 +176,28 @@ class EditorScreen(Screen):
             self._wait_until_shown = False
             self._after_first_frame()
 
-    @work(thread=True, exclusive=True, group="load", name="load preset")
+    @work(thread=True, exclusive=True, group="load", name="load preset", exit_on_error=False)
     def load(self) -> None:
         """Read and validate the preset, importing what the form needs on the way (off the UI thread)."""
-        from runner import presets
+        from runner.problems import ConfigError
 
-        loaded = presets.load(self.source)
-        # Warm the imports the form and the first recompute use, so the UI thread does not pay them.
-        import runner.derived  # noqa: F401
-        import runner.validate  # noqa: F401
+        from ..editor_model import EditorModel
+        from ..widgets import field_form  # noqa: F401  # warm the form's imports for the UI thread
 
-        from ..widgets import field_form  # noqa: F401
-
-        estimator_module()
         try:
-            self.app.call_from_thread(self._loaded, loaded)
-        except RuntimeError:
-            pass  # the app closed while the preset loaded
-
-    async def _loaded(self, loaded: Loaded) -> None:
-        if loaded.config is None:  # only an unreadable preset gets here: say why, exit non-zero
-            self.app.exit(return_code=2, message="\n".join(p.format() for p in loaded.problems))
+            model = EditorModel.load(self.source)
+        except ConfigError as exc:  # an unreadable preset: an outcome, carried to the UI thread
+            self.post_message(self.PresetLoaded(None, exc.problems))
             return
-        from ..app import state_from
+        model.figures  # noqa: B018  # the first recompute (and its imports) off the UI thread
+        self.post_message(self.PresetLoaded(model, []))
 
-        if self.state is None:  # (a document handed over meanwhile, e.g. a run's config, wins)
-            self.state = state_from(loaded)
+    async def on_editor_screen_preset_loaded(self, event: PresetLoaded) -> None:
+        if event.model is None:  # only an unreadable preset gets here: say why, exit non-zero
+            self.app.exit(return_code=2, message="\n".join(p.format() for p in event.problems))
+            return
+        if self.model is None:  # (a document handed over meanwhile, e.g. a run's config, wins)
+            self.model = event.model
         await self._fill()
 
     async def _fill(self) -> None:
@@ -187,69 +230,68 @@ class EditorScreen(Screen):
         return self.query_one(FieldForm)
 
     # --- workers: slow or blocking calls off the UI thread ----------------------------------------------
-    @work(thread=True, exclusive=True, group="probe", name="probe GPUs")
+    @work(thread=True, exclusive=True, group="probe", name="probe GPUs", exit_on_error=False)
     def probe(self) -> None:
-        report = (getattr(self.app, "probe", None) or probe_gpus)()
-        self.app.call_from_thread(self._probed, report)
+        self.post_message(self.GpusProbed((self.app.probe or probe_gpus)()))
 
-    def _probed(self, report: Any) -> None:
-        if not self.is_attached:
-            return  # the app closed while the worker ran
-        self.gpu_report = report
-        self.query_one(MemoryGauge).show_target_picker(not (report.available and report.gpus))
+    def on_editor_screen_gpus_probed(self, event: GpusProbed) -> None:
+        self.model.set_gpu_report(event.report)
+        self.query_one(MemoryGauge).show_target_picker(not self.model.has_gpus)
         self.recompute()
 
-    @work(thread=True, exclusive=True, group="count", name="count examples")
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """ShowsWorkerFailures tells the user; here the panes that waited for the worker stop waiting."""
+        if event.state != WorkerState.ERROR:
+            return
+        if event.worker.name == "probe GPUs" and self.model is not None:
+            self.post_message(self.GpusProbed(NoProbe(reason=f"the GPU probe failed: {event.worker.error}")))
+        elif event.worker.name == "load preset":
+            self.query_one(ProblemsList).update(f"[$error]Could not load {safe(self.source)}:[/] "
+                                                f"{safe(event.worker.error)}")
+            self.query_one(MemoryGauge).show_message("[dim]no preset loaded[/]")
+
+    @work(thread=True, exclusive=True, group="count", name="count examples", exit_on_error=False)
     def count(self) -> None:
-        config = self.state.config
-        base = self.state.path.parent if self.state.path else None
-        from runner.derived import count_examples
+        model = self.model
+        data = model.state.config.data
+        self.post_message(self.ExamplesCounted(data, model.count_examples()))
 
-        n = count_examples(config, base)
-        self.app.call_from_thread(self._counted, n)
-
-    def _counted(self, n: int | None) -> None:
-        if not self.is_attached:
-            return  # the app closed while the worker ran
-        self.num_examples = n
+    def on_editor_screen_examples_counted(self, event: ExamplesCounted) -> None:
+        if event.data != self.model.state.config.data:
+            return  # counted for data since changed; the count started by that change follows
+        self.model.set_num_examples(event.count)
         self.recompute()
 
-    @work(thread=True, exclusive=True, group="autosave", name="write draft")
+    @work(thread=True, exclusive=True, group="autosave", name="write draft", exit_on_error=False)
     def write_draft(self) -> None:
-        from .. import drafts
-
-        s = self.state
-        if s.config != s.baseline:
-            drafts.write_draft(s.source, s.name, s.path, s.config)
-        else:
-            drafts.delete_draft(s.source)
+        self.model.write_draft()
 
     # --- edits -------------------------------------------------------------------------------------------
     async def on_field_row_edited(self, event: FieldRow.Edited) -> None:
-        from runner.schema import get_value
-
         event.stop()
-        unchanged = event.error is None and event.key not in self.state.invalid and \
-            event.value == get_value(self.state.config, event.key)
-        if unchanged:
+        model = self.model
+        if model.is_echo(event.key, event.value, event.error):
             return  # widgets echo their initial value on mount; nothing was edited
         if event.error:
-            self.state.mark_invalid(event.key, event.text, event.error)
+            model.mark_invalid(event.key, event.text, event.error)
             event.row.show_error(event.error)
         else:
-            event.row.show_error(self.state.set_value(event.key, event.value, event.text))
+            event.row.show_error(model.set_value(event.key, event.value, event.text))
         await self.after_edit(count_again=event.key.startswith("data."), focus_key=event.key)
 
     async def set_field(self, key: str, value: Any) -> str | None:
         """Set a field from outside the form (revert, suggestion); the form row follows."""
+        reason = self.model.set_value(key, value)
+        await self._field_set_elsewhere(key, reason)
+        return reason
+
+    async def _field_set_elsewhere(self, key: str, reason: str | None) -> None:
         from runner.schema import get_value
 
-        reason = self.state.set_value(key, value)
         row = self.form.row(key) if self.ready else None
         if row is not None and reason is None:
             row.set_value(get_value(self.state.config, key))
         await self.after_edit(count_again=key.startswith("data."))
-        return reason
 
     async def after_edit(self, count_again: bool = False, focus_key: str | None = None) -> None:
         if self.ready:
@@ -262,139 +304,54 @@ class EditorScreen(Screen):
         self._autosave_timer = self.set_timer(AUTOSAVE_DELAY, self.write_draft)
 
     def schedule_recompute(self) -> None:
+        self.figures_pending = True
         if self._recompute_timer is not None:
             self._recompute_timer.stop()
         self._recompute_timer = self.set_timer(RECOMPUTE_DELAY, self.recompute)
 
-    # --- what follows from the config ----------------------------------------------------------------
-    def context(self, launching: bool = False) -> Context:
-        """This machine, for the "on this machine" notes; errors only when about to launch here."""
-        from runner.validate import context_from_report
-
-        return context_from_report(self.gpu_report, launching=launching)
-
+    # --- showing what follows from the config ------------------------------------------------------------
     def blocking_problems(self) -> list[Problem]:
-        return [p for p in self.problems if p.is_error]
+        return self.model.blocking_problems
 
     def recompute(self) -> None:
-        if self.state is None:
-            return  # nothing loaded yet (a worker or timer fired early)
-        try:
-            self._recompute()
-        except NoMatches:
-            pass  # a worker finished while the app was tearing the screen down; nothing left to update
-
-    def _recompute(self) -> None:
-        from runner.derived import derive
-        from runner.problems import Problem
-        from runner.schema import FIELDS_BY_KEY
-        from runner.validate import check
-
-        state = self.state
-        invalid = [Problem("error", reason, key=key) for key, (_, reason) in state.invalid.items()]
-        self.problems = invalid + check(state.config, self.context())
-        self.query_one(ProblemsList).show(self.problems)
-        self.query_one(SectionList).flag({FIELDS_BY_KEY[p.key].group for p in self.problems
-                                          if p.is_error and p.key in FIELDS_BY_KEY})
-        self.query_one(DerivedBar).show(derive(state.config, self.num_examples))
-        self.update_gauge()
-        changed = {c.key for c in state.changes() if c.from_preset}
-        if self.ready:
-            self.form.refresh_changed(changed)
-        self.sub_title = f"{printable(state.name)}{' (modified)' if state.dirty else ''} · {printable(_where(state), 200)}"
-        self.refresh_help()
-
-    def budget(self) -> tuple[int, str]:
-        """Bytes available per GPU: the least free memory of the GPUs the run uses, else the typed target."""
-        report = self.gpu_report
-        if report is not None and report.available and report.gpus:
-            used = _selected_gpus(report.gpus, self.state.config.launch.gpu_ids)
-            return min(g.free_bytes for g in used), "GiB free"
-        return int(self.target_gb * GIB), "GiB target"
-
-    def gpu_count(self) -> int | None:
-        report = self.gpu_report
-        return len(report.gpus) if report is not None and report.available else None
-
-    def update_gauge(self) -> None:
-        gauge = self.query_one(MemoryGauge)
-        estimator = estimator_module()
-        if estimator is None:
-            self.estimate = None
-            gauge.show_message("[dim]No estimate: the memory estimator (runner.estimate) is not installed.[/]")
-            self._sync_fix_keys()
-            return
-        budget, label = self.budget()
-        gauge.config_signature = estimator.memory_signature(self.state.config)
-        try:
-            # with the data lengths the Data screen / `tunedeck data` recorded, as `tunedeck estimate` does
-            est = estimator.estimate_for(self.state.config, budget, self.gpu_count())
-        except estimator.EstimateError as exc:
-            self.estimate = None
-            gauge.show_message(f"[$warning]Cannot estimate:[/] {exc}")
-            self._sync_fix_keys()
-            return
-        self.estimate = est
-        verdict = estimator.verdict(est.peak_bytes, budget)
-        gauge.show_estimate(est, budget, verdict, self.gpu_lines(estimator, est), label)
+        """Show the model's figures: problems, error marks, derived numbers, gauge, changed marks, title."""
+        if self.model is None or not self.is_attached:
+            return  # nothing loaded yet, or the screen is gone (a timer fired late)
+        model = self.model
+        self.figures_pending = False
+        self.query_one(ProblemsList).show(model.problems)
+        self.query_one(SectionList).flag(model.error_groups)
+        self.query_one(DerivedBar).show(model.derived, model.invalid_note(with_reason=False))
+        self.query_one(MemoryGauge).show_gauge(model.gauge, model.gpu_report, model.invalid_names(), model.suggestions)
         self._sync_fix_keys()
+        if self.ready:
+            self.form.refresh_changed(model.changed_keys)
+        self.sub_title = model.title()
+        self.refresh_help()
 
     def _sync_fix_keys(self) -> None:
         """The Fix keys appear only while there are suggestions to apply. The footer rebuilds
         itself on every refresh_bindings, so refresh only when their number changes."""
-        fixes = len(getattr(self.estimate, "suggestions", ()))
+        fixes = len(self.model.suggestions)
         if fixes != self._fix_keys:
             self._fix_keys = fixes
             self.refresh_bindings()
 
-    def gpu_lines(self, estimator, est) -> list[str]:
-        report = self.gpu_report
-        if report is None:
-            return ["[dim]probing GPUs…[/]"]
-        if not (report.available and report.gpus):
-            return [f"[dim]No GPU: {report.reason}[/]"]
-        lines = []
-        for g in report.gpus:
-            colour = {"fits": "$success", "tight": "$warning"}.get(estimator.verdict(est.peak_bytes, g.free_bytes), "$error")
-            util = f" {g.utilization_percent}%" if getattr(g, "utilization_percent", None) is not None else ""
-            lines.append(f"[{colour}]GPU{g.index}[/] {g.name} {gib(g.free_bytes)}/{gib(g.total_bytes)} free{util}")
-        return lines
-
-    def facts(self) -> list[str]:
-        """Context for advice: this model's size, this dataset's size, this machine's GPU."""
-        from runner.units import count_text
-
-        out = []
-        if self.estimate is not None and getattr(self.estimate, "params_total", None):
-            out.append(f"This model has about {count_text(self.estimate.params_total)} parameters.")
-        if self.num_examples is not None:
-            out.append(f"The dataset has {self.num_examples:,} training examples.")
-        report = self.gpu_report
-        if report is not None and report.available and report.gpus:
-            g = report.gpus[0]
-            out.append(f"GPU: {len(report.gpus)} x {g.name}, {gib(g.total_bytes)} GiB each.")
-        elif report is not None:
-            out.append(f"No GPU detected; sizing for a {self.target_gb:g} GB card.")
-        return out
-
     def summarise(self, config) -> str:
         """A one-line estimate for another config (the Open picker), against this machine's budget."""
-        estimator = estimator_module()
-        if estimator is None or config is None:
+        summary = self.model.summarise(config) if self.model is not None else None
+        if summary is None:
             return ""
-        budget, _ = self.budget()
-        try:
-            est = estimator.estimate(config, budget)
-        except Exception:  # noqa: BLE001 - an unknown model in one preset must not break the picker
+        peak_gib, verdict = summary
+        if verdict == "no estimate":
             return "[dim]no estimate[/]"
-        verdict = estimator.verdict(est.peak_bytes, budget)
         colour = {"fits": "$success", "tight": "$warning"}.get(verdict, "$error")
-        return f"[{colour}]~{gib(est.peak_bytes)} GiB, {verdict}[/]"
+        return f"[{colour}]~{peak_gib:.1f} GiB, {verdict}[/]"
 
     # --- help follows focus --------------------------------------------------------------------------------
     @on(DescendantFocus)
     def _focus_moved(self, event: DescendantFocus) -> None:
-        if self.state is None:
+        if self.model is None:
             return
         from ..widgets.field_row import FieldRow
 
@@ -404,18 +361,18 @@ class EditorScreen(Screen):
 
     def refresh_help(self, widget=None) -> None:
         panel = self.query_one(HelpPanel)
-        if self.focused_key is not None:
-            from runner.schema import FIELDS_BY_KEY, get_value
+        spec = self.focused_spec()
+        if spec is not None:
+            from runner.schema import get_value
 
-            spec = FIELDS_BY_KEY[self.focused_key]
-            mine = [p for p in self.problems if p.key == spec.key]
-            panel.show_field(spec, get_value(self.state.config, spec.key), self.facts(), mine)
+            panel.show_field(spec, get_value(self.state.config, spec.key), self.model.facts(),
+                             self.model.problems_for(spec.key))
             return
         widget = widget or self.focused
         for node in (widget.ancestors_with_self if widget is not None else ()):
             text = getattr(type(node), "HELP", None)
             if text and type(node).__module__.startswith("tui."):
-                panel.show_text(_markdownish(text))
+                panel.show_text(markdownish(text))
                 return
 
     @on(SectionList.Picked)
@@ -428,22 +385,53 @@ class EditorScreen(Screen):
 
     @on(MemoryGauge.TargetChanged)
     def _target(self, event: MemoryGauge.TargetChanged) -> None:
-        self.target_gb = event.gb
+        self.model.set_target_gb(event.gb)
         self.schedule_recompute()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.state is None and action in EDITOR_ACTIONS:
+        if self.model is None and action in EDITOR_ACTIONS:
             return None  # shown dimmed until the preset is loaded (a fraction of a second)
         if action == "apply_suggestion":
-            est = self.estimate
-            return est is not None and parameters[0] < len(getattr(est, "suggestions", ()))
+            return parameters[0] < len(self.model.suggestions)
         return True
+
+    # --- moving around ---------------------------------------------------------------------------------
+    def action_sections(self) -> None:
+        """Esc in a field: back to the section list, on the group the form shows."""
+        sections = self.query_one(SectionList)
+        if self.ready and self.form.group is not None:
+            sections.select_group(self.form.group)
+        sections.focus()
+
+    async def jump_to_field(self, key: str) -> None:
+        """Show `key`'s group and focus the field (the command palette's field search). A field that
+        does not apply to this config is hidden: focus the field that switches it on and say so."""
+        from runner.schema import FIELDS_BY_KEY, applies, condition_terms, help_text
+
+        if not self.ready:
+            return
+        spec = FIELDS_BY_KEY[key]
+        target: str | None = key
+        if not applies(spec, self.state.config):
+            # Focus the first field of this group the condition names (the switch that turns it on).
+            target = next((t.path for t in condition_terms(spec.applies or "")
+                           if t.path in FIELDS_BY_KEY and FIELDS_BY_KEY[t.path].group == spec.group), None)
+            when = help_text.condition_text(spec.applies or "", labels=True)
+            self.notify(f"{safe(spec.label)} is hidden: it applies when {safe(when)}.", title="Field hidden")
+        form = self.form
+        if form.group == spec.group and target is not None and form.row(target) is not None:
+            form.row(target).focus_control()
+        else:
+            await form.show_group(spec.group, self.state, focus_key=target)
+        self.query_one(SectionList).select_group(spec.group)  # its Picked finds the group already shown
+        if target is None or form.row(target) is None:  # nothing in the form to focus: the section is shown
+            self.query_one(SectionList).focus()
 
     # --- actions ---------------------------------------------------------------------------------------
     def focused_spec(self) -> FieldSpec | None:
-        from runner.schema import FIELDS_BY_KEY
+        from ..editor_model import field_spec
 
-        return FIELDS_BY_KEY.get(self.focused_key or "")
+        return field_spec(self.focused_key)
 
     def action_full_help(self) -> None:
         from .help_screen import HelpScreen
@@ -457,8 +445,8 @@ class EditorScreen(Screen):
             if not rows:
                 return
             spec = rows[0].spec
-        mine = [p.message for p in self.problems if p.key == spec.key]
-        self.app.push_screen(HelpScreen(spec, mine + ([spec.help.advice] if spec.help.advice else []) + self.facts()))
+        mine = [p.message for p in self.model.problems_for(spec.key)]
+        self.app.push_screen(HelpScreen(spec, mine + ([spec.help.advice] if spec.help.advice else []) + self.model.facts()))
 
     def action_toggle_help(self) -> None:
         panel = self.query_one(HelpPanel)
@@ -470,12 +458,14 @@ class EditorScreen(Screen):
         self.app.push_screen(ChangesScreen(self.state, self.set_field))
 
     async def action_apply_suggestion(self, index: int) -> None:
-        est = self.estimate
-        if est is None or index >= len(est.suggestions):
+        suggestions = self.model.suggestions
+        if index >= len(suggestions):
             self.notify("No suggestion with that number right now.", severity="warning")
             return
-        suggestion = est.suggestions[index]
-        refused = [f"{k}: {r}" for k, v in suggestion.changes.items() if (r := await self.set_field(k, v))]
+        suggestion = suggestions[index]
+        refused = self.model.apply_suggestion(index)
+        for key in suggestion.changes:
+            await self._field_set_elsewhere(key, next((r for r in refused if r.startswith(f"{key}: ")), None))
         if refused:
             self.notify("\n".join(safe(r, 400) for r in refused), title="Some changes were refused", severity="error")
         else:
@@ -496,7 +486,7 @@ class EditorScreen(Screen):
 
     def save_then(self, then: Callable[[], Any] | None) -> None:
         """Save in place (Save as for shipped or new presets), then run `then` once written."""
-        if self.state.path is None or self.state.shipped:
+        if self.model.needs_name():
             self.action_save_as(then=then)
             return
         if not self.refuse_if_invalid("save") and self.save_to(self.state.path) and then is not None:
@@ -508,7 +498,7 @@ class EditorScreen(Screen):
         if self.refuse_if_invalid("export" if export else "save"):
             return
         title = "Export TOML" if export else "Save preset as"
-        suggestion = self.state.name if self.state.shipped or self.state.path is None else str(self.state.path)
+        suggestion = self.state.name if self.model.needs_name() else str(self.state.path)
 
         def chosen(path: Path | None) -> None:
             if path is not None and self.save_to(path, export=export) and then is not None:
@@ -517,28 +507,14 @@ class EditorScreen(Screen):
         self.app.push_screen(SaveAsScreen(title, suggestion, self.state.path), chosen)
 
     def save_to(self, path: Path, export: bool = False) -> bool:
-        from runner import presets
-
-        from .. import drafts
-        from ..recent import remember
-
-        state = self.state
         try:
-            presets.save(state.config, path, document=state.document, with_help=True, typed=state.typed)
+            self.model.save(path, export=export)
         except OSError as exc:
             self.notify(f"Could not write {safe(path, 240)}: {safe(exc.strerror or exc)}", title="Not saved", severity="error")
             return False
-        remember(path)
-        if export:
-            self.notify(safe(path, 240), title="Exported")
-            return True
-        old_source = state.source
-        reloaded = presets.load(path)  # the file as written, so later saves keep its comments
-        state.mark_saved(path.resolve(), path.stem, reloaded.document)
-        drafts.delete_draft(old_source)
-        drafts.delete_draft(state.source)
-        self.notify(safe(path, 240), title="Saved")
-        self.recompute()
+        self.notify(safe(path, 240), title="Exported" if export else "Saved")
+        if not export:
+            self.recompute()
         return True
 
     def action_open(self) -> None:
@@ -546,9 +522,7 @@ class EditorScreen(Screen):
 
     def action_simulate(self) -> None:
         """Simulate one training step of this exact config (a subprocess); the gauge shows the result."""
-        from runner.estimate import memory_signature
-
-        signature = memory_signature(self.state.config)
+        signature = self.model.gauge.signature
         self.query_one(MemoryGauge).show_simulation(signature, "[dim]simulating one training step…[/]")
         self.simulate_step(self.state.config.model_dump(mode="json"), signature)
 
@@ -558,16 +532,15 @@ class EditorScreen(Screen):
 
         try:
             result = run_subprocess(config_data)
-        except SimulationError as exc:
+        except SimulationError as exc:  # an outcome (no such model, out of memory): shown in the gauge
             line = f"[$warning]simulation failed:[/] {safe(exc)}"
         else:
             remember(signature, result)
             line = safe(summary_line(result))
-        self.app.call_from_thread(self._simulated, signature, line)
+        self.post_message(self.StepSimulated(signature, line))
 
-    def _simulated(self, signature: str, line: str) -> None:
-        if self.is_attached:
-            self.query_one(MemoryGauge).show_simulation(signature, line)
+    def on_editor_screen_step_simulated(self, event: StepSimulated) -> None:
+        self.query_one(MemoryGauge).show_simulation(event.signature, event.line)
 
     def action_launch(self) -> None:
         """The launch hook: refuses with the problems shown; otherwise hands over to the app's launcher."""
@@ -577,7 +550,7 @@ class EditorScreen(Screen):
 
     def action_data(self) -> None:
         """The Data screen: the training data as training will see it (counts, lengths, masked tokens)."""
-        if self.state is None:
+        if self.model is None:
             return
         from .data_screen import DataScreen
 
@@ -585,7 +558,12 @@ class EditorScreen(Screen):
 
     async def replace_state(self, state: EditorState) -> None:
         """Show another document (opened preset, restored draft)."""
-        self.state = state
+        if self.model is None:
+            from ..editor_model import EditorModel
+
+            self.model = EditorModel(state)
+        else:
+            self.model.replace_state(state)
         self.focused_key = None
         if not self.ready:
             return  # the form is being filled: it will show this state
@@ -593,47 +571,3 @@ class EditorScreen(Screen):
         await form.show_group(form.group or GROUPS[0], state)
         self.count()
         self.recompute()
-
-
-def _where(state: EditorState) -> str:
-    """Where the document lives, short: 'shipped preset', a path relative to here, or ~/..."""
-    if state.shipped:
-        return "shipped preset"
-    if state.path is None:
-        return "not saved yet"
-    for base, shown in ((Path.cwd(), ""), (Path.home(), "~/")):
-        try:
-            return shown + str(state.path.relative_to(base))
-        except ValueError:
-            continue
-    return str(state.path)
-
-
-def _selected_gpus(gpus: list[Any], gpu_ids: str) -> list[Any]:
-    if gpu_ids.strip() in ("", "all"):
-        return gpus
-    wanted = {int(i) for i in gpu_ids.split(",") if i.strip().isdigit()}
-    return [g for g in gpus if g.index in wanted] or gpus
-
-
-def _markdownish(text: str) -> str:
-    """A widget's HELP (a little markdown) as console markup: '## Title' bold, `keys` highlighted."""
-    out: list[str] = []
-    paragraph: list[str] = []
-
-    def flush() -> None:
-        if paragraph:  # HELP strings are wrapped in the source; rewrap each paragraph here
-            parts = " ".join(paragraph).split("`")
-            out.append("".join(f"[$accent]{p}[/]" if i % 2 else p for i, p in enumerate(parts)))
-            paragraph.clear()
-
-    for line in text.strip().splitlines():
-        if line.startswith("#"):
-            flush()
-            out.append(f"[b]{line.lstrip('# ')}[/b]")
-        elif not line.strip():
-            flush()
-        else:
-            paragraph.append(line.strip())
-    flush()
-    return "\n".join(out)

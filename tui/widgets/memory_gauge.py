@@ -119,14 +119,35 @@ and shows "simulated: X GiB" here; it also works for architectures the estimate 
         signature, line = self._simulated
         return line if signature is None or signature == self.config_signature else None
 
+    def show_gauge(self, gauge, gpu_report, invalid: list[str], suggestions: tuple) -> None:
+        """Show the editor model's gauge (`tui.editor_model.Gauge`) for this machine's GPU report.
+        `invalid`: fields holding invalid text; the figures are then for their last valid values,
+        which the gauge says, and it offers no suggestions until they are fixed."""
+        self.config_signature = gauge.signature
+        if gauge.estimate is None:
+            if gauge.signature is None:  # no estimator at all
+                self.show_message(f"[dim]No estimate: {escape(gauge.reason or '')}.[/]")
+            else:
+                self.show_message(f"[$warning]Cannot estimate:[/] {escape(gauge.reason or '')}")
+            return
+        note = None
+        if invalid:
+            names = ", ".join(invalid)
+            note = (f"[$error]{escape(names)} {'is' if len(invalid) == 1 else 'are'} invalid:[/] "
+                    "figures are for the last valid value; no fixes until it is valid")
+        self.show_estimate(gauge.estimate, gauge.budget, gauge.verdict, gpu_lines(gpu_report, gauge.gpu_verdicts),
+                           gauge.budget_label, suggestions=suggestions, note=note)
+
     def show_estimate(self, est, budget: int | None, verdict: str | None, gpu_lines: list[str],
-                      budget_label: str) -> None:
-        self._last = (est, budget, verdict, gpu_lines, budget_label)
+                      budget_label: str, suggestions: tuple | None = None, note: str | None = None) -> None:
+        self._last = (est, budget, verdict, gpu_lines, budget_label, suggestions, note)
+        suggestions = est.suggestions if suggestions is None else suggestions
         self._set_verdict(verdict)
         self.border_subtitle = verdict or ""
         colour = {"fits": "$success", "tight": "$warning", "does not fit": "$error"}.get(verdict or "", "$foreground")
         width = max(self.scrollable_content_region.width, 24)
-        lines = [f"Peak [b {colour}]{gib(est.peak_bytes)} GiB[/]/GPU [dim]({escape(str(est.phase))})[/]"]
+        lines = [note] if note else []
+        lines.append(f"Peak [b {colour}]{gib(est.peak_bytes)} GiB[/]/GPU [dim]({escape(str(est.phase))})[/]")
         simulated = self.simulated_line()
         if simulated:
             lines.append(simulated)
@@ -134,10 +155,10 @@ and shows "simulated: X GiB" here; it also works for architectures the estimate 
             lines.append(f"[{colour}]{bar(est.peak_bytes, budget, min(BAR_WIDTH, width - 16))}[/] "
                          f"of {gib(budget)} {escape(budget_label)}")
         lines += gpu_lines
-        if est.suggestions:  # the actionable part first: it must stay visible in a short pane
-            speed = all(getattr(s, "kind", "memory") == "speed" for s in est.suggestions)
+        if suggestions:  # the actionable part first: it must stay visible in a short pane
+            speed = all(getattr(s, "kind", "memory") == "speed" for s in suggestions)
             lines.append("[b]Memory to spare; faster:[/b]" if speed else "[b]To fit:[/b]")
-            for key, s in zip(SUGGESTION_KEYS, est.suggestions):
+            for key, s in zip(SUGGESTION_KEYS, suggestions):
                 lines.append(f"[$accent]{key}[/] {escape(s.title)} → {gib(s.peak_bytes)} GiB")
         # Breakdown: name, GiB, and a bar relative to the largest part when there is room for it.
         mini = 10 if width >= 34 else 0
@@ -158,6 +179,20 @@ and shows "simulated: X GiB" here; it also works for architectures the estimate 
     def _set_verdict(self, verdict: str | None) -> None:
         for name, cls in VERDICT_CLASS.items():
             self.set_class(name == verdict, cls)
+
+
+def gpu_lines(report, verdicts) -> list[str]:
+    """One line per GPU of the probe report, coloured by whether the estimate fits its free memory."""
+    if report is None:
+        return ["[dim]probing GPUs…[/]"]
+    if not (report.available and report.gpus):
+        return [f"[dim]No GPU: {escape(str(report.reason))}[/]"]
+    lines = []
+    for g, verdict in verdicts:
+        colour = {"fits": "$success", "tight": "$warning"}.get(verdict, "$error")
+        util = f" {g.utilization_percent}%" if getattr(g, "utilization_percent", None) is not None else ""
+        lines.append(f"[{colour}]GPU{g.index}[/] {escape(str(g.name))} {gib(g.free_bytes)}/{gib(g.total_bytes)} free{util}")
+    return lines
 
 
 def _clip(text: str, width: int) -> str:
