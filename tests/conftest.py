@@ -29,8 +29,9 @@ def isolated_user_dirs(tmp_path: Path, shared_cache_dir: Path, monkeypatch: pyte
 
 async def settle_editor(pilot, pause: float = 0.1) -> None:
     """Let the editor's form fill in (just after the first frame) and its background workers finish."""
-    while not pilot.app.editor.ready:
-        await pilot.pause(0.05)
+    from fixtures.monitor_app import wait_for
+
+    await wait_for(pilot, lambda: pilot.app.editor.ready, timeout=120, what="the editor's form")
     await pilot.pause(pause)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(pause)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from runner import presets
-from runner.problems import ConfigError
 from runner.schema import FIELDS_BY_KEY, Config
+from fixtures.monitor_app import wait_for
 from tests.conftest import ROOT, imported_heavy_modules, python_env
 
 NEW_FIELDS = ("data.chat_template", "data.datasets", "data.max_samples", "data.role_field", "data.content_field",
@@ -384,27 +384,40 @@ def test_the_data_screen_module_imports_no_heavy_library() -> None:
     assert imported_heavy_modules("import tui.screens.data_screen, runner.data_check, runner.prompts") == []
 
 
+def editor_app(source: str = "demo", overrides: list[str] | None = None):
+    """The real app on `source`, without a GPU."""
+    from tui.app import TunedeckApp, state_from
+    from tui.services import NoProbe
+
+    return TunedeckApp(state_from(presets.load(source, overrides or [])), probe=lambda: NoProbe(reason="test", driver=""))
+
+
+async def press_for(pilot, key: str, screen_type: type):
+    """Press `key` and wait for `screen_type` to be on top; it."""
+    await pilot.press(key)
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, screen_type) and pilot.app.screen.is_mounted,
+                   what=f"{key} to open {screen_type.__name__}")
+    return pilot.app.screen
+
+
+async def preview_loaded(pilot, screen) -> None:
+    """The data screen's subprocess has loaded the tokenizer and the data."""
+    await wait_for(pilot, lambda: screen.result is not None, timeout=300, what="the data preview")
+
+
 async def test_data_screen_opens_from_the_editor_and_shows_the_preview(shared_cache_dir: Path, monkeypatch) -> None:
     from textual.widgets import Static
 
     from tests.conftest import settle_editor
-    from tui.app import TunedeckApp, state_from
     from tui.screens.data_screen import DataScreen
-    from tui.services import NoProbe
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    app = TunedeckApp(state_from(presets.load("demo")), probe=lambda: NoProbe(reason="test", driver=""))
+    app = editor_app()
     async with app.run_test(size=(100, 40)) as pilot:
         await settle_editor(pilot)
-        await pilot.press("f10")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, DataScreen)
-        for _ in range(600):  # the subprocess loads the tokenizer and the data
-            if screen.result is not None:
-                break
-            await pilot.pause(0.1)
-        assert screen.result is not None and "totals" in screen.result, screen.result
+        screen = await press_for(pilot, "f10", DataScreen)
+        await preview_loaded(pilot, screen)
+        assert "totals" in screen.result, screen.result
         summary = str(screen.query_one("#data-summary", Static).render())
         assert "read 1600, kept 1600" in summary and "p99" in summary
         examples = screen.query_one("#data-examples", Static)
@@ -414,7 +427,7 @@ async def test_data_screen_opens_from_the_editor_and_shows_the_preview(shared_ca
         await pilot.press("i")
         assert "‹" in examples.render().plain  # token ids on demand
         await pilot.press("escape")
-        assert not isinstance(app.screen, DataScreen)
+        await wait_for(pilot, lambda: not isinstance(app.screen, DataScreen), what="Esc closes the data screen")
 
 
 # --- the memory estimate can use the data's measured lengths ----------------------------------------------
@@ -441,13 +454,10 @@ async def test_the_editor_gauge_says_when_it_sized_for_the_measured_data() -> No
 
     from runner import data_lengths
     from tests.conftest import settle_editor
-    from tui.app import TunedeckApp, state_from
-    from tui.services import NoProbe
     from tui.widgets.memory_gauge import MemoryGauge
 
-    loaded = presets.load("lora-1b")
-    data_lengths.record(loaded.config, {"max": 200, "p99": 150})
-    app = TunedeckApp(state_from(loaded), probe=lambda: NoProbe(reason="test", driver=""))
+    data_lengths.record(presets.load("lora-1b").config, {"max": 200, "p99": 150})
+    app = editor_app("lora-1b")
     async with app.run_test(size=(160, 48)) as pilot:
         await settle_editor(pilot)
         body = str(app.editor.query_one(MemoryGauge).query_one("#gauge-body", Static).render())
@@ -458,22 +468,16 @@ async def test_the_launch_dialog_refuses_bad_data_and_opens_the_data_screen(tmp_
     from textual.widgets import Button, Static
 
     from tests.conftest import settle_editor
-    from tui.app import TunedeckApp, state_from
     from tui.screens.data_screen import DataScreen
     from tui.screens.launch_dialog import LaunchDialog
-    from tui.services import NoProbe
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv("TUNEDECK_RUNS_DIR", str(tmp_path / "runs"))
     bad = write_jsonl(tmp_path / "train.jsonl", [{"instruction": "a", "output": None}])
-    app = TunedeckApp(state_from(presets.load("demo", [f"data.path='{bad}'"])),
-                      probe=lambda: NoProbe(reason="test", driver=""))
+    app = editor_app("demo", [f"data.path='{bad}'"])
     async with app.run_test(size=(120, 40)) as pilot:
         await settle_editor(pilot)
-        await pilot.press("f5")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, LaunchDialog)
+        dialog = await press_for(pilot, "f5", LaunchDialog)
         await app.workers.wait_for_complete()
         await pilot.pause()
         problems = str(dialog.query_one("#launch-problems", Static).render())
@@ -481,14 +485,8 @@ async def test_the_launch_dialog_refuses_bad_data_and_opens_the_data_screen(tmp_
         assert dialog.query_one("#launch-go", Button).disabled
         await pilot.press("enter")  # refused: no run directory appears
         assert not (tmp_path / "runs").exists()
-        await pilot.press("d")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, DataScreen)
-        for _ in range(600):
-            if screen.result is not None:
-                break
-            await pilot.pause(0.1)
+        screen = await press_for(pilot, "d", DataScreen)
+        await preview_loaded(pilot, screen)
         shown = str(screen.query_one("#data-summary", Static).render())
         assert "field 'output' is null" in shown and "nothing is launched" in shown
 

@@ -8,23 +8,10 @@ import sys
 
 import pytest
 
+from fixtures.estimates import cfg, empty_hub_cache  # noqa: F401 (an autouse fixture)
 from runner.estimate import (Estimate, apply_changes, estimate, last_measured_peak, memory_signature, verdict)
-from runner.schema import Config
 
 GiB = 1024**3
-MODEL = "meta-llama/Llama-3.1-8B"
-
-
-@pytest.fixture(autouse=True)
-def _empty_hub_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # only the built-in table answers
-
-
-def cfg(**changes) -> Config:
-    """A Llama-3.1-8B config with "section.key" changes (underscored: section__key)."""
-    base = Config(model={"name_or_path": MODEL, "dtype": "bfloat16"}, training={"bf16": True},
-                  data={"max_seq_length": 1024})
-    return apply_changes(base, {k.replace("__", "."): v for k, v in changes.items()})
 
 
 def comp(est: Estimate, name: str) -> int:

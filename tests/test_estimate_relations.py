@@ -5,22 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from runner.estimate import Estimate, apply_changes, estimate
-from runner.schema import Config
+from fixtures.estimates import cfg, empty_hub_cache  # noqa: F401 (an autouse fixture)
+from runner.estimate import Estimate, estimate
 
 MiB = 1024**2
-MODEL = "meta-llama/Llama-3.1-8B"
-
-
-@pytest.fixture(autouse=True)
-def _empty_hub_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # only the built-in table answers
-
-
-def cfg(**changes) -> Config:
-    base = Config(model={"name_or_path": MODEL, "dtype": "bfloat16"}, training={"bf16": True},
-                  data={"max_seq_length": 1024})
-    return apply_changes(base, {k.replace("__", "."): v for k, v in changes.items()})
 
 
 def comp(est: Estimate, name: str):

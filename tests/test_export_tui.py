@@ -10,9 +10,20 @@ from runner.export import FORMATS
 from tui.app import TunedeckApp, state_from
 from tui.screens.save_as import SaveAsScreen
 from tui.services import NoProbe
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Input
 
+from fixtures.monitor_app import wait_for
+
 SIZE = (100, 40)
+
+
+def highlighted(palette: CommandPalette) -> str:
+    """The first line of the palette's highlighted command ("" while it has none)."""
+    results = palette.query_one(CommandList)
+    if results.highlighted is None:
+        return ""
+    return str(results.get_option_at_index(results.highlighted).prompt).splitlines()[0].strip()
 
 
 def make_app() -> TunedeckApp:
@@ -32,12 +43,12 @@ async def test_export_from_the_palette_writes_the_typed_path(tmp_path: Path) -> 
     target.parent.mkdir()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the command palette")
         await pilot.press(*"Export sbatch")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: highlighted(app.screen) == "Export sbatch", what="Export sbatch found")
         await pilot.press("enter")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, SaveAsScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, SaveAsScreen) and app.screen.query("#save-as-name"),
+                       what="the save-as dialog")
         field = app.screen.query_one("#save-as-name", Input)
         assert field.value == "./lora-1b.sbatch"
         field.value = str(target)

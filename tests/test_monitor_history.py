@@ -3,9 +3,11 @@ banners, apply-a-fix into the editor, the runs list and compare. Real app, real 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
-from fixtures.monitor_app import MonitorTestApp, history_run
+from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
 from runner.schema import get_value
 from tui.screens.compare import CompareScreen
 from tui.screens.editor import EditorScreen
@@ -17,20 +19,31 @@ from tui.widgets.run_plots import LossPlot
 
 
 async def open_monitor(pilot, app) -> MonitorScreen:
-    for _ in range(100):
-        await pilot.pause(0.05)
-        screen = app.screen
-        if isinstance(screen, MonitorScreen) and screen.loaded and screen._drawn_version >= 0:
-            await pilot.pause(0.1)
-            return screen
-    raise AssertionError(f"monitor did not load: {app.screen}")
+    await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded
+                   and app.screen._drawn_version >= 0, what="the monitor loaded and drawn")
+    return app.screen
+
+
+@contextlib.asynccontextmanager
+async def monitor_of(tmp_path, scenario: str, steps: int, size: tuple[int, int] = (100, 30)):
+    """The monitor, loaded and drawn, of a finished `scenario` run of `steps` steps: (run, pilot, monitor)."""
+    run = history_run(tmp_path / "runs", scenario, steps=steps)
+    app = MonitorTestApp(tmp_path / "runs", attach=run)
+    async with app.run_test(size=size) as pilot:
+        yield run, pilot, await open_monitor(pilot, app)
+
+
+async def apply_fix(tmp_path, scenario: str, steps: int):
+    """The monitor of a finished `scenario` run; `a` applies the diagnosis' fix. (The run, the editor's state.)"""
+    async with monitor_of(tmp_path, scenario, steps, (120, 40)) as (run, pilot, _monitor):
+        app = pilot.app
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, EditorScreen), what="the editor with the fix")
+        return run, app.screen.state
 
 
 async def test_finished_run_opens_with_its_whole_history_following_the_end(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=120)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 120) as (run, pilot, screen):
         assert screen.model.step == 120 and len(screen.model.train) == 120
         assert screen.state == "finished"
         log = screen.query_one(LogView)
@@ -41,59 +54,39 @@ async def test_finished_run_opens_with_its_whole_history_following_the_end(tmp_p
 
 
 async def test_scrolling_up_unfollows_and_end_follows_again(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=200)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 200) as (run, pilot, screen):
         log = screen.query_one(LogView)
         await pilot.press("pageup")
-        await pilot.pause(0.05)
-        assert not log.following
+        await wait_for(pilot, lambda: not log.following, what="pageup unfollows")
         assert "paused" in str(log.border_title)
         top = log.scroll_offset.y
         await pilot.press("up")
         assert log.scroll_offset.y == top - 1
         await pilot.press("end")
-        await pilot.pause(0.05)
-        assert log.following and log.scroll_offset.y == log.max_scroll_y
+        await wait_for(pilot, lambda: log.following and log.scroll_offset.y == log.max_scroll_y, what="end follows")
 
 
 async def test_problem_filter_shows_only_matching_lines_and_escape_clears_it(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=200)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 200) as (run, pilot, screen):
         log = screen.query_one(LogView)
         everything = log.total
         await pilot.press("w")
-        for _ in range(40):
-            await pilot.pause(0.05)
-            if log.filter is not None:
-                break
+        await wait_for(pilot, lambda: log.filter is not None, what="the warnings filter")
         expected = sum(1 for line in open(run.log, encoding="utf-8") if "WARNING" in line or "Traceback" in line)
         assert log.total == expected > 0
         assert all("WARNING" in line for line in log.visible_text())
         await pilot.press("escape")
-        for _ in range(40):
-            await pilot.pause(0.05)
-            if log.filter is None:
-                break
+        await wait_for(pilot, lambda: log.filter is None, what="the filter cleared")
         assert log.total == everything
 
 
 async def test_typed_filter_matches_case_insensitively(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=50)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 50) as (run, pilot, screen):
         await pilot.press("slash")
         await pilot.press(*"STEP 42 ")
         await pilot.press("enter")
         log = screen.query_one(LogView)
-        for _ in range(40):
-            await pilot.pause(0.05)
-            if log.filter is not None:
-                break
+        await wait_for(pilot, lambda: log.filter is not None, what="the typed filter")
         assert log.total == 3  # the three output lines of step 42
         assert all("step 42 " in line for line in log.visible_text())
 
@@ -106,10 +99,7 @@ async def test_typed_filter_matches_case_insensitively(tmp_path) -> None:
     ("spike", "Gradient-norm spikes"),
 ])
 async def test_diagnosis_banner_names_the_problem(tmp_path, scenario, title) -> None:
-    run = history_run(tmp_path / "runs", scenario, steps=200)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, scenario, 200, (120, 40)) as (run, pilot, screen):
         banner = screen.query_one(DiagnosisBanner)
         assert banner.display
         assert banner.findings[0].title == title
@@ -127,47 +117,30 @@ def first_memory_remedy(run) -> dict:
 
 
 async def test_apply_fix_opens_the_config_in_the_editor_with_the_change(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "oom", steps=100)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_monitor(pilot, app)
-        await pilot.press("a")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, EditorScreen)
-        state = app.screen.state
-        # the fix is the estimator's first remedy (the gauge's list): demo's batch 16 split, same effective batch
-        for key, value in first_memory_remedy(run).items():
-            assert get_value(state.config, key) == value
-        training = state.config.training
-        assert training.per_device_train_batch_size < 16
-        assert training.per_device_train_batch_size * training.gradient_accumulation_steps == 16
-        assert state.dirty and state.path is None  # a new, unsaved config: F5 launches it as a new run
+    run, state = await apply_fix(tmp_path, "oom", steps=100)
+    # the fix is the estimator's first remedy (the gauge's list): demo's batch 16 split, same effective batch
+    for key, value in first_memory_remedy(run).items():
+        assert get_value(state.config, key) == value
+    training = state.config.training
+    assert training.per_device_train_batch_size < 16
+    assert training.per_device_train_batch_size * training.gradient_accumulation_steps == 16
+    assert state.dirty and state.path is None  # a new, unsaved config: F5 launches it as a new run
 
 
 async def test_overfitting_fix_sets_up_early_stopping_that_validates(tmp_path) -> None:
     from runner.validate import check
 
-    run = history_run(tmp_path / "runs", "overfit", steps=200)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_monitor(pilot, app)
-        await pilot.press("a")
-        await pilot.pause(0.3)
-        config = app.screen.state.config
-        assert config.training.early_stopping_patience == 3 and config.training.load_best_model_at_end
-        assert [p for p in check(config) if p.is_error] == []
+    config = (await apply_fix(tmp_path, "overfit", steps=200))[1].config
+    assert config.training.early_stopping_patience == 3 and config.training.load_best_model_at_end
+    assert [p for p in check(config) if p.is_error] == []
 
 
 async def test_plots_switch_between_step_and_epoch(tmp_path) -> None:
-    run = history_run(tmp_path / "runs", "normal", steps=100)
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_monitor(pilot, app)
+    async with monitor_of(tmp_path, "normal", 100, (120, 40)) as (run, pilot, screen):
         plot = screen.query_one(LossPlot)
         assert "x: step" in plot.plt.build()
         await pilot.press("x")
-        await pilot.pause(0.1)
-        assert "x: epoch" in plot.plt.build()
+        await wait_for(pilot, lambda: "x: epoch" in plot.plt.build(), what="the plot per epoch")
 
 
 async def test_runs_screen_lists_runs_and_opens_one(tmp_path) -> None:
@@ -176,11 +149,8 @@ async def test_runs_screen_lists_runs_and_opens_one(tmp_path) -> None:
     history_run(root, "oom", steps=60, name="big")
     app = MonitorTestApp(root, open_runs=True)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause(0.5)
-        await app.workers.wait_for_complete()
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.rows) == 2, what="both runs")
         screen = app.screen
-        assert isinstance(screen, RunsScreen)
         assert {row.state for row in screen.rows.values()} == {"finished", "failed"}
         assert any("best eval" in str(c.label) for c in screen.query_one("DataTable").columns.values())
         await pilot.press("enter")
@@ -194,16 +164,14 @@ async def test_compare_shows_only_config_differences_and_both_curves(tmp_path) -
     history_run(root, "overfit", steps=60, name="b", **{"training.learning_rate": 0.002})
     app = MonitorTestApp(root, open_runs=True)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.5)
-        await app.workers.wait_for_complete()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.rows) == 2, what="both runs")
         await pilot.press("m")  # mark the first row, then compare with the second
         await pilot.press("down")
         await pilot.press("c")
-        await pilot.pause(0.5)
-        await app.workers.wait_for_complete()
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.models is not None,
+                       what="compare with both runs loaded")
+        await wait_for(pilot, lambda: "B train" in app.screen.query_one("#compare-plot").plt.build(), what="both curves")
         screen = app.screen
-        assert isinstance(screen, CompareScreen)
         table = screen.query_one("DataTable")
         rows = [table.get_row_at(i) for i in range(table.row_count)]
         assert rows == [["training.learning_rate", "0.002", "0.001"]] or rows == [["training.learning_rate", "0.001", "0.002"]]
@@ -215,16 +183,16 @@ MONITOR_APP = """
 import asyncio, sys, tempfile
 sys.path.insert(0, "tests")
 from pathlib import Path
-from fixtures.monitor_app import MonitorTestApp, history_run
+from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
 
 async def main():
     root = Path(tempfile.mkdtemp()) / "runs"
     run = history_run(root, "overfit", steps=50)
     app = MonitorTestApp(root, attach=run)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(1.0)
+        await wait_for(pilot, lambda: getattr(app.screen, "loaded", False), what="the monitor")
         await pilot.press("f9")
-        await pilot.pause(0.5)
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "RunsScreen" and app.screen.rows, what="the runs")
 
 asyncio.run(main())
 """
@@ -266,10 +234,8 @@ async def test_apply_fix_from_tunedeck_attach_reaches_the_editor_that_had_not_lo
         await open_monitor(pilot, app)
         assert app.editor.state is None
         await pilot.press("a")
-        while not app.editor.ready:
-            await pilot.pause(0.05)
-        await pilot.pause(0.2)
-        assert app.screen is app.editor
+        await wait_for(pilot, lambda: app.editor.ready and app.screen is app.editor and app.editor.state is not None,
+                       what="the editor with the run's config")
         state = app.editor.state
         assert state.name.endswith(f"from-{run.name}") and state.dirty
         for key, value in first_memory_remedy(run).items():

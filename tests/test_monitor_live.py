@@ -4,8 +4,6 @@ through the UI, re-attach after the app exits. Plus one real tiny CPU training r
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from fixtures import fake_runner
@@ -30,18 +28,22 @@ def live_run(tmp_path, monkeypatch):
         stop(run, grace=5)
 
 
+async def monitor_at_step(pilot, step: int) -> MonitorScreen:
+    """Wait for the monitor of the live run to show `step` steps; the monitor."""
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen) and pilot.app.screen.model.step >= step,
+                   what=f"the first {step} steps")
+    return pilot.app.screen
+
+
 async def test_live_run_updates_and_unfollowing_keeps_the_view_still(live_run) -> None:
     app = MonitorTestApp(live_run.path.parent, attach=live_run)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.model.step >= 5,
-                       what="first steps")
-        screen = app.screen
+        screen = await monitor_at_step(pilot, 5)
         log = screen.query_one(LogView)
         await wait_for(pilot, lambda: log.total > 200 and log.following, what="log lines")
         await wait_for(pilot, lambda: log.scroll_offset.y == log.max_scroll_y, what="view at the end")
         await pilot.press("pageup")
-        await pilot.pause(0.05)
-        assert not log.following
+        await wait_for(pilot, lambda: not log.following, what="pageup unfollows")
         top, first_line = log.scroll_offset.y, log.visible_text()[0]
         total = log.total
         await wait_for(pilot, lambda: log.total > total + 60, what="more lines")
@@ -56,12 +58,12 @@ async def test_live_run_updates_and_unfollowing_keeps_the_view_still(live_run) -
 
 async def test_stop_and_resume_through_the_ui(live_run) -> None:
     app = MonitorTestApp(live_run.path.parent, attach=live_run)
+    from tui.screens.confirm import ConfirmScreen
+
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.model.step >= 3,
-                       what="first steps")
-        screen = app.screen
+        screen = await monitor_at_step(pilot, 3)
         await pilot.press("s")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the stop question")
         await pilot.press("y")  # confirm
         await wait_for(pilot, lambda: screen.state == "stopped", what="stopped")
         stopped_at = screen.model.step
@@ -79,12 +81,11 @@ async def test_stop_and_resume_through_the_ui(live_run) -> None:
 async def test_reattach_after_the_app_exits_shows_the_whole_curve(live_run) -> None:
     app = MonitorTestApp(live_run.path.parent, attach=live_run)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.model.step >= 5,
-                       what="first steps")
-        await pilot.pause(0.5)  # let the editor underneath finish mounting before the app exits
+        await monitor_at_step(pilot, 5)
+        await wait_for(pilot, lambda: app.editor is not None and app.editor.is_mounted,
+                       what="the editor underneath mounted before the app exits")
     # The app is gone; the run is not (it never depended on the TUI process).
     assert effective_state(live_run) == "running"
-    time.sleep(0.5)
     again = MonitorTestApp(live_run.path.parent, attach=live_run)
     async with again.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(again.screen, MonitorScreen) and again.screen.loaded,
@@ -109,10 +110,10 @@ async def test_real_tiny_cpu_run_launched_from_the_editor(tmp_path) -> None:
     app = MonitorTestApp(tmp_path / "runs")
     app.state = state_from(presets.load("demo", overrides))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: app.editor.ready, what="the editor")
         await pilot.press("f5")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchDialog), what="launch dialog")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchDialog) and app.screen.plan is not None,
+                       what="launch dialog with its plan")
         assert "accelerate.commands.launch" in str(app.screen.query_one("#launch-command").render())
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen), what="monitor")

@@ -5,6 +5,7 @@ for every batch; the incremental curves and diagnosis give what a full recomputa
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import threading
@@ -50,17 +51,15 @@ async def test_a_large_log_opens_at_its_tail_and_the_full_index_keeps_the_view_i
         shown = log.visible_text()
 
         monkeypatch.setattr(run_watch, "FULL_CHUNKS_PER_TICK", 1)
-        await wait_for(pilot, lambda: log.total == lines, what="full index")
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: log.total == lines and f"{lines:,} lines" in str(log.border_title),
+                       what="full index")
         assert log.visible_text() == shown  # the same lines on screen, now numbered from the start
         assert not log.following
         assert f"{lines:,} lines" in str(log.border_title)
         await pilot.press("home")
-        await pilot.pause(0.05)
-        assert log.visible_text()[0] == "[tunedeck] launching: fake"
+        await wait_for(pilot, lambda: log.visible_text()[0] == "[tunedeck] launching: fake", what="home: the first line")
         await pilot.press("end")
-        await pilot.pause(0.05)
-        assert log.visible_text()[-1] == "filler line 02999 of a long log"
+        await wait_for(pilot, lambda: log.visible_text()[-1] == "filler line 02999 of a long log", what="end: the last")
 
 
 async def test_a_small_log_is_indexed_at_once(tmp_path) -> None:
@@ -72,7 +71,8 @@ async def test_a_small_log_is_indexed_at_once(tmp_path) -> None:
         log = app.screen.query_one(LogView)
         await wait_for(pilot, lambda: log.total > 0, what="log")
         assert log.index.start == 0 and log.total == sum(1 for _ in open(run.log, encoding="utf-8"))
-        await pilot.pause(0.5)  # let the editor underneath finish mounting before the app exits
+        await wait_for(pilot, lambda: app.editor is not None and app.editor.is_mounted,
+                       what="the editor underneath mounted before the app exits")
 
 
 def running_run(root, name: str, first_line: str):
@@ -86,10 +86,14 @@ def running_run(root, name: str, first_line: str):
     return run
 
 
-async def monitor_loaded(pilot) -> MonitorScreen:
-    app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded, what="monitor loaded")
-    return app.screen
+@contextlib.asynccontextmanager
+async def monitor_of_running_run(tmp_path, name: str, first_line: str, size: tuple[int, int]):
+    """The monitor, loaded, of a run that says "running" (see running_run): (run, pilot, monitor)."""
+    run = running_run(tmp_path / "runs", name, first_line)
+    app = MonitorTestApp(tmp_path / "runs", attach=run)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded, what="monitor loaded")
+        yield run, pilot, app.screen
 
 
 def write_live_steps(run, steps: int, interval: float) -> None:
@@ -105,7 +109,7 @@ def write_live_steps(run, steps: int, interval: float) -> None:
         for step in range(1, steps + 1):
             fake_runner.emit_step(run, events, log, cfg, step, time.time(), start, 0)
             log.flush()
-            time.sleep(interval)
+            time.sleep(interval)  # the scenario: a trainer's pace, not a wait
     fake_runner.events_time(events, "run_finished", steps, time.time(), reason="completed",
                             final_path=str(run.final), merged_path=None, train_loss=1.0, total_steps=steps,
                             elapsed_s=time.time() - start)
@@ -113,10 +117,7 @@ def write_live_steps(run, steps: int, interval: float) -> None:
 
 
 async def test_live_plots_redraw_at_most_once_a_second_and_the_final_state_is_drawn(tmp_path) -> None:
-    run = running_run(tmp_path / "runs", "live", "[tunedeck] launching: fake")
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await monitor_loaded(pilot)
+    async with monitor_of_running_run(tmp_path, "live", "[tunedeck] launching: fake", (120, 40)) as (run, pilot, screen):
         plot = screen.query_one(LossPlot)
         draws: list[tuple[float, str, int]] = []  # (when, state, points drawn)
         draw = plot.draw
@@ -130,7 +131,8 @@ async def test_live_plots_redraw_at_most_once_a_second_and_the_final_state_is_dr
         writer.start()
         await wait_for(pilot, lambda: screen.state == "finished", timeout=60, what="run finished")
         writer.join()
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: draws and draws[-1][2] == 80 and screen._drawn_version == screen.model.version,
+                       what="the final picture drawn")
         live = [when for when, state, _ in draws if state in ("starting", "running")]
         assert len(live) >= 2, draws  # it did redraw while the run was live ...
         gaps = [b - a for a, b in zip(live, live[1:])]
@@ -141,10 +143,7 @@ async def test_live_plots_redraw_at_most_once_a_second_and_the_final_state_is_dr
 
 
 async def test_a_fast_writer_is_coalesced_and_a_paused_view_is_not_repainted_per_batch(tmp_path) -> None:
-    run = running_run(tmp_path / "runs", "flood", "first line")
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await monitor_loaded(pilot)
+    async with monitor_of_running_run(tmp_path, "flood", "first line", (100, 30)) as (run, pilot, screen):
         log = screen.query_one(LogView)
         watcher = screen.watcher
         takes = []
@@ -158,7 +157,7 @@ async def test_a_fast_writer_is_coalesced_and_a_paused_view_is_not_repainted_per
                 for b in range(bursts):
                     out.write("".join(f"burst {b:03d} line {i:02d}\n" for i in range(per_burst)))
                     out.flush()
-                    time.sleep(0.002)
+                    time.sleep(0.002)  # the scenario: 300 separate bursts, not a wait
 
         started = time.monotonic()
         writer = threading.Thread(target=write)
@@ -172,7 +171,7 @@ async def test_a_fast_writer_is_coalesced_and_a_paused_view_is_not_repainted_per
 
         await pilot.press("pageup")
         assert not log.following
-        await pilot.pause(0.1)  # the title says "paused"
+        await wait_for(pilot, lambda: "paused" in str(log.border_title), what="the title says paused")
         painted = []
         render_line = log.render_line
         log.render_line = lambda y: painted.append(y) or render_line(y)
@@ -181,9 +180,9 @@ async def test_a_fast_writer_is_coalesced_and_a_paused_view_is_not_repainted_per
             for b in range(10):
                 out.write(f"while paused {b}\n" * 50)
                 out.flush()
-                await pilot.pause(0.06)
+                await pilot.pause(0.06)  # the scenario: ten batches the watcher sees apart, not a wait
         await wait_for(pilot, lambda: log.total == total + 500, what="lines while paused")
-        await pilot.pause(0.1)
+        await pilot.pause(0.1)  # the scenario: time for a repaint that must not come (no condition to wait on)
         rows = log.scrollable_content_region.height
         assert len(painted) <= rows  # at most one repaint (the title's line count, once a second)
         await pilot.press("end")

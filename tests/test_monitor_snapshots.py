@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.monitor_app import MonitorTestApp, history_run
+from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
 from tui.screens.monitor import MonitorScreen
 
 
 async def settle(pilot) -> None:
-    for _ in range(100):
-        await pilot.pause(0.05)
-        screen = pilot.app.screen
-        if isinstance(screen, MonitorScreen) and screen.loaded and screen._drawn_version >= 0:
-            break
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.3)
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded
+                   and app.screen._drawn_version >= 0, what="the monitor loaded and drawn")
+    await app.workers.wait_for_complete()
+    await pilot.pause(0.3)  # the picture: a few more frames for the drawn plots to reach the screen
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from textual.widgets import Input
 
+from fixtures.monitor_app import wait_for
 from runner import presets
 from runner.paths import shipped_presets_dir
 from runner.schema import FIELDS_BY_KEY, GROUPS
@@ -139,15 +140,13 @@ async def test_typing_3e_4_in_the_editor_saves_3e_4(tmp_path: Path) -> None:
         field.focus()
         await pilot.pause()
         await pilot.press("ctrl+u", *"3e-4")
-        await pilot.pause(0.2)
-        assert app.editor.state.config.training.learning_rate == 3e-4
+        await wait_for(pilot, lambda: app.editor.state.config.training.learning_rate == 3e-4, what="3e-4 applied")
         # weight_decay = 0.01 in the file: only the typed text can make 0.02 come out as 2e-2
         field = app.editor.query_one(f"#{row_id('training.weight_decay')}", FieldRow).query_one(Input)
         field.focus()
         await pilot.pause()
         await pilot.press("ctrl+u", *"2e-2")
-        await pilot.pause(0.2)
-        assert app.editor.state.config.training.weight_decay == 0.02
+        await wait_for(pilot, lambda: app.editor.state.config.training.weight_decay == 0.02, what="2e-2 applied")
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert not app.editor.state.dirty

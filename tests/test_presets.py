@@ -202,7 +202,7 @@ def test_a_writer_killed_at_any_moment_never_leaves_a_torn_file(tmp_path: Path) 
     for attempt in range(8):
         proc = subprocess.Popen([sys.executable, "-c", KILL_LOOP, str(path)], stdout=subprocess.PIPE, env=python_env(), cwd=ROOT)
         assert proc.stdout.readline().strip() == b"ready"
-        time.sleep(0.05 + attempt * 0.03)
+        time.sleep(0.05 + attempt * 0.03)  # the scenario: kill it a little later each time, not a wait
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         text = path.read_text()

@@ -20,6 +20,8 @@ import pytest
 from runner.events import read_events
 from runner.registry import run_pids
 from runner.rundir import FINAL_STATES, RunDir
+from fixtures.processes import cli, run_dir_of
+from fixtures.processes import wait_until as wait_for
 from tests.conftest import ROOT, python_env
 
 pytestmark = pytest.mark.slow
@@ -36,23 +38,7 @@ def env(shared_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def tunedeck(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def run_dir_of(result: subprocess.CompletedProcess) -> RunDir:
-    line = next(x for x in result.stdout.splitlines() if x.startswith("run directory: "))
-    return RunDir(Path(line.split(": ", 1)[1]))
-
-
-def wait_for(predicate, timeout: float = 180, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    return cli(*args, env=env, cwd=ROOT, timeout=timeout)
 
 
 def wait_final(run: RunDir, timeout: float = 600) -> dict:

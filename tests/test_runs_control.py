@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -22,6 +21,8 @@ from runner.liveness import RunLocked, hold, holders
 from runner.registry import list_runs, run_state
 from runner.rundir import RunDir
 from runner.stop import stop
+from fixtures.processes import cli, tmpfs
+from fixtures.processes import wait_until as wait_for
 from tests.conftest import python_env
 
 # A stand-in trainer: the command line of a real one (`python -m runner.train RUN_DIR`) from a shadow
@@ -39,16 +40,6 @@ open(os.path.join(run, "ready"), "w").close()
 while True:
     time.sleep(0.1)
 """
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def fake_run(root: Path, name: str = "demo-1", **status) -> RunDir:
@@ -259,8 +250,7 @@ def test_an_unusable_runs_directory_is_refused_before_anything_is_created(tmp_pa
     target = tmp_path / "a-file" if where == "file" else Path("/proc/tunedeck-runs")
     if where == "file":
         target.write_text("not a directory")
-    out = subprocess.run([sys.executable, "-m", "runner.cli", "run", "demo", "--runs-dir", str(target)],
-                         env=python_env(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = cli("run", "demo", "--runs-dir", str(target), env=python_env(), cwd=tmp_path, timeout=120)
     assert out.returncode == 2, out.stderr
     assert str(target) in out.stderr and ("is a file" in out.stderr or "proc pseudo-filesystem" in out.stderr)
     assert "internal error" not in out.stderr and "Traceback" not in out.stderr
@@ -270,13 +260,7 @@ def test_an_unusable_runs_directory_is_refused_before_anything_is_created(tmp_pa
 @pytest.fixture
 def full_tmpfs(tmp_path: Path):
     """A small tmpfs, filled to the last byte; unmounted at the end."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "512k") as mount_point:
         (mount_point / "runs").mkdir()
         with open(mount_point / "filler", "wb", buffering=0) as filler:
             try:
@@ -285,27 +269,22 @@ def full_tmpfs(tmp_path: Path):
             except OSError:
                 pass
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_a_full_disk_is_disk_full_with_the_free_space_and_leaves_nothing(full_tmpfs: Path) -> None:
     runs = full_tmpfs / "runs"
-    out = subprocess.run([sys.executable, "-m", "runner.cli", "run", "demo", "--runs-dir", str(runs)],
-                         env=python_env(), capture_output=True, text=True, timeout=120)
+    out = cli("run", "demo", "--runs-dir", str(runs), env=python_env(), timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "disk_full" in out.stderr and str(runs) in out.stderr and "free" in out.stderr, out.stderr
     assert "internal error" not in out.stderr
     assert list(runs.iterdir()) == []  # no half-made run directory
-    listed = subprocess.run([sys.executable, "-m", "runner.cli", "runs"], env=python_env(), capture_output=True,
-                            text=True, timeout=60)
+    listed = cli("runs", env=python_env(), timeout=60)
     assert listed.returncode == 0 and "no runs" in listed.stdout
 
 
 def test_export_to_a_full_disk_is_disk_full_not_an_internal_error(full_tmpfs: Path) -> None:
     target = full_tmpfs / "train.sh"
-    out = subprocess.run([sys.executable, "-m", "runner.cli", "export", "demo", "--to", "accelerate-cmd", "-o",
-                          str(target)], env=python_env(), capture_output=True, text=True, timeout=120)
+    out = cli("export", "demo", "--to", "accelerate-cmd", "-o", str(target), env=python_env(), timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "disk_full" in out.stderr and str(target) in out.stderr and "free" in out.stderr
     assert "internal error" not in out.stderr and not target.exists()

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -23,6 +22,8 @@ import pytest
 from runner.events import read_events
 from runner.registry import run_pids
 from runner.rundir import FINAL_STATES, RunDir
+from fixtures.processes import cli, run_dir_of, tmpfs
+from fixtures.processes import wait_until as wait_for
 from tests.conftest import python_env
 
 pytestmark = pytest.mark.slow
@@ -44,18 +45,7 @@ def login(shared_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 
 
 def tunedeck(login: dict, where: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runner.cli", *args], env=login["env"], cwd=login[where],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(predicate, timeout: float = 600, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    return cli(*args, env=login["env"], cwd=login[where], timeout=timeout)
 
 
 def listed(login: dict, name: str) -> dict:
@@ -83,11 +73,11 @@ def test_a_run_survives_its_supervisor_damaged_files_and_forgeries_and_is_contro
         login, cleanup, monkeypatch) -> None:
     started = tunedeck(login, "a", "run", "demo", "--detach", *LONG)
     assert started.returncode == 0, started.stderr
-    run = RunDir(Path(next(x for x in started.stdout.splitlines() if x.startswith("run directory: ")).split(": ", 1)[1]))
+    run = run_dir_of(started)
     cleanup.append(run)
     assert run.path.parent == login["home"] / "state" / "runs"  # the runs home, not ./runs of dir A
     assert not (login["a"] / "runs").exists()
-    wait_for(lambda: logged(run, 2), what="the first steps")
+    wait_for(lambda: logged(run, 2), 600, "the first steps")
 
     # From another directory, as a new login: listed, logs, attach's lookup.
     assert listed(login, run.name)["state"] == "running"
@@ -142,7 +132,7 @@ def test_a_run_survives_its_supervisor_damaged_files_and_forgeries_and_is_contro
                                        "cwd": str(login["home"])}))
     resumed = tunedeck(login, "b", "resume", run.name, "--detach")
     assert resumed.returncode == 0, resumed.stderr
-    wait_for(lambda: logged(run, stop_step), what="the resumed run's first steps")
+    wait_for(lambda: logged(run, stop_step), 600, "the resumed run's first steps")
     assert not marker.exists()
     second = [e for e in read_events(run.events) if e["type"] == "run_started"][-1]
     assert second["resumed_from"] == f"checkpoint-{stop_step}" and second["start_step"] == stop_step
@@ -164,21 +154,15 @@ def _processes(run: RunDir) -> dict[int, bool]:
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 3 MiB tmpfs: room for a run directory and its log, not for a checkpoint of the demo model."""
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    with tmpfs(tmp_path / "small", "3m") as mount_point:
+        yield mount_point
 
 
 def test_a_disk_that_fills_during_training_is_disk_full_and_the_list_stays_readable(login, small_disk, cleanup) -> None:
     result = tunedeck(login, "a", "run", "demo", "--runs-dir", str(small_disk / "runs"), "--set", "training.max_steps=6",
                       "--set", "training.save_steps=3", "--set", "training.eval_strategy='no'",
                       "--set", "training.logging_steps=1")
-    run = RunDir(Path(next(x for x in result.stdout.splitlines() if x.startswith("run directory: ")).split(": ", 1)[1]))
+    run = run_dir_of(result)
     cleanup.append(run)
     wait_for(lambda: run.read_status().get("state") in FINAL_STATES and run.read_status().get("exit_code") is not None,
              600, "the run to end")

@@ -12,12 +12,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, python_env
+from conftest import python_env
+from fixtures.processes import wait_until
 from slurm_cluster import ClusterUnavailable, SlurmCluster
 
 DEADLINE_S = 900.0  # 2 shared cores: generous, only ever waited on conditions
@@ -60,13 +60,7 @@ def runs_json(cluster: SlurmCluster, work: Path) -> list[dict]:
 
 
 def wait_for(condition, what: str, timeout: float = DEADLINE_S, poll: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(condition, timeout, what, every=poll)
 
 
 def events(run_dir: Path) -> list[dict]:
@@ -229,22 +223,22 @@ async def test_the_launch_dialog_submits_exactly_the_job_it_shows(cluster: Slurm
                       runs_dir=str(work / "runs"))
     async with app.run_test(size=(120, 48)) as pilot:
         await settle_editor(pilot)
+        from fixtures.monitor_app import wait_for as until
+        from tui.screens.monitor import MonitorScreen
+
         await pilot.press("f5")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(app.screen, LaunchDialog) and app.screen.is_mounted, what="the dialog")
         dialog = app.screen
-        assert isinstance(dialog, LaunchDialog)
         await pilot.click("#where-slurm")
         dialog.query_one("#slurm-nodes", Input).value = "2"
-        await pilot.pause(0.3)
+        await until(pilot, lambda: dialog.slurm_plan is not None and "#SBATCH --nodes=2" in dialog.slurm_plan[2],
+                    what="the job script for 2 nodes")
         run_dir, _, shown_script = dialog.slurm_plan
         await pilot.press("enter")
+        # Submitted: the monitor of the run is open and shows the scheduler's state.
+        await until(pilot, lambda: isinstance(app.screen, MonitorScreen), timeout=DEADLINE_S, what="the monitor")
+        await until(pilot, lambda: "SLURM job" in app.screen.sub_title, timeout=DEADLINE_S, what="the SLURM state")
         await app.workers.wait_for_complete()
-        await pilot.pause(0.3)
-        assert not isinstance(app.screen, LaunchDialog)  # submitted: the monitor of the run is open
-        deadline = time.monotonic() + 60
-        while "SLURM job" not in app.screen.sub_title and time.monotonic() < deadline:
-            await pilot.pause(0.5)
-        assert "SLURM job" in app.screen.sub_title  # the monitor shows the scheduler's state
     assert (run_dir / "job.sbatch").read_text() == shown_script
     job_id = json.loads((run_dir / "status.json").read_text())["slurm"]["job_id"]
     stopped = tunedeck(cluster, "stop", run_dir.name, cwd=work)

@@ -55,7 +55,8 @@ async def test_the_launch_dialog_shows_exactly_the_directory_it_creates(tmp_path
             assert str(run.path) == shown and (run.path / "config.toml").is_file()
             assert json.loads(run.command.read_text())["argv"] == dialog.plan.argv
             await wait_for(pilot, lambda: app.screen.loaded, what="the monitor to load")
-            await pilot.pause(0.5)  # let every screen finish mounting before the app exits
+            await wait_for(pilot, lambda: app.editor is not None and app.editor.is_mounted,
+                           what="every screen mounted before the app exits")
     finally:
         if run is not None:
             stop(run, grace=10)
@@ -101,9 +102,8 @@ async def test_a_finished_run_offers_no_resume(tmp_path: Path) -> None:
     (checkpoint / "trainer_state.json").write_text("{}")
     app = MonitorTestApp(tmp_path / "runs", attach=run)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded, what="monitor")
-        await pilot.pause(0.2)
-        assert app.screen.state == "finished"
+        await wait_for(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.loaded
+                       and app.screen.state == "finished", what="monitor of the finished run")
         assert app.screen.check_action("resume", ()) is False
         assert "Resume" not in " ".join(str(w.render()) for w in app.screen.query("FooterKey"))
 
@@ -130,7 +130,7 @@ async def test_runs_screen_at_80x24_keeps_state_progress_loss_and_best_eval_and_
         needed = sum(widths[c] for c in ("run", "state", "progress", "loss", "best eval"))
         assert needed <= table.scrollable_content_region.width, widths
         table.move_cursor(row=list(app.screen.rows).index(failed.name))
-        await pilot.pause(0.2)
-        detail = str(app.screen.query_one("#runs-hint", Static).render())
-        assert "failed (oom)" in detail and "CUDA out of memory" in detail
+        await wait_for(pilot, lambda: "failed (oom)" in str(app.screen.query_one("#runs-hint", Static).render()),
+                       what="the failed run's detail")
+        assert "CUDA out of memory" in str(app.screen.query_one("#runs-hint", Static).render())
     os.close(lock)

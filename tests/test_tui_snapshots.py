@@ -7,6 +7,7 @@ Update after an intended UI change with `pytest tests/test_tui_snapshots.py --sn
 
 from __future__ import annotations
 
+from fixtures.monitor_app import wait_for
 from runner import presets
 from runner.schema import GROUPS
 
@@ -33,21 +34,18 @@ def test_main_screen_160x48(snap_compare) -> None:
 
 
 async def focus_learning_rate(pilot) -> None:
+    """As a user gets there: Down to the Optimizer section, Tab into its first field (learning_rate)."""
     await settle(pilot)
     editor = pilot.app.editor
-    editor.query_one("#sections").highlighted = GROUPS.index("Optimizer")
+    await wait_for(pilot, lambda: pilot.app.focused is editor.query_one("#sections"), what="the section list")
+    await pilot.press(*["down"] * GROUPS.index("Optimizer"))
     # Wait on conditions, not time: on a loaded machine the form may take a while to switch sections.
-    for _ in range(600):
-        if editor.form.group == "Optimizer" and editor.query(f"#{row_id('training.learning_rate')}"):
-            break
-        await pilot.pause(0.05)
+    await wait_for(pilot, lambda: editor.form.group == "Optimizer"
+                   and bool(editor.query(f"#{row_id('training.learning_rate')}")), what="the Optimizer section")
+    await pilot.press("tab")
     field = editor.query_one(f"#{row_id('training.learning_rate')}").query_one("Input")
-    field.cursor_blink = False  # a blinking cursor is drawn or not depending on when the picture is taken
-    field.focus()
-    for _ in range(600):
-        if pilot.app.focused is field:
-            break
-        await pilot.pause(0.05)
+    await wait_for(pilot, lambda: pilot.app.focused is field, what="learning_rate focused")
+    field.cursor_blink = False  # not set-up but the picture: a blinking cursor is drawn or not by the clock
     await settle(pilot)
 
 

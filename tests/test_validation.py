@@ -27,28 +27,39 @@ def only(loaded: presets.Loaded, key: str, severity: str = "error") -> presets.P
     return found[0]
 
 
+def toml(**sections) -> str:
+    """A preset body from {section: {key: value}}."""
+    import tomlkit
+
+    return tomlkit.dumps(sections)
+
+
+BY_STEPS = {"eval_strategy": "steps", "load_best_model_at_end": True}  # with data.eval_split: best model by steps
 # (file body, key of the expected problem, severity, words the message or hint must contain)
 RULES = [
-    ("[training]\nbf16 = true\nfp16 = true\n", "training.fp16", "error", "both"),
-    ("[quantization]\nload_in_4bit = true\nload_in_8bit = true\n[lora]\nenabled = true\n", "quantization.load_in_8bit", "error", "both"),
-    ("[quantization]\nload_in_4bit = true\n", "lora.enabled", "error", "LoRA"),
-    ("[training]\nload_best_model_at_end = true\n", "training.load_best_model_at_end", "error", "evaluation"),
-    ("[data]\neval_split = 0.1\n[training]\neval_strategy = \"steps\"\nsave_strategy = \"epoch\"\nload_best_model_at_end = true\n",
-     "training.save_strategy", "error", "schedule"),
-    ("[data]\neval_split = 0.1\n[training]\neval_strategy = \"steps\"\neval_steps = 30\nsave_steps = 50\nload_best_model_at_end = true\n",
-     "training.save_steps", "error", "multiple"),
-    ("[training]\nearly_stopping_patience = 3\n", "training.early_stopping_patience", "error", "evaluation"),
-    ("[training]\neval_strategy = \"steps\"\n", "training.eval_strategy", "error", "eval data"),
-    ("[training]\nwarmup_steps = 1.5\n", "training.warmup_steps", "error", "below 1"),
-    ("[training]\nmax_steps = -1\nnum_train_epochs = 0\n", "training.max_steps", "error", "nothing"),
-    ("[training]\nlearning_rate = 1e-2\n", "training.learning_rate", "warning", "high"),
-    ("[training]\nlearning_rate = 3e-3\n", "training.learning_rate", "warning", "full fine-tuning"),
-    ("[data]\neval_path = \"e.jsonl\"\neval_split = 0.1\n", "data.eval_split", "error", "both"),
-    ("[model]\nfrom_scratch = true\nhidden_size = 100\nnum_attention_heads = 12\n", "model.num_attention_heads", "error", "divisible"),
-    ("[model]\nfrom_scratch = true\nnum_attention_heads = 12\nnum_key_value_heads = 5\n", "model.num_key_value_heads", "error", "divide"),
-    ("[launch]\nmixed_precision = \"fp16\"\n[training]\nbf16 = true\n", "launch.mixed_precision", "error", "contradicts"),
-    ("[launch]\ngpu_ids = \"0\"\nnum_processes = 2\n", "launch.num_processes", "error", "GPU id"),
-    ("[model]\ntrust_remote_code = true\n", "model.trust_remote_code", "warning", "code"),
+    (toml(training={"bf16": True, "fp16": True}), "training.fp16", "error", "both"),
+    (toml(quantization={"load_in_4bit": True, "load_in_8bit": True}, lora={"enabled": True}),
+     "quantization.load_in_8bit", "error", "both"),
+    (toml(quantization={"load_in_4bit": True}), "lora.enabled", "error", "LoRA"),
+    (toml(training={"load_best_model_at_end": True}), "training.load_best_model_at_end", "error", "evaluation"),
+    (toml(data={"eval_split": 0.1}, training={**BY_STEPS, "save_strategy": "epoch"}), "training.save_strategy", "error",
+     "schedule"),
+    (toml(data={"eval_split": 0.1}, training={**BY_STEPS, "eval_steps": 30, "save_steps": 50}), "training.save_steps",
+     "error", "multiple"),
+    (toml(training={"early_stopping_patience": 3}), "training.early_stopping_patience", "error", "evaluation"),
+    (toml(training={"eval_strategy": "steps"}), "training.eval_strategy", "error", "eval data"),
+    (toml(training={"warmup_steps": 1.5}), "training.warmup_steps", "error", "below 1"),
+    (toml(training={"max_steps": -1, "num_train_epochs": 0}), "training.max_steps", "error", "nothing"),
+    (toml(training={"learning_rate": 1e-2}), "training.learning_rate", "warning", "high"),
+    (toml(training={"learning_rate": 3e-3}), "training.learning_rate", "warning", "full fine-tuning"),
+    (toml(data={"eval_path": "e.jsonl", "eval_split": 0.1}), "data.eval_split", "error", "both"),
+    (toml(model={"from_scratch": True, "hidden_size": 100, "num_attention_heads": 12}), "model.num_attention_heads",
+     "error", "divisible"),
+    (toml(model={"from_scratch": True, "num_attention_heads": 12, "num_key_value_heads": 5}),
+     "model.num_key_value_heads", "error", "divide"),
+    (toml(launch={"mixed_precision": "fp16"}, training={"bf16": True}), "launch.mixed_precision", "error", "contradicts"),
+    (toml(launch={"gpu_ids": "0", "num_processes": 2}), "launch.num_processes", "error", "GPU id"),
+    (toml(model={"trust_remote_code": True}), "model.trust_remote_code", "warning", "code"),
 ]
 
 

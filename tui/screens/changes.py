@@ -23,7 +23,8 @@ SetValue = Callable[[str, Any], Awaitable[str | None]]
 
 class ChangesScreen(ModalScreen[None]):
     BINDINGS = [
-        Binding("r,enter", "revert", "Revert to preset"),
+        Binding("r", "revert", "Revert to preset"),
+        Binding("enter", "revert", "Revert to preset", show=False, priority=True),  # before the table's own Enter
         Binding("d", "default", "Reset to default"),
         Binding("escape,f3", "close", "Close"),
     ]
