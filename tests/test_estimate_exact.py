@@ -5,50 +5,28 @@ holds the corrected terms of issue #14; this file pins the rest (issue #20)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from runner.estimate import Estimate, apply_changes, estimate, verdict
+from fixtures.estimates import SEQ, TINY, comp, empty_hub_cache, tiny_configs  # noqa: F401 (an autouse fixture)
+from runner.estimate import Estimate, estimate, verdict
 from runner.estimate import optimizers
 from runner.estimate.memory import (ALLOCATOR_OVERHEAD, CUDA_CONTEXT, NCCL_BUFFERS, WORKSPACE, _precision,
                                     builds_attention_mask, mixed_precision, settings)
 from runner.estimate.architecture import from_config_json
 from runner.schema import Config
 
-# h 64, i 256, 4 heads of 16, one block, vocab 1000, untied head. Parameters:
+# TINY (tests/fixtures/estimates.py): h 64, i 256, 4 heads of 16, one block, vocab 1000, untied head. Parameters:
 #   block: q, k, v, o 4 x 64 x 64 + gate, up, down 3 x 64 x 256 = 65,536 linear weights + 2 norms x 64 = 65,664
 #   embedding 64,000 + final norm 64 + head 64,000                                               = 193,728
-TINY = dict(model_type="llama", vocab_size=1000, hidden_size=64, intermediate_size=256, num_hidden_layers=1,
-            num_attention_heads=4, num_key_value_heads=4, head_dim=16, tie_word_embeddings=False, dtype="bfloat16")
 PARAMS = 193_728
 BLOCK = 65_664
 BLOCK_LINEAR = 65_536
 OTHER = PARAMS - BLOCK_LINEAR  # embeddings, norms, head: 128,192
-SEQ = 100
-
-
-@pytest.fixture(autouse=True)
-def _empty_hub_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
 
 
 @pytest.fixture
 def tiny(tmp_path):
-    def make(arch=None, **changes):
-        model_dir = tmp_path / "tiny"
-        model_dir.mkdir(exist_ok=True)
-        (model_dir / "config.json").write_text(json.dumps({**TINY, **(arch or {})}))
-        base = Config(model={"name_or_path": str(model_dir), "dtype": "bfloat16"},
-                      training={"bf16": True, "per_device_train_batch_size": 1, "optim": "adamw_torch"},
-                      data={"max_seq_length": SEQ})
-        return apply_changes(base, {k.replace("__", "."): v for k, v in changes.items()})
-
-    return make
-
-
-def comp(est: Estimate, name: str) -> int:
-    return next(c.bytes for c in est.components if c.name == name)
+    return tiny_configs(tmp_path, optim="adamw_torch")
 
 
 def detail(est: Estimate, name: str) -> str:

@@ -8,28 +8,20 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import Static
 
-from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
+from fixtures.monitor_app import MonitorTestApp, capture_notifications, history_run, wait_for
 from runner import presets
 from runner.events import EventWriter
 from runner.rundir import RunDir, new_run_dir
 from tui.run_watch import RunWatcher
 from tui.screens.monitor import MonitorScreen
 from tui.widgets.log_view import LogView
-
-
-def capture_notifications(app) -> list[str]:
-    notes: list[str] = []
-    original = app.notify
-
-    def notify(message, *args, **kwargs):
-        notes.append(f"{kwargs.get('title', '')}: {message}")
-        return original(message, *args, **kwargs)
-
-    app.notify = notify
-    return notes
 
 
 def running_run(root) -> RunDir:
@@ -59,12 +51,19 @@ async def monitor_loaded(pilot) -> MonitorScreen:
     return app.screen
 
 
-async def test_a_damaged_status_file_is_shown_and_watching_goes_on_until_it_is_fixed(tmp_path) -> None:
-    run = running_run(tmp_path / "runs")
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
+@asynccontextmanager
+async def monitoring(root: Path, run: RunDir, **options) -> AsyncIterator[tuple[Pilot, MonitorScreen, list[str]]]:
+    """The app attached to `run` at 80x24, its notifications captured from the start: (pilot, the loaded
+    monitor, notifications)."""
+    app = MonitorTestApp(root, attach=run, **options)
     notes = capture_notifications(app)
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await monitor_loaded(pilot)
+        yield pilot, await monitor_loaded(pilot), notes
+
+
+async def test_a_damaged_status_file_is_shown_and_watching_goes_on_until_it_is_fixed(tmp_path) -> None:
+    run = running_run(tmp_path / "runs")
+    async with monitoring(tmp_path / "runs", run) as (pilot, screen, notes):
         run.status_file.write_text('{"state": "running", "pid"')  # damaged (the runner writes it atomically)
         await wait_for(pilot, lambda: "status.json" in error_line(screen), what="the error line")
         assert "not valid JSON" in error_line(screen)
@@ -72,7 +71,7 @@ async def test_a_damaged_status_file_is_shown_and_watching_goes_on_until_it_is_f
         log_step(run, 1)  # the log and the events are still followed meanwhile
         await wait_for(pilot, lambda: screen.model.step == 1, what="a step while status.json is damaged")
         assert screen.query_one(LogView).visible_text()[-1] == "step 1 loss 1.0"
-        assert app.is_running and app.screen is screen
+        assert pilot.app.is_running and pilot.app.screen is screen
 
         run.status_file.write_text(json.dumps(["not", "an", "object"]))
         await wait_for(pilot, lambda: "JSON list" in error_line(screen), what="the new error")
@@ -85,10 +84,7 @@ async def test_a_damaged_status_file_is_shown_and_watching_goes_on_until_it_is_f
 
 async def test_a_log_replaced_by_a_directory_is_reported_then_followed_again(tmp_path) -> None:
     run = running_run(tmp_path / "runs")
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    notes = capture_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await monitor_loaded(pilot)
+    async with monitoring(tmp_path / "runs", run) as (pilot, screen, notes):
         log = screen.query_one(LogView)
         text = run.log.read_text()
         run.log.unlink()
@@ -110,9 +106,7 @@ async def test_events_unreadable_while_the_history_loads_are_folded_once_readabl
     history = run.events.read_text()
     run.events.unlink()
     run.events.mkdir()
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await monitor_loaded(pilot)  # the history fold did not stop the watcher
+    async with monitoring(tmp_path / "runs", run) as (pilot, screen, _):  # the history fold did not stop the watcher
         await wait_for(pilot, lambda: "events.jsonl" in error_line(screen), what="the error line")
         run.events.rmdir()
         run.events.write_text(history)
@@ -122,9 +116,7 @@ async def test_events_unreadable_while_the_history_loads_are_folded_once_readabl
 
 async def test_damaged_event_lines_are_skipped_and_later_steps_still_arrive(tmp_path) -> None:
     run = running_run(tmp_path / "runs")
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await monitor_loaded(pilot)
+    async with monitoring(tmp_path / "runs", run) as (pilot, screen, _):
         log_step(run, 1)
         await wait_for(pilot, lambda: screen.model.step == 1, what="step 1")
         with open(run.events, "a", encoding="utf-8") as events:
@@ -133,7 +125,7 @@ async def test_damaged_event_lines_are_skipped_and_later_steps_still_arrive(tmp_
             events.write("\x00\x00 not json\n")
         log_step(run, 3)
         await wait_for(pilot, lambda: screen.model.step == 3, what="step 3 after the damaged lines")
-        assert app.is_running and error_line(screen) == ""
+        assert pilot.app.is_running and error_line(screen) == ""
 
 
 def test_changed_messages_merge_and_failures_do_not() -> None:
@@ -145,9 +137,7 @@ def test_changed_messages_merge_and_failures_do_not() -> None:
 
 async def test_many_changes_posted_at_once_are_handled_as_one(tmp_path) -> None:
     run = history_run(tmp_path / "runs", "normal", steps=20)  # finished: the watcher itself posts nothing new
-    app = MonitorTestApp(tmp_path / "runs", attach=run)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await monitor_loaded(pilot)
+    async with monitoring(tmp_path / "runs", run) as (pilot, screen, _):
         await pilot.pause(0.2)
         watcher = screen.watcher
         takes: list[int] = []
@@ -167,14 +157,11 @@ async def test_a_failing_worker_is_shown_by_name_and_the_monitor_keeps_running(t
         raise RuntimeError("sensor exploded")
 
     run = history_run(tmp_path / "runs", "normal", steps=20)
-    app = MonitorTestApp(tmp_path / "runs", attach=run, machine=broken_machine)
-    notes = capture_notifications(app)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await monitor_loaded(pilot)
+    async with monitoring(tmp_path / "runs", run, machine=broken_machine) as (pilot, screen, notes):
         await wait_for(pilot, lambda: any("read GPUs and CPU failed" in n for n in notes), what="the failure")
         assert any("RuntimeError: sensor exploded" in n for n in notes)
         await pilot.press("x")  # the screen still answers keys
-        assert app.is_running and app.screen is screen
+        assert pilot.app.is_running and pilot.app.screen is screen
         await wait_for(pilot, lambda: screen.model.step == 20, what="the history")
 
 
@@ -190,9 +177,7 @@ async def test_resume_is_offered_only_once_the_stopped_runs_processes_have_exite
     EventWriter(run.events).emit("run_stopped", 40, reason="stop requested (SIGTERM)")
     lock = hold(run, "trainer")  # as a trainer that has written its last event and is exiting
     try:
-        app = MonitorTestApp(tmp_path / "runs", attach=run)
-        async with app.run_test(size=(80, 24)) as pilot:
-            screen = await monitor_loaded(pilot)
+        async with monitoring(tmp_path / "runs", run) as (pilot, screen, _):
             await wait_for(pilot, lambda: screen.state == "stopped", what="the trainer's word")
             assert screen.process_state in ("running", "stopping")
             assert screen.check_action("resume", ()) is False

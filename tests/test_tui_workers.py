@@ -8,7 +8,8 @@ from pathlib import Path
 
 from textual.widgets import Button, Static
 
-from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
+from fixtures.monitor_app import (MonitorTestApp, capture_notifications, history_run, three_runs_one_unsupervised,
+                                  wait_for)
 from runner import presets
 from tui.app import TunedeckApp, state_from
 from tui.screens.compare import CompareScreen
@@ -16,18 +17,6 @@ from tui.screens.launch_dialog import LaunchDialog
 from tui.screens.open_preset import OpenScreen
 from tui.screens.runs import RunsScreen
 from tui.services import NoProbe
-
-
-def capture_notifications(app) -> list[str]:
-    notes: list[str] = []
-    original = app.notify
-
-    def notify(message, *args, **kwargs):
-        notes.append(f"{kwargs.get('title', '')}: {message}")
-        return original(message, *args, **kwargs)
-
-    app.notify = notify
-    return notes
 
 
 def editor_app() -> TunedeckApp:
@@ -123,21 +112,8 @@ async def test_the_runs_table_at_80x24_shows_state_progress_loss_and_best_eval_w
         tmp_path) -> None:
     from textual.widgets import DataTable
 
-    from runner.liveness import hold
-    from runner.rundir import RunDir
-
     root = tmp_path / "runs"
-    history_run(root, "normal", steps=120, name="demo")
-    failed = history_run(root, "oom", steps=100, name="qlora-8b-my-long-preset")
-    failed.update_status(reason="oom", message="CUDA out of memory. Tried to allocate 2.00 GiB")
-    orphan = RunDir(root / "lora-1b-20240103-030405")
-    orphan.checkpoints.mkdir(parents=True)
-    presets.save(presets.require("demo").config, orphan.config)
-    from fixtures import fake_runner
-
-    fake_runner.write_history(orphan, "normal", 3000, finish=False)
-    orphan.update_status(state="running")
-    lock = hold(orphan, "trainer")  # a trainer whose supervisor died: the widest state label
+    _, _, lock = three_runs_one_unsupervised(root)  # one a trainer whose supervisor died: the widest state label
     try:
         app = MonitorTestApp(root, open_runs=True)
         async with app.run_test(size=(80, 24)) as pilot:
