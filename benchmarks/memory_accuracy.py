@@ -28,22 +28,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 GiB = 1024**3
 STEPS = 4  # optimizer steps per row: the state exists from step 1, so the peak is reached by step 2
 
-# (model, mode, batch, seq, checkpointing, optim)
-MATRIX = [
-    ("Qwen/Qwen2.5-0.5B", "full", 4, 512, False, "adamw_torch"),
-    ("Qwen/Qwen2.5-0.5B", "full", 8, 1024, True, "adamw_torch"),
-    ("Qwen/Qwen2.5-1.5B", "full", 2, 2048, True, "adamw_bnb_8bit"),
-    ("meta-llama/Llama-3.2-1B", "full", 4, 1024, False, "paged_adamw_8bit"),
-    ("meta-llama/Llama-3.2-1B", "lora", 8, 1024, False, "adamw_torch"),
-    ("meta-llama/Llama-3.2-3B", "lora", 4, 2048, True, "adamw_torch"),
-    ("meta-llama/Llama-3.2-3B", "lora", 1, 4096, False, "paged_adamw_32bit"),
-    ("meta-llama/Llama-3.1-8B", "lora", 2, 2048, True, "adamw_torch"),
-    ("meta-llama/Llama-3.1-8B", "lora", 1, 512, False, "paged_adamw_8bit"),
-    ("Qwen/Qwen2.5-1.5B", "qlora", 8, 1024, True, "paged_adamw_8bit"),
-    ("meta-llama/Llama-3.2-3B", "qlora", 4, 2048, False, "adamw_torch"),
-    ("meta-llama/Llama-3.1-8B", "qlora", 2, 4096, True, "paged_adamw_8bit"),
-    ("Qwen/Qwen2.5-1.5B", "lora", 1, 8192, True, "adamw_torch"),
-]
+# One row per line: model, mode (full / lora / qlora), batch, seq, gradient checkpointing (on / off), optim.
+ROWS = """
+Qwen/Qwen2.5-0.5B        full   4   512  off  adamw_torch
+Qwen/Qwen2.5-0.5B        full   8  1024  on   adamw_torch
+Qwen/Qwen2.5-1.5B        full   2  2048  on   adamw_bnb_8bit
+meta-llama/Llama-3.2-1B  full   4  1024  off  paged_adamw_8bit
+meta-llama/Llama-3.2-1B  lora   8  1024  off  adamw_torch
+meta-llama/Llama-3.2-3B  lora   4  2048  on   adamw_torch
+meta-llama/Llama-3.2-3B  lora   1  4096  off  paged_adamw_32bit
+meta-llama/Llama-3.1-8B  lora   2  2048  on   adamw_torch
+meta-llama/Llama-3.1-8B  lora   1   512  off  paged_adamw_8bit
+Qwen/Qwen2.5-1.5B        qlora  8  1024  on   paged_adamw_8bit
+meta-llama/Llama-3.2-3B  qlora  4  2048  off  adamw_torch
+meta-llama/Llama-3.1-8B  qlora  2  4096  on   paged_adamw_8bit
+Qwen/Qwen2.5-1.5B        lora   1  8192  on   adamw_torch
+"""
+
+
+def parse_rows(text: str) -> list[tuple[str, str, int, int, bool, str]]:
+    """The table above as (model, mode, batch, seq, checkpointing, optim) tuples, in order."""
+    rows = []
+    for line in text.strip().splitlines():
+        model, mode, batch, seq, gc, optim = line.split()
+        rows.append((model, mode, int(batch), int(seq), gc == "on", optim))
+    return rows
+
+
+MATRIX = parse_rows(ROWS)
 
 
 def tunedeck_config(row):

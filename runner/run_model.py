@@ -30,6 +30,12 @@ def num(value: Any) -> float:
         return NAN
 
 
+def whole(value: Any, default: int | None) -> int | None:
+    """A count (a step, a total) as int; `default` when missing or not a finite number (a damaged line)."""
+    number = num(value)
+    return int(number) if math.isfinite(number) else default
+
+
 @dataclass
 class Series:
     """Aligned columns of one kind of point (train logs or evals), in step order."""
@@ -125,7 +131,7 @@ class RunModel:
             columns["time"].append(num(event.get("time")))
             self.last_log = event
             if event.get("total_steps"):
-                self.total_steps = int(event["total_steps"])
+                self.total_steps = whole(event["total_steps"], self.total_steps)
             return
         self.step = max(self.step, step) if kind != "run_started" else step
         if kind == "eval":
@@ -147,9 +153,9 @@ class RunModel:
             if self.first_started is None:
                 self.first_started = num(event.get("time"))
             if event.get("total_steps"):
-                self.total_steps = int(event["total_steps"])
+                self.total_steps = whole(event["total_steps"], self.total_steps)
             if event.get("resumed_from") is not None:
-                start = int(num(event.get("start_step")) if event.get("start_step") is not None else step)
+                start = whole(event.get("start_step"), step) if event.get("start_step") is not None else step
                 self.train.truncate_after(start)
                 self.evals.truncate_after(start)
                 self.step = start

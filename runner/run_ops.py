@@ -169,8 +169,11 @@ def resume(run: RunDir, overrides: Sequence[str] = (), force: bool = False) -> O
 
     status = run.read_status()
     current = run_state(run, status)
-    if current.active or holders(run).alive:
+    if current.active:
         return Outcome(False, f"{run.name} is still {current.label}; stop it first (tunedeck stop {run.name})", run)
+    if holders(run).alive:  # recorded as ended, but its processes have not exited yet
+        return Outcome(False, f"{run.name} is {current.label} but its processes are still exiting; "
+                              "try again in a moment", run)
     if is_finished(run, status):
         return Outcome(False, f"{run.name} already finished; there is nothing to resume (clone its config "
                               "into a new run to train more)", run)

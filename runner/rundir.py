@@ -64,11 +64,12 @@ class RunDir:
 
     # --- status.json -----------------------------------------------------------------------
     def read_status(self) -> dict[str, Any]:
-        """The last status written; {} when there is none (or it cannot be parsed)."""
+        """The last status written; {} when there is none (or it cannot be parsed, or is no object)."""
         try:
-            return json.loads(self.status_file.read_text(encoding="utf-8"))
+            status = json.loads(self.status_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+        return status if isinstance(status, dict) else {}
 
     def update_status(self, **changes: Any) -> dict[str, Any]:
         """Merge `changes` into status.json (atomically) and return the new status."""

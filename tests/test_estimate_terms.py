@@ -3,46 +3,22 @@ distributed components (DDP buckets, FSDP, DeepSpeed ZeRO) per world size, multi
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from runner.estimate import apply_changes, estimate
+from fixtures.estimates import SEQ, TINY, comp, empty_hub_cache, tiny_configs  # noqa: F401 (an autouse fixture)
+from runner.estimate import estimate
 from runner.estimate.architecture import from_config_json
 from runner.estimate.memory import (NCCL_BUFFERS, CUDA_CONTEXT, adapter_input_bytes, checkpointed_backward,
                                     frozen_head_copy, kbit_linear_out, tied_gradient_sum, _precision, settings)
 from runner.schema import Config
 
 LLAMA_8B_PARAMS = 8_030_261_248
-# A small llama whose numbers are easy to follow by hand: one block, no grouped-query attention.
-TINY = dict(model_type="llama", vocab_size=1000, hidden_size=64, intermediate_size=256, num_hidden_layers=1,
-            num_attention_heads=4, num_key_value_heads=4, head_dim=16, tie_word_embeddings=False, dtype="bfloat16")
-SEQ = 100  # tokens per row; batch 1, so SDPA needs no mask and attention keeps no seq x seq part
-
-
-@pytest.fixture(autouse=True)
-def _empty_hub_cache(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
 
 
 @pytest.fixture
 def tiny(tmp_path):
     """A config on the TINY model (a local config.json), with "section.key" changes."""
-
-    def make(arch=None, **changes):
-        model_dir = tmp_path / "tiny"
-        model_dir.mkdir(exist_ok=True)
-        (model_dir / "config.json").write_text(json.dumps({**TINY, **(arch or {})}))
-        base = Config(model={"name_or_path": str(model_dir), "dtype": "bfloat16"},
-                      training={"bf16": True, "per_device_train_batch_size": 1},
-                      data={"max_seq_length": SEQ})
-        return apply_changes(base, {k.replace("__", "."): v for k, v in changes.items()})
-
-    return make
-
-
-def comp(est, name: str) -> int:
-    return next(c.bytes for c in est.components if c.name == name)
+    return tiny_configs(tmp_path)
 
 
 def activations(config) -> int:

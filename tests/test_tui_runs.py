@@ -11,9 +11,9 @@ from pathlib import Path
 from textual.widgets import DataTable, Static
 
 from fixtures import fake_runner
-from fixtures.monitor_app import MonitorTestApp, history_run, wait_for
+from fixtures.monitor_app import (MonitorTestApp, capture_notifications, history_run, three_runs_one_unsupervised,
+                                  wait_for)
 from runner import presets, run_ops
-from runner.liveness import hold
 from runner.rundir import RunDir
 from runner.stop import stop
 from tui.app import TunedeckApp, state_from
@@ -21,18 +21,6 @@ from tui.screens.launch_dialog import LaunchDialog
 from tui.screens.monitor import MonitorScreen
 from tui.screens.runs import RunsScreen
 from tui.services import NoProbe
-
-
-def capture_notifications(app) -> list[str]:
-    notes: list[str] = []
-    original = app.notify
-
-    def notify(message, *args, **kwargs):
-        notes.append(str(message))
-        return original(message, *args, **kwargs)
-
-    app.notify = notify
-    return notes
 
 
 async def test_the_launch_dialog_shows_exactly_the_directory_it_creates(tmp_path: Path, monkeypatch) -> None:
@@ -110,15 +98,7 @@ async def test_a_finished_run_offers_no_resume(tmp_path: Path) -> None:
 
 async def test_runs_screen_at_80x24_keeps_state_progress_loss_and_best_eval_and_names_the_failure(tmp_path) -> None:
     root = tmp_path / "runs"
-    history_run(root, "normal", steps=120, name="demo")
-    failed = history_run(root, "oom", steps=100, name="qlora-8b-my-long-preset")
-    failed.update_status(reason="oom", message="CUDA out of memory. Tried to allocate 2.00 GiB")
-    orphan = RunDir(root / "lora-1b-20240103-030405")
-    orphan.checkpoints.mkdir(parents=True)
-    presets.save(presets.require("demo").config, orphan.config)
-    fake_runner.write_history(orphan, "normal", 3000, finish=False)
-    orphan.update_status(state="running")
-    lock = hold(orphan, "trainer")  # as a trainer whose supervisor was killed: the widest state label
+    failed, orphan, lock = three_runs_one_unsupervised(root)  # the orphan's supervisor was killed
     app = MonitorTestApp(root, open_runs=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.rows) == 3,

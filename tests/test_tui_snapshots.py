@@ -34,16 +34,18 @@ def test_main_screen_160x48(snap_compare) -> None:
 
 
 async def focus_learning_rate(pilot) -> None:
+    """As a user gets there: Down to the Optimizer section, Tab into its first field (learning_rate)."""
     await settle(pilot)
     editor = pilot.app.editor
-    editor.query_one("#sections").highlighted = GROUPS.index("Optimizer")
+    await wait_for(pilot, lambda: pilot.app.focused is editor.query_one("#sections"), what="the section list")
+    await pilot.press(*["down"] * GROUPS.index("Optimizer"))
     # Wait on conditions, not time: on a loaded machine the form may take a while to switch sections.
-    await wait_for(pilot, lambda: editor.form.group == "Optimizer" and editor.query(f"#{row_id('training.learning_rate')}"),
-                   what="the Optimizer section")
+    await wait_for(pilot, lambda: editor.form.group == "Optimizer"
+                   and bool(editor.query(f"#{row_id('training.learning_rate')}")), what="the Optimizer section")
+    await pilot.press("tab")
     field = editor.query_one(f"#{row_id('training.learning_rate')}").query_one("Input")
-    field.cursor_blink = False  # a blinking cursor is drawn or not depending on when the picture is taken
-    field.focus()
-    await wait_for(pilot, lambda: pilot.app.focused is field, what="the learning rate focused")
+    await wait_for(pilot, lambda: pilot.app.focused is field, what="learning_rate focused")
+    field.cursor_blink = False  # not set-up but the picture: a blinking cursor is drawn or not by the clock
     await settle(pilot)
 
 

@@ -7,13 +7,17 @@ open), offering an autosaved draft, the command palette, and handing a valid con
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from textual import work
 from textual.app import App, SystemCommand
+from textual.message import Message
 from textual.screen import Screen
 
 from .markup import safe
+from .run_ops import EndAnnouncer
 from .screens.confirm import ConfirmScreen
 from .screens.editor import EditorScreen
 from .worker_failures import ShowsWorkerFailures
@@ -34,6 +38,15 @@ def state_from(loaded: presets.Loaded) -> EditorState:
     from .state import EditorState
 
     return EditorState.from_loaded(loaded)
+
+
+@dataclass
+class ExportWritten(Message):
+    """The export worker's outcome: the file written, or why not (a config or file-system problem)."""
+
+    path: Path
+    fmt: str
+    error: str | None = None
 
 
 class TunedeckApp(ShowsWorkerFailures, App):
@@ -57,7 +70,9 @@ class TunedeckApp(ShowsWorkerFailures, App):
         self.runs_dir = runs_dir  # where the runs screen looks (None: runner.registry's default)
         self.open_runs = open_runs or attach is not None  # start on the runs screen (`tunedeck runs`)
         self.attach = attach  # a RunDir to open straight into its monitor (`tunedeck attach RUN`)
+        self.runs_is_home = self.open_runs  # Esc on the runs screen quits, until the editor is first shown
         self._drafts_offered = False  # a kept draft is offered once, when the editor first has its preset
+        self.run_ends = EndAnnouncer()  # a run's end rings once, whichever screen sees it first
 
     def get_default_screen(self) -> Screen:
         return EditorScreen(self.state, self.source, load_when_shown=self.open_runs)
@@ -84,6 +99,7 @@ class TunedeckApp(ShowsWorkerFailures, App):
 
     def editor_ready(self, editor: EditorScreen) -> None:
         """The editor has its preset: offer a kept draft (once, and not when started on the runs)."""
+        self.runs_is_home = False  # the editor is open now: Esc on the runs screen goes back to it
         if self.open_runs or self._drafts_offered:
             return
         self._drafts_offered = True
@@ -223,22 +239,29 @@ class TunedeckApp(ShowsWorkerFailures, App):
 
         def chosen(path: Path | None) -> None:
             if path is not None:
-                self.run_worker(lambda: self._write_export(config, name, fmt, path), thread=True, group="export")
+                self.write_export(config, name, fmt, path)
 
         self.push_screen(SaveAsScreen(f"Export {DESCRIPTIONS[fmt]}", f"./{name}{SUFFIXES[fmt]}"), chosen)
 
-    def _write_export(self, config: Any, name: str, fmt: str, path: Path) -> None:
+    @work(thread=True, exit_on_error=False, group="export", name="export")
+    def write_export(self, config: Any, name: str, fmt: str, path: Path) -> None:
         from runner.atomic import atomic_write_text
         from runner.export import export_text
         from runner.problems import ConfigError
 
         try:
             atomic_write_text(path, export_text(config, fmt, name=name))
-        except (OSError, ConfigError) as exc:
-            self.call_from_thread(self.notify, f"Could not export to {path}: {exc}", title="Not exported",
-                                  severity="error")
+        except (OSError, ConfigError) as exc:  # expected: a config the format cannot express, an unwritable path
+            self.post_message(ExportWritten(path, fmt, str(exc)))
             return
-        self.call_from_thread(self.notify, str(path), title=f"Exported ({fmt})")
+        self.post_message(ExportWritten(path, fmt))
+
+    def on_export_written(self, message: ExportWritten) -> None:
+        if message.error is not None:
+            self.notify(f"Could not export to {safe(message.path)}: {safe(message.error)}", title="Not exported",
+                        severity="error")
+        else:
+            self.notify(safe(message.path), title=f"Exported ({message.fmt})")
 
     # --- command palette -----------------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -275,9 +298,3 @@ def run_editor(state: EditorState | None = None, any_draft: bool = False, source
     app = TunedeckApp(state, source=source, any_draft=any_draft)
     app.run()
     return app.return_code or 0
-
-
-def default_path() -> Path:
-    from runner.paths import shipped_presets_dir
-
-    return shipped_presets_dir() / "demo.toml"

@@ -3,9 +3,13 @@
 One `RunWatcher` thread per open monitor. It indexes the log (`LogIndex`: a sparse index of
 line offsets, so a million-line log costs a few MB and any range is read on demand), reads
 appended events in bounded chunks and re-reads status.json now and then. It never touches
-widgets: it collects what is new and calls `notify()` at most once per pending batch; the UI
-then `take()`s everything gathered so far. While the UI is busy, batches grow instead of
-messages piling up, so a fast writer cannot flood the app (coalescing).
+widgets: it collects what is new and posts `RunWatcher.Changed`; the UI then `take()`s everything
+gathered so far. `Changed` merges with the next one still queued (`Message.can_replace`), so while
+the UI is busy batches grow instead of messages piling up: a fast writer cannot flood the app.
+
+A file it cannot read (missing for a moment, replaced by something else, damaged) is reported as
+`RunWatcher.Failed` naming the file, and tried again every tick; `RunWatcher.Recovered` follows once
+it reads again. The watcher never stops on its own: only `stop()` ends it.
 
 A large log (over TAIL_FROM bytes) opens at its end: the first index covers only its last
 TAIL_BYTES, so the first frame does not wait for a pass over the whole file; the events are
@@ -25,6 +29,8 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import Any, Callable
+
+from textual.message import Message
 
 from runner.run_model import RunModel
 
@@ -165,6 +171,10 @@ class EventReader:
         return events, self._tail.more
 
 
+class WatchError(Exception):
+    """A file of the run directory holds what it never should (its message says which and what)."""
+
+
 @dataclass
 class Update:
     """Everything new since the last `take()`."""
@@ -178,19 +188,40 @@ class Update:
 
 
 class RunWatcher(threading.Thread):
-    def __init__(self, run_dir: str | Path, notify: Callable[[], None], interval: float = POLL_INTERVAL) -> None:
+    class Changed(Message, bubble=False):
+        """Something new is waiting: `take()` it. One queued `Changed` stands for any number."""
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, RunWatcher.Changed)
+
+    @dataclass
+    class Failed(Message, bubble=False):
+        """Reading `source` (a file of the run directory) failed with `error`; tried again every tick."""
+
+        source: str
+        error: str
+
+    @dataclass
+    class Recovered(Message, bubble=False):
+        """`source` reads again after a `Failed`."""
+
+        source: str
+
+    def __init__(self, run_dir: str | Path, post: Callable[[Message], Any], interval: float = POLL_INTERVAL) -> None:
+        """`post` delivers the watcher's messages (a screen's `post_message`: safe from this thread)."""
         super().__init__(name=f"watch {Path(run_dir).name}", daemon=True)
         self.run_dir = Path(run_dir)
-        self.notify = notify
+        self.post = post
         self.interval = interval
         self.index = LogIndex(self.run_dir / "output.log")
         self.model = RunModel()  # folded here until `loaded`; the UI owns it afterwards
         self.status: dict[str, Any] = {}
         self.filter: LineFilter | None = None
         self.loaded = threading.Event()
+        self.errors: dict[str, str] = {}  # file name -> what is wrong with it now (reported once)
         self._taken = threading.Event()  # the UI took a batch
         self._events = EventReader(self.run_dir / "events.jsonl")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards what the UI takes; the watcher fills it meanwhile
         self._stopping = threading.Event()
         self._wanted_filter: str | None = None
         self._filter_dirty = False
@@ -200,7 +231,6 @@ class RunWatcher(threading.Thread):
         self._reset = False
         self._shift = 0
         self._full: LogIndex | None = None  # the whole log, being indexed while `index` covers its tail
-        self._in_flight = False
         self._status_raw = b""
         self._status_due = 0.0
 
@@ -212,7 +242,6 @@ class RunWatcher(threading.Thread):
             self._pending = []
             self._status_changed = self._filter_changed = self._reset = False
             self._shift = 0
-            self._in_flight = False
         self._taken.set()
         return update
 
@@ -228,44 +257,63 @@ class RunWatcher(threading.Thread):
     # --- the thread --------------------------------------------------------------------------------------
     def run(self) -> None:
         try:
-            self._read_status(force=True)
-            self._start_at_tail()
+            self._guarded("status.json", self._read_status, True)
+            self._guarded("output.log", self._start_at_tail)
             # The log first: its end is on screen after one pass over the file (or over its tail),
             # before the (slower to parse) event history is folded.
-            while self._step_log():
+            while self._guarded("output.log", self._step_log):
                 if self._stopping.is_set():
                     return
-            self._signal(force=True)
+            self.post(self.Changed())
             # Let the UI draw the log before the history fold competes with it for the GIL: the
             # curves can appear a moment after the first frame.
             self._taken.wait(FIRST_FRAME_WAIT)
-            while self._step_log() | self._step_events(fold=True):
+            while self._guarded("output.log", self._step_log) | self._guarded("events.jsonl", self._step_events, True):
                 if self._stopping.is_set():
                     return
             self.loaded.set()
-            self._signal(force=True)
+            self.post(self.Changed())
             while not self._stopping.wait(self.interval):
                 self.poll_once()
         finally:
             self.loaded.set()
 
+    def _guarded(self, source: str, step: Callable[..., bool | None], *args: Any) -> bool:
+        """Run one step that reads `source` (a file, or a file and what is read from it); a failure is
+        reported (once while it lasts), not raised, so a damaged or vanished file never stops the
+        watcher: the next tick tries again, and the step's next success reports the recovery."""
+        try:
+            result = bool(step(*args))
+        except Exception as error:  # noqa: BLE001 - anything a run directory can hold: shown, then retried
+            text = f"{type(error).__name__}: {error}" if not isinstance(error, WatchError) else str(error)
+            if self.errors.get(source) != text:
+                self.errors[source] = text
+                self.post(self.Failed(source, text))
+            return False
+        if source in self.errors:
+            del self.errors[source]
+            self.post(self.Recovered(source))
+        return result
+
     def poll_once(self) -> None:
         import time
 
-        changed = self._step_full()
+        # Each step reports under its own name: a step with nothing to do (no full index being built)
+        # must not count as the file reading again while another step still fails on it.
+        changed = self._guarded("output.log (full index)", self._step_full)
         for _ in range(8):  # bounded work per tick: a huge burst is spread over a few ticks
-            grew = self._step_log()
-            got = self._step_events(fold=False)
+            grew = self._guarded("output.log", self._step_log)
+            got = self._guarded("events.jsonl", self._step_events, False)
             changed |= grew or got
             if not (grew or got):
                 break
-        changed |= self._apply_filter_change()
+        changed |= self._guarded("output.log (filter)", self._apply_filter_change)
         now = time.monotonic()
         if now >= self._status_due:
             self._status_due = now + STATUS_INTERVAL
-            changed |= self._read_status()
+            changed |= self._guarded("status.json", self._read_status)
         if changed:
-            self._signal()
+            self.post(self.Changed())
 
     def _start_at_tail(self) -> None:
         """A large log: index only its last TAIL_BYTES for now (from the start of a line)."""
@@ -397,23 +445,19 @@ class RunWatcher(threading.Thread):
     def _read_status(self, force: bool = False) -> bool:
         try:
             raw = (self.run_dir / "status.json").read_bytes()
-        except OSError:
-            return False
+        except FileNotFoundError:
+            return False  # not written yet (a run being created)
         if raw == self._status_raw and not force:
             return False
+        # Written atomically (runner.rundir), so what cannot be parsed is damaged, not half-written.
         try:
             status = json.loads(raw)
-        except ValueError:
-            return False  # mid-replace: read it next time
+        except ValueError as exc:
+            raise WatchError(f"status.json is not valid JSON ({exc})") from exc
+        if not isinstance(status, dict):
+            raise WatchError(f"status.json holds a JSON {type(status).__name__}, not an object")
         with self._lock:
             self._status_raw = raw
             self.status = status
             self._status_changed = True
         return True
-
-    def _signal(self, force: bool = False) -> None:
-        with self._lock:
-            if self._in_flight and not force:
-                return
-            self._in_flight = True
-        self.notify()

@@ -60,7 +60,7 @@ def with_options(config: Config, options: JobOptions) -> Config:
 
 def check_time(value: str) -> str:
     """SLURM's --time formats (MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM:SS); ValueError otherwise."""
-    if not _TIME.match(value):
+    if not _TIME.fullmatch(value):  # fullmatch: `$` alone lets a trailing newline through
         raise ValueError(f"--time {value!r} is not a SLURM time (use HH:MM:SS, MM or D-HH:MM:SS)")
     return value
 
@@ -68,13 +68,13 @@ def check_time(value: str) -> str:
 def check_name(value: str, what: str) -> str:
     """A partition or account name as SLURM spells them; ValueError for anything else (spaces, quotes,
     newlines: a value on an #SBATCH line must not be able to end that line)."""
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ValueError(f"--{what} {value!r} is not a SLURM {what} name (letters, digits and . _ - , only)")
     return value
 
 
 def check_directive_path(path: str) -> str:
-    if not _DIRECTIVE_PATH.match(path):
+    if not _DIRECTIVE_PATH.fullmatch(path):
         raise ValueError(f"{path!r} cannot go on an #SBATCH line (no spaces, quotes or other special characters); "
                          "use a runs directory with a plain path")
     return path

@@ -40,7 +40,7 @@ def demo_paths() -> tuple[str, str]:
     if done.returncode != 0:
         raise ConfigError([Problem("error", f"cannot build the tiny demo model: {done.stderr.strip()[-500:]}",
                                    key="model.name_or_path")])
-    model_dir, data_file = done.stdout.split()[-2:]
+    model_dir, data_file = done.stdout.splitlines()[-2:]  # lines: a path may hold spaces
     return model_dir, data_file
 
 

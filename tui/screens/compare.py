@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 from textual_plotext import PlotextPlot
@@ -17,6 +19,7 @@ from runner import run_ops
 from runner.run_model import RunModel
 from ..run_watch import EventReader
 from ..widgets.run_plots import MARKER, smooth, thin
+from ..worker_failures import ShowsWorkerFailures
 
 COLOURS = (("cyan", "orange"), ("green", "magenta"))
 
@@ -40,7 +43,14 @@ def config_differences(a: RunDir, b: RunDir) -> list[tuple[str, str, str]]:
     return [(spec.key, repr(va), repr(vb)) for spec, va, vb in presets.differences(ca, cb)]
 
 
-class CompareScreen(Screen):
+@dataclass
+class BothLoaded(Message):
+    """The loading worker's result: the folded histories of runs A and B."""
+
+    models: tuple[RunModel, RunModel]
+
+
+class CompareScreen(ShowsWorkerFailures, Screen):
     BINDINGS = [Binding("escape", "back", "Back"), Binding("x", "axis", "Step/epoch")]
 
     def __init__(self, a: RunDir, b: RunDir) -> None:
@@ -66,13 +76,12 @@ class CompareScreen(Screen):
         table.border_title = f"config: {len(differences)} difference(s)" if differences else "config: identical"
         self.load()
 
-    @work(thread=True, exclusive=True, name="load both runs")
+    @work(thread=True, exclusive=True, exit_on_error=False, name="load both runs")
     def load(self) -> None:
-        models = (load_model(self.a), load_model(self.b))
-        self.app.call_from_thread(self._loaded, models)
+        self.post_message(BothLoaded((load_model(self.a), load_model(self.b))))
 
-    def _loaded(self, models: tuple[RunModel, RunModel]) -> None:
-        self.models = models
+    def on_both_loaded(self, message: BothLoaded) -> None:
+        self.models = message.models
         self.draw()
 
     def draw(self) -> None:

@@ -30,6 +30,8 @@ from textual.worker import Worker, WorkerState
 from runner.data_preview import visible  # light: the heavy imports are inside its functions
 from runner.schema import Config
 
+from ..worker_failures import ShowsWorkerFailures
+
 PREVIEW_TIMEOUT_S = 600
 TRAINED_STYLE = "bold green underline"
 MASKED_STYLE = "dim"
@@ -60,7 +62,7 @@ def run_preview(config: Config, n: int = 5) -> dict[str, Any]:
     return result
 
 
-class DataScreen(Screen[None]):
+class DataScreen(ShowsWorkerFailures, Screen[None]):
     """Counts, token lengths and rendered examples of the config's training data."""
 
     DEFAULT_CSS = """

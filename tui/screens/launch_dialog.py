@@ -9,6 +9,7 @@ exact sbatch command and script before submitting, and is never refused for this
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from rich.text import Text
@@ -16,8 +17,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+from textual.worker import Worker, WorkerState
 
 from runner.rundir import RunDir
 from runner.schema import Config
@@ -27,8 +30,10 @@ from runner import run_ops
 
 from ..services import estimator as estimator_module
 from ..services import probe_gpus
+from ..worker_failures import ShowsWorkerFailures
 
 GIB = 1024**3
+GO_LABELS = {"here": "Launch (Enter)", "slurm": "Submit (Enter)"}
 SLURM_FIELDS = (  # (JobOptions field, label, placeholder): the options of `tunedeck run --slurm`
     ("nodes", "Nodes", "launch.num_machines"),
     ("gpus_per_node", "GPUs per node", "launch.num_processes"),
@@ -54,7 +59,22 @@ def simulated_text(signature: str) -> str:
     return summary_line(result) if result else "simulated: not run for these settings (Ctrl+E in the editor)"
 
 
-class LaunchDialog(ModalScreen[RunDir | None]):
+@dataclass
+class Probed(Message):
+    """The probing worker's result: the GPU report and the problems found in the training data."""
+
+    report: Any
+    data_problems: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Started(Message):
+    """The start worker's outcome: the run started or submitted, or why not (a refusal is a result)."""
+
+    outcome: run_ops.Outcome
+
+
+class LaunchDialog(ShowsWorkerFailures, ModalScreen[RunDir | None]):
     """Dismisses with the started run, or None when cancelled or refused."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("enter", "launch", "Launch", priority=True),
@@ -94,9 +114,10 @@ class LaunchDialog(ModalScreen[RunDir | None]):
                 yield Static("[dim]probing GPUs…[/]", id="launch-gpus")
                 yield Static(id="launch-estimate")
                 yield Static(id="launch-problems")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Launch [enter]", id="launch-go", variant="primary", compact=True)
-                yield Button("Cancel [esc]", id="launch-cancel", compact=True)
+            with Horizontal(classes="dialog-buttons"):  # each names its key (plain text: no markup)
+                yield Button(Text(GO_LABELS["here"]), id="launch-go", variant="primary", compact=True)
+                yield Button(Text("Data (d)"), id="launch-data", compact=True)
+                yield Button(Text("Cancel (Esc)"), id="launch-cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#launch-dialog").border_title = f"Launch {self.preset_name}"
@@ -172,10 +193,10 @@ class LaunchDialog(ModalScreen[RunDir | None]):
         self.query_one("#launch-dir", Static).update(Text.assemble(
             ("Run directory\n", "bold"), str(path), ("  (every node must see it; `tunedeck runs` lists the job's "
                                                    "state from any login)", "dim")))
-        self.query_one("#launch-go", Button).label = "Submit [enter]"
+        self.query_one("#launch-go", Button).label = Text(GO_LABELS["slurm"])
 
     def show_here(self) -> None:
-        self.query_one("#launch-go", Button).label = "Launch [enter]"
+        self.query_one("#launch-go", Button).label = Text(GO_LABELS["here"])
         self.plan = run_ops.plan(self.config, self.preset_name, self.runs_dir)
         command = Text("Command\n", style="bold")
         command.append(shlex.join(self.plan.argv))
@@ -187,16 +208,16 @@ class LaunchDialog(ModalScreen[RunDir | None]):
             where.append("  (runs detached: closing tunedeck or SSH does not stop it)", style="dim")
         self.query_one("#launch-dir", Static).update(where)
 
-    @work(thread=True, exclusive=True, name="probe GPUs for launch")
+    @work(thread=True, exclusive=True, exit_on_error=False, name="probe GPUs for launch")
     def probe_gpus(self) -> None:
-        report = self.probe()
         from runner.data_check import check as check_data
 
-        self.data_problems = check_data(self.config)
-        self.app.call_from_thread(self._probed, report)
+        report = self.probe()
+        self.post_message(Probed(report, check_data(self.config)))
 
-    def _probed(self, report: Any) -> None:
-        self.report = report
+    def on_probed(self, message: Probed) -> None:
+        report = self.report = message.report
+        self.data_problems = message.data_problems
         gpus = list(report.gpus) if getattr(report, "available", False) else []
         text = Text("GPUs\n", style="bold")
         if not gpus:
@@ -273,6 +294,10 @@ class LaunchDialog(ModalScreen[RunDir | None]):
     def _go(self) -> None:
         self.action_launch()
 
+    @on(Button.Pressed, "#launch-data")
+    def _data(self) -> None:
+        self.action_data()
+
     @on(Button.Pressed, "#launch-cancel")
     def _cancel(self) -> None:
         self.action_cancel()
@@ -294,13 +319,13 @@ class LaunchDialog(ModalScreen[RunDir | None]):
             self.query_one("#launch-go", Button).disabled = True
             self.start()
 
-    @work(thread=True, exclusive=True, name="start the run")
+    @work(thread=True, exclusive=True, exit_on_error=False, name="start the run")
     def start(self) -> None:
         if self.where == "slurm":
             outcome = self.submit()
         else:
             outcome = run_ops.launch(self.config, self.preset_name, self.runs_dir, planned=self.plan)
-        self.app.call_from_thread(self._started, outcome)
+        self.post_message(Started(outcome))
 
     def submit(self) -> run_ops.Outcome:
         """Submit exactly what the dialog shows (the same run directory, so the same script)."""
@@ -319,7 +344,15 @@ class LaunchDialog(ModalScreen[RunDir | None]):
             return run_ops.Outcome(False, f"not submitted: {exc}")
         return run_ops.Outcome(True, f"submitted SLURM job {run.read_status()['slurm']['job_id']}", run)
 
-    def _started(self, outcome: run_ops.Outcome) -> None:
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A start that failed unexpectedly leaves the dialog usable: try again. (Textual calls every
+        class's handler along the MRO, so ShowsWorkerFailures still shows why; no super() call.)"""
+        if event.worker.name == "start the run" and event.state == WorkerState.ERROR:
+            self.launching = False
+            self.query_one("#launch-go", Button).disabled = bool(self.errors)
+
+    def on_started(self, message: Started) -> None:
+        outcome = message.outcome
         if not outcome.ok:
             self.launching = False
             self.query_one("#launch-go", Button).disabled = False

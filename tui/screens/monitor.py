@@ -7,6 +7,7 @@ opened again at any time (or from another SSH session) and shows the run's whole
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from textual import on, work
@@ -15,16 +16,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
-
-from runner.rundir import ACTIVE_STATES, RunDir
+from textual.widgets import Footer, Header, Input, Static
 
 from runner import run_ops as ops
-
-from .. import run_ops
 from runner.run_diagnosis import Finding, diagnose
 from runner.run_model import RunModel
+from runner.rundir import ACTIVE_STATES, RunDir
+
+from ..markup import safe
 from ..run_watch import WARNINGS_AND_ERRORS, RunWatcher, filter_pattern
+from ..worker_failures import ShowsWorkerFailures
 from ..widgets.diagnosis_banner import DiagnosisBanner
 from ..widgets.gpu_panel import GpuPanel, Readings, read_machine
 from ..widgets.log_view import LogView
@@ -40,11 +41,22 @@ TITLE_INTERVAL_PAUSED = 1.0  # seconds between line-count updates of a paused lo
 MACHINE_INTERVAL = 2.0  # seconds between GPU/CPU readings
 
 
-class WatchPing(Message):
-    """The watcher thread has something new: `take()` it."""
+@dataclass
+class MachineRead(Message):
+    """The machine-readings worker's result."""
+
+    readings: Readings
 
 
-class MonitorScreen(Screen):
+@dataclass
+class ControlDone(Message):
+    """What stop / kill / resume answered (refusals such as "not running" included)."""
+
+    what: str
+    outcome: ops.Outcome
+
+
+class MonitorScreen(ShowsWorkerFailures, Screen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
@@ -74,7 +86,8 @@ class MonitorScreen(Screen):
         self.clock = clock or time.time
         self.model = RunModel()
         self.status: dict[str, Any] = {}
-        self.state = "starting"
+        self.state = "starting"  # what the monitor shows (the trainer's word first when it says it ended)
+        self.process_state = ""  # what the run's locks say (runner.registry.run_state): "" until first read
         self.config = ops.load_config(run)
         self.findings: list[Finding] = []
         self.watcher: RunWatcher | None = None
@@ -85,11 +98,13 @@ class MonitorScreen(Screen):
         self._bindings_key: tuple[Any, ...] | None = None
         self._titled_at = 0.0
         self._readings: Readings | None = None
+        self.watch_errors: dict[str, str] = {}  # file of the run dir -> why the watcher cannot read it now
 
     # --- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header(icon="")
         yield RunProgress(id="run-progress")
+        yield Static(id="watch-errors")
         yield DiagnosisBanner(id="diagnosis")
         with Horizontal(id="monitor-top"):
             yield RunPlots(id="plots")
@@ -103,9 +118,10 @@ class MonitorScreen(Screen):
     def on_mount(self) -> None:
         self.title = f"run {self.run.name}"
         self.query_one("#log-filter").display = False
+        self.query_one("#watch-errors").display = False
         self.query_one(LogView).border_title = "output.log"
         self.query_one(RunProgress).update("loading the run from disk…")
-        self.watcher = RunWatcher(self.run.path, lambda: self.post_message(WatchPing()))
+        self.watcher = RunWatcher(self.run.path, self.post_message)
         self.watcher.start()
         self.set_interval(REDRAW_INTERVAL, self.redraw)
         self.set_interval(MACHINE_INTERVAL, self.read_machine)
@@ -117,8 +133,7 @@ class MonitorScreen(Screen):
             self.watcher.stop()
 
     # --- updates from disk -------------------------------------------------------------------------------
-    @on(WatchPing)
-    def _ping(self) -> None:
+    def on_run_watcher_changed(self, message: RunWatcher.Changed) -> None:
         watcher = self.watcher
         if watcher is None:
             return
@@ -143,15 +158,33 @@ class MonitorScreen(Screen):
         self.update_log_title(force=replaced)
         ended = before is None and self.model.terminal is not None and bool(update.events)
         if ended:
-            run_ops.announce_end(self.app, self.run, self.model.state)
+            self.app.run_ends.announce(self.app, self.run, self.model.state)
         if self._drawn_version < 0 or ended:
             self.redraw(force=True)  # the first picture and the final one are not held back
+
+    def on_run_watcher_failed(self, message: RunWatcher.Failed) -> None:
+        self.watch_errors[message.source] = message.error
+        self.show_watch_errors()
+        self.notify(f"{safe(message.source)}: {safe(message.error, 300)}\nTrying again while this monitor is open.",
+                    title=f"Cannot read {safe(self.run.name)}", severity="warning", timeout=8)
+
+    def on_run_watcher_recovered(self, message: RunWatcher.Recovered) -> None:
+        if self.watch_errors.pop(message.source, None) is not None:
+            self.show_watch_errors()
+            self.notify(f"{safe(message.source)} reads again.", title=safe(self.run.name), timeout=4)
+
+    def show_watch_errors(self) -> None:
+        """One line per file the watcher cannot read now (hidden when it reads them all)."""
+        box = self.query_one("#watch-errors", Static)
+        box.display = bool(self.watch_errors)
+        box.update("\n".join(f"[b]cannot read {safe(source)}:[/b] {safe(error, 300)} (retrying)"
+                             for source, error in self.watch_errors.items()))
 
     def refresh_state(self) -> None:
         from runner.registry import run_state
 
         current = run_state(self.run, self.status or None)  # its locks decide, whatever status.json says
-        state = current.state
+        self.process_state = state = current.state
         if state in ACTIVE_STATES and self.model.terminal is not None and self.model.state != "running":
             state = self.model.state  # the trainer said it ended; status.json catches up a moment later
         self.state = state
@@ -165,7 +198,7 @@ class MonitorScreen(Screen):
     def _refresh_bindings_if_changed(self) -> None:
         """The footer's keys depend on the state and the findings; refreshing them rebuilds the
         footer, so only when what `check_action` answers may have changed."""
-        key = (self.state, self.model.terminal is not None and self.model.terminal.get("type"),
+        key = (self.state, self.process_state, self.model.terminal is not None and self.model.terminal.get("type"),
                any(f.changes for f in self.findings), self.model.last_checkpoint is not None)
         if key != self._bindings_key:
             self._bindings_key = key
@@ -178,8 +211,9 @@ class MonitorScreen(Screen):
             return
         self.update_log_title(force=False)  # a paused view's title catches up here
         live = self.state in ACTIVE_STATES
-        if live:
+        if live or self.process_state in ACTIVE_STATES:  # ended, says the trainer; its processes may be exiting
             self.refresh_state()
+        if live:
             self.query_one(RunProgress).show(self.model, self.state, now=self.clock(), epochs=self._epochs())
         if self.model.version == self._drawn_version:
             return
@@ -220,7 +254,7 @@ class MonitorScreen(Screen):
         self.update_log_title()
 
     # --- machine readings (worker thread) ----------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="machine", name="read GPUs and CPU")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="machine", name="read GPUs and CPU")
     def read_machine(self) -> None:
         if self.machine is not None:
             readings = self.machine()
@@ -228,11 +262,11 @@ class MonitorScreen(Screen):
             from ..services import probe_gpus
 
             readings = read_machine(self.probe or probe_gpus, ops.run_pids(self.run))
-        self.app.call_from_thread(self._machine_read, readings)
+        self.post_message(MachineRead(readings))
 
-    def _machine_read(self, readings: Readings) -> None:
-        self._readings = readings
-        self.query_one(GpuPanel).show(readings, self._estimate())
+    def on_machine_read(self, message: MachineRead) -> None:
+        self._readings = message.readings
+        self.query_one(GpuPanel).show(message.readings, self._estimate())
 
     def _estimate(self) -> int | None:
         memory = (self.model.started or {}).get("estimated_memory") or {}
@@ -299,8 +333,9 @@ class MonitorScreen(Screen):
         active = self.state in ACTIVE_STATES
         if action in ("stop", "kill"):
             return active
-        if action == "resume":  # never for a finished run: there is nothing to resume
-            return not active and self.model.state != "finished" and ops.resumable(self.run)
+        if action == "resume":  # never for a finished run (nothing to resume), nor while its processes exit
+            return (not active and self.process_state not in ACTIVE_STATES and self.model.state != "finished"
+                    and ops.resumable(self.run))
         if action == "apply_fix":
             return any(f.changes for f in self.findings)
         if action == "output":
@@ -327,16 +362,22 @@ class MonitorScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(title, message, [("yes", "Yes", "y"), ("cancel", "No", "n")]), answered)
 
-    @work(thread=True, group="control", name="stop / kill / resume the run")
     def control(self, what: str) -> None:
+        if what != "resume":
+            self.notify(f"{'Stopping' if what == 'stop' else 'Killing'} {safe(self.run.name)}…", timeout=3)
+        self.run_control(what)
+
+    @work(thread=True, exit_on_error=False, group="control", name="stop / kill / resume the run")
+    def run_control(self, what: str) -> None:
         if what == "resume":
             outcome = ops.resume(self.run)  # the same function, and checks, as `tunedeck resume`
         else:
-            self.app.call_from_thread(self.notify, f"{'Stopping' if what == 'stop' else 'Killing'} {self.run.name}…",
-                                      timeout=3)
             outcome = ops.stop(self.run, kill=what == "kill")
-        self.app.call_from_thread(self.notify, outcome.message, title=what.capitalize(),
-                                  severity="information" if outcome.ok else "warning")
+        self.post_message(ControlDone(what, outcome))
+
+    def on_control_done(self, message: ControlDone) -> None:
+        self.notify(safe(message.outcome.message, 600), title=message.what.capitalize(),
+                    severity="information" if message.outcome.ok else "warning")
 
     async def action_clone(self) -> None:
         await self.open_in_editor({})

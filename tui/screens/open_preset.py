@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -9,6 +10,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -17,12 +19,23 @@ from runner import presets
 
 from ..markup import safe
 from ..recent import recent_paths
+from ..worker_failures import ShowsWorkerFailures
 
 # A function giving a one-line estimate ("~3.1 GiB fits") for a loaded config, or "" when unknown.
 Summarise = Callable[[object], str]
 
 
-class OpenScreen(ModalScreen[str | None]):
+@dataclass
+class Estimated(Message):
+    """One preset's estimate, from the estimating worker (a preset with errors says so)."""
+
+    ident: str
+    title: str
+    description: str
+    summary: str
+
+
+class OpenScreen(ShowsWorkerFailures, ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "close", "Cancel")]
 
     def __init__(self, summarise: Summarise | None = None) -> None:
@@ -57,16 +70,17 @@ class OpenScreen(ModalScreen[str | None]):
         line = title + (f"  [$accent]{estimate}[/]" if estimate else "")
         return line + (f"\n  [dim]{safe(description, 200)}[/]" if description else "")
 
-    @work(thread=True, exclusive=True, group="open-estimates")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="open-estimates", name="estimate presets")
     def _estimate_all(self) -> None:
         """Load each preset and estimate it off the UI thread, filling in the list as results come."""
         for ident, title, desc in self._entries:
             loaded = presets.load(ident)
             summary = self._summarise(loaded.config) if loaded.config is not None else "[$error]has errors[/]"
-            self.app.call_from_thread(self._fill, ident, title, desc, summary)
+            self.post_message(Estimated(ident, title, desc, summary))
 
-    def _fill(self, ident: str, title: str, desc: str, summary: str) -> None:
-        self.query_one("#open-list", OptionList).replace_option_prompt(ident, self._prompt(title, desc, summary))
+    def on_estimated(self, message: Estimated) -> None:
+        prompt = self._prompt(message.title, message.description, message.summary)
+        self.query_one("#open-list", OptionList).replace_option_prompt(message.ident, prompt)
 
     @on(OptionList.OptionSelected, "#open-list")
     def _chosen(self, event: OptionList.OptionSelected) -> None:

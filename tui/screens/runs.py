@@ -13,17 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from runner.rundir import ACTIVE_STATES, FINAL_STATES, RunDir
 
-from .. import run_ops
+from ..markup import safe
 from ..widgets.run_progress import STATE_STYLES, duration
+from ..worker_failures import ShowsWorkerFailures
 
 REFRESH_INTERVAL = 2.0
 NAME_WIDTH = 20  # "demo-20261201-215420"; longer names keep their start and the timestamp (80x24 budget)
@@ -44,6 +47,17 @@ def short_name(name: str, width: int = NAME_WIDTH) -> str:
         return name
     tail = min(15, width - 5)
     return name[: width - tail - 1] + "…" + name[-tail:]
+
+
+def column_widths(rows: list[Any]) -> dict[str, int]:
+    """Each column as wide as its widest cell (the run name: NAME_WIDTH). Set before the rows are
+    added, so the first picture is already right (auto-sized columns are measured after a paint)."""
+    widths = {column: cell_len(column) for column in COLUMNS}
+    for row in rows:
+        for column, cell in zip(COLUMNS, row.cells):
+            widths[column] = max(widths[column], cell.cell_len if isinstance(cell, Text) else cell_len(str(cell)))
+    widths["run"] = NAME_WIDTH
+    return widths
 
 
 def detail_line(info: Any) -> str:
@@ -84,13 +98,22 @@ class Row:
     detail: str = ""  # the reason and message of a failed / stopped run, the log tail of a lost one
 
 
-class RunsScreen(Screen):
+@dataclass
+class RunsListed(Message):
+    """The listing worker's result: the rows, newest first, and the runs found gone from disk."""
+
+    rows: list[Row]
+    removed: list[str]
+
+
+class RunsScreen(ShowsWorkerFailures, Screen):
     BINDINGS = [
         Binding("enter", "open", "Monitor"),
         Binding("m", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("t", "try_model", "Try model"),
         Binding("e", "editor", "Editor"),
+        Binding("escape", "leave", "Quit"),  # on the screen `tunedeck runs` started on
         Binding("escape", "back", "Back"),
     ]
 
@@ -105,6 +128,7 @@ class RunsScreen(Screen):
         self._best: dict[Path, BestEval] = {}
         self._states: dict[str, str] = {}
         self._removed_shown: set[str] = set()
+        self._widths: dict[str, int] = {}  # the table's column widths now (column_widths)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="")
@@ -130,7 +154,7 @@ class RunsScreen(Screen):
             return f"Pick a run to compare with {self.compare_with.name} (Enter)"
         return "Enter: monitor · t: try the model · m: mark · c: compare with the marked run · e: editor"
 
-    @work(thread=True, exclusive=True, group="runs", name="list runs")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs", name="list runs")
     def refresh_runs(self) -> None:
         from runner.registry import listing
         from runner.runs_home import forget
@@ -138,26 +162,42 @@ class RunsScreen(Screen):
         found = listing(self.runs_dir)
         rows = []
         for info in reversed(found.runs):  # newest first
-            best = self._best.setdefault(info.run.events, BestEval(info.run.events)).update()
+            detail = detail_line(info)
+            try:
+                best = self._best.setdefault(info.run.events, BestEval(info.run.events)).update()
+            except OSError as exc:  # one damaged run dir (events.jsonl not a file): say so on its row
+                best = None
+                detail = f"{info.name}: cannot read events.jsonl ({exc.strerror or exc})"
             progress = progress_cell(info)
             started = time.strftime("%m-%d %H:%M", time.localtime(info.started)) if info.started else "-"
             cells = (short_name(info.name), Text(info.label, style=STATE_STYLES.get(info.state, "")), progress,
                      f"{info.last_loss:.4f}" if info.last_loss is not None else "-",
                      f"{best:.4f}" if best is not None else "-",
                      started, duration(info.duration), info.preset or "-", info.reason or "")
-            rows.append(Row(info.run, info.state, cells, detail_line(info)))
+            rows.append(Row(info.run, info.state, cells, detail))
         removed = [str(p) for p in found.removed if str(p) not in self._removed_shown]
         for path in found.removed:
             forget(path)  # shown once (below), then dropped from the index
-        self.app.call_from_thread(self._show, rows, removed)
+        self.post_message(RunsListed(rows, removed))
+
+    def on_runs_listed(self, message: RunsListed) -> None:
+        self._show(message.rows, message.removed)
 
     def _show(self, rows: list[Row], removed: list[str] | None = None) -> None:
         if removed:
             self._removed_shown.update(removed)
-            self.notify("\n".join(removed), title="Gone from disk, removed from the list", timeout=10)
+            self.notify("\n".join(safe(p, 300) for p in removed), title="Gone from disk, removed from the list",
+                        timeout=10)
         table = self.query_one(DataTable)
         current = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
-        table.clear()
+        widths = column_widths(rows)
+        if widths != self._widths:
+            self._widths = widths
+            table.clear(columns=True)
+            for column in COLUMNS:
+                table.add_column(column, key=column, width=widths[column])
+        else:
+            table.clear()
         self.rows = {}
         for row in rows:
             name = row.run.name
@@ -168,7 +208,7 @@ class RunsScreen(Screen):
             table.add_row(*cells, key=name)
             before = self._states.get(name)
             if before in ACTIVE_STATES and row.state in (*FINAL_STATES, "lost"):
-                run_ops.announce_end(self.app, row.run, row.state)
+                self.app.run_ends.announce(self.app, row.run, row.state)
             self._states[name] = row.state
         if current in self.rows:
             table.move_cursor(row=table.get_row_index(current))
@@ -243,6 +283,16 @@ class RunsScreen(Screen):
 
         while len(self.app.screen_stack) > 1 and not isinstance(self.app.screen, EditorScreen):
             self.app.pop_screen()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave":  # Esc quits where `tunedeck runs` started (no editor opened yet) ...
+            return self.app.runs_is_home and self.compare_with is None
+        if action == "back":  # ... and goes back everywhere else
+            return not (self.app.runs_is_home and self.compare_with is None)
+        return True
+
+    def action_leave(self) -> None:
+        self.app.exit()
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:

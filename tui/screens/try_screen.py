@@ -29,6 +29,7 @@ from runner.schema import FIELDS, FIELDS_BY_KEY, Config, get_value
 from ..values import InvalidValue, format_value, with_value
 from ..widgets.field_row import FieldRow
 from ..widgets.help_panel import HelpPanel
+from ..worker_failures import ShowsWorkerFailures
 
 GENERATION_KEYS = [f.key for f in FIELDS if f.section == "generation" and f.kind != "list"]
 # The knobs a sweep can vary, with the values it starts from (editable in the sweep box).
@@ -142,7 +143,7 @@ class Column:
     generation: dict[str, Any] = field(default_factory=dict)
 
 
-class TryScreen(Screen):
+class TryScreen(ShowsWorkerFailures, Screen):
     HELP = """
 ## Try the model
 Type a prompt and press `Enter`: the completion streams in. The prompt is rendered exactly as in

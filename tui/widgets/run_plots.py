@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Sequence
+from typing import Any, Sequence
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -116,9 +116,12 @@ class _RunPlot(PlotextPlot):
     come before layout settles, and a resized terminal deserves the resolution it has). While it
     is not on screen, drawing waits until it is shown."""
 
-    _last: tuple[RunModel, str] | None = None
-    _drawn_width = -1
-    _pending = False
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._last: tuple[RunModel, str] | None = None
+        self._drawn_width = -1
+        self._pending = False
+        self._curves: dict[str, Curve] = {}  # incremental curves by name, so a redraw adds only new points
 
     def show(self, model: RunModel, x_axis: str) -> None:
         self._last = (model, x_axis)
@@ -139,10 +142,9 @@ class _RunPlot(PlotextPlot):
 
     def curve(self, name: str, series: Series, x: str, y: str, smoothed: bool = False) -> Curve:
         """The incremental curve `name` of `series[x]` against `series[y]`, brought up to date."""
-        curves: dict[str, Curve] = self.__dict__.setdefault("_curves", {})
-        curve = curves.get(name)
+        curve = self._curves.get(name)
         if curve is None:
-            curve = curves[name] = Curve(smoothed)
+            curve = self._curves[name] = Curve(smoothed)
         curve.update(series[x], series[y], series.generation)
         return curve
 
