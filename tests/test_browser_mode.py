@@ -396,9 +396,9 @@ def test_runs_screen_renders_in_a_real_browser(playwright, tmp_path: Path) -> No
         tab = b.open()
         tab.wait_for(lambda t: "runs — " in t and "No runs" in t and "best eval" in t, "the runs screen")
         assert "Batch & steps" not in tab.text  # the runs screen, not the editor underneath
-        # keys work without a click: Esc goes back to the editor underneath
+        # keys work without a click: `e` opens the editor underneath (Esc here quits, as in `tunedeck runs`)
         assert tab.page.evaluate("document.activeElement.className") == "xterm-helper-textarea"
-        tab.press("Escape", editor_drawn, "Esc back to the editor underneath")
+        tab.press("e", editor_drawn, "e opens the editor underneath")
         b.assert_nothing_left_the_server()
 
 

@@ -480,5 +480,6 @@ async def test_a_preset_load_that_fails_unexpectedly_is_shown_not_waited_for(mon
         problems = lambda: str(app.editor.query_one(ProblemsList).render())  # noqa: E731
         await wait_for(pilot, lambda: "Could not load demo" in problems(), what="the load failure")
         assert "RuntimeError" not in problems() and "disk on fire" in problems()
-        assert any("load preset failed: RuntimeError: disk on fire" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: any("load preset failed: RuntimeError: disk on fire" in n.message
+                                          for n in app._notifications), what="the worker-failure notification")
         assert app.is_running and not app.editor.ready
