@@ -21,7 +21,7 @@ from runner.liveness import RunLocked, hold, holders
 from runner.registry import list_runs, run_state
 from runner.rundir import RunDir
 from runner.stop import stop
-from fixtures.processes import cli, tmpfs
+from fixtures.processes import cli, reap, tmpfs
 from fixtures.processes import wait_until as wait_for
 from tests.conftest import python_env
 
@@ -70,10 +70,7 @@ def shadow_trainer(tmp_path: Path):
         return proc
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    reap(started)
 
 
 def sleeper() -> subprocess.Popen:

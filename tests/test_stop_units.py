@@ -6,6 +6,8 @@ and the GPU check. The stand-ins have the command lines of a run's processes (`-
 
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 import signal
@@ -21,6 +23,7 @@ import pytest
 from runner import presets
 from runner.events import EventWriter, read_events
 from runner.rundir import RunDir
+from fixtures.processes import reap, wait_until
 from runner.stop import _signal_group, _signal_pids, _wait_gone, gpu_released, has_processes, stop
 
 # One script for both roles (`python -m runner.train RUN` and `python -m runner.launch RUN` from a
@@ -95,14 +98,8 @@ while True:
 '''
 
 
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+# polled often: some tests catch a state that lasts only a moment
+wait_for = functools.partial(wait_until, every=0.02)
 
 
 def make_run(root: Path, name: str = "demo-1", **status) -> RunDir:
@@ -147,10 +144,7 @@ def standin(tmp_path: Path):
         return proc
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+    reap(started)
     for pid, created in children:  # by pid, and only if it is still the child we started
         try:
             child = psutil.Process(pid)

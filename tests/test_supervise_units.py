@@ -5,6 +5,8 @@ word, when it was asked to stop, and how `run_cuda`/`detect_cuda` decide the tar
 
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 import signal
@@ -17,6 +19,7 @@ import psutil
 import pytest
 
 from fixtures import fake_runner
+from fixtures.processes import wait_until
 from runner import launch, presets
 from runner.diagnose import diagnose_text
 from runner.events import read_events
@@ -30,14 +33,20 @@ from tests.conftest import python_env
 from tests.test_gpu_probe import fake_nvml
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+# polled often: some tests catch a state that lasts only a moment
+wait_for = functools.partial(wait_until, every=0.02)
+
+
+def supervised_while(as_supervisor, run: RunDir, action) -> int:
+    """Supervise `run` in this process while `action` runs in a thread; the supervisor's exit code."""
+    import threading
+
+    thread = threading.Thread(target=action)
+    thread.start()
+    try:
+        return as_supervisor(run)
+    finally:
+        thread.join()
 
 
 def ended(run: RunDir) -> dict:
@@ -447,7 +456,6 @@ def test_the_supervisor_ignores_hangups_and_stop_signals_and_still_records_the_e
                                                                                     as_supervisor) -> None:
     """Closing the terminal, or `tunedeck stop` signalling the group, must not take the supervisor
     down before it has recorded how the run ended."""
-    import threading
 
     fake_runner.use_fake_trainer(monkeypatch)
     run = fake_runner.prepare(tmp_path / "runs", steps=30, step_interval=0.02, lines_per_step=1)
@@ -459,19 +467,13 @@ def test_the_supervisor_ignores_hangups_and_stop_signals_and_still_records_the_e
         if all(callable(h) for h in seen):  # only when handled: the default would end this test process
             os.kill(os.getpid(), signal.SIGHUP)
 
-    thread = threading.Thread(target=hang_up)
-    thread.start()
-    try:
-        assert as_supervisor(run) == 0
-    finally:
-        thread.join()
+    assert supervised_while(as_supervisor, run, hang_up) == 0
     assert seen and all(callable(h) for h in seen)
     assert run.read_status()["state"] == "finished"  # the trainer was not signalled and finished
 
 
 def test_a_trainer_killed_by_a_signal_is_failed_as_killed_with_advice(tmp_path, monkeypatch, as_supervisor) -> None:
     """e.g. the kernel's OOM killer: no word from the trainer, only its exit by SIGKILL."""
-    import threading
 
     fake_runner.use_fake_trainer(monkeypatch)
     run = fake_runner.prepare(tmp_path / "runs", steps=500, step_interval=0.02, lines_per_step=1)
@@ -481,12 +483,7 @@ def test_a_trainer_killed_by_a_signal_is_failed_as_killed_with_advice(tmp_path, 
         wait_for(lambda: run.events.exists(), what="the trainer's first event")
         os.kill(pid, signal.SIGKILL)
 
-    thread = threading.Thread(target=oom_killer)
-    thread.start()
-    try:
-        assert as_supervisor(run) == 0
-    finally:
-        thread.join()
+    assert supervised_while(as_supervisor, run, oom_killer) == 0
     status = run.read_status()
     assert status["state"] == "failed" and status["exit_code"] == -signal.SIGKILL and status["reason"] == "killed"
     assert "SIGKILL" in status["message"] and "resume" in status["suggestion"]
@@ -646,14 +643,19 @@ sys.exit(1)
 """
 
 
-def test_an_out_of_memory_error_above_the_launcher_s_long_report_is_still_found(tmp_path, monkeypatch,
-                                                                                 as_supervisor) -> None:
-    package = tmp_path / "crashing" / "accelerate" / "commands"
+def fake_accelerate(root: Path, launch_script: str, monkeypatch) -> None:
+    """An `accelerate` package whose `accelerate.commands.launch` is `launch_script`, first on PYTHONPATH."""
+    package = root / "accelerate" / "commands"
     package.mkdir(parents=True)
     (package.parent / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
-    (package / "launch.py").write_text(CRASHING_ACCELERATE)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "crashing"))
+    (package / "launch.py").write_text(launch_script)
+    monkeypatch.setenv("PYTHONPATH", str(root))
+
+
+def test_an_out_of_memory_error_above_the_launcher_s_long_report_is_still_found(tmp_path, monkeypatch,
+                                                                                 as_supervisor) -> None:
+    fake_accelerate(tmp_path / "crashing", CRASHING_ACCELERATE, monkeypatch)
     run = fake_runner.prepare(tmp_path / "runs", steps=2)
     assert as_supervisor(run) == 0
     status = run.read_status()
@@ -664,13 +666,8 @@ def test_a_trainer_that_ran_out_of_disk_is_told_where_and_how_much_is_free(tmp_p
                                                                           as_supervisor) -> None:
     from runner.rundir import disk_full_message
 
-    package = tmp_path / "full" / "accelerate" / "commands"
-    package.mkdir(parents=True)
-    (package.parent / "__init__.py").write_text("")
-    (package / "__init__.py").write_text("")
-    (package / "launch.py").write_text("import sys\nprint('OSError: [Errno 28] No space left on device', "
-                                       "file=sys.stderr)\nsys.exit(1)\n")
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "full"))
+    fake_accelerate(tmp_path / "full", "import sys\nprint('OSError: [Errno 28] No space left on device', "
+                                        "file=sys.stderr)\nsys.exit(1)\n", monkeypatch)
     run = fake_runner.prepare(tmp_path / "runs", steps=2)
     assert as_supervisor(run) == 0
     status = run.read_status()
