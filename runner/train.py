@@ -48,7 +48,28 @@ def main(argv: list[str] | None = None) -> int:
             return 3
         run.update_status(state="running", trainer_pid=os.getpid())
     try:
-        return train(run, events, stop, resume=args.resume, is_main=is_main)
+        return _train_recording_failure(run, events, stop, args.resume, is_main, started)
+    finally:
+        leave_process_group()
+
+
+def leave_process_group() -> None:
+    """Tear down torch.distributed before the interpreter exits. Left to interpreter shutdown, gloo's
+    worker threads outlive Python and the process dies on SIGABRT ("terminate called without an active
+    exception"), which the launcher reports as a failed run and answers by killing the other ranks."""
+    dist = getattr(sys.modules.get("torch"), "distributed", None)  # only when training imported torch
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    try:
+        dist.destroy_process_group()
+    except Exception as exc:  # noqa: BLE001 - exiting anyway; say why the teardown failed
+        print(f"[tunedeck] could not close the process group: {exc}", file=sys.stderr, flush=True)
+
+
+def _train_recording_failure(run: RunDir, events: EventWriter, stop, resume: bool, is_main: bool,
+                             started: float) -> int:
+    try:
+        return train(run, events, stop, resume=resume, is_main=is_main)
     except BaseException as exc:  # noqa: BLE001 - every failure must end as run_failed
         if is_main and diagnose_exception(exc).reason == "disk_full":
             # The half-written checkpoint took the last bytes: drop it (resume uses the last complete

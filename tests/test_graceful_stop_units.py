@@ -60,3 +60,38 @@ def test_after_a_stop_signal_the_step_is_checkpointed_and_training_leaves(tmp_pa
     [event] = read_events(tmp_path / "events.jsonl")
     assert event["type"] == "checkpoint" and event["step"] == 5 and event["name"] == "checkpoint-5"
     assert event["path"] == str(checkpoint)
+
+
+@pytest.fixture
+def no_group_left():
+    yield
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # the test failed: do not leave a group to the tests after it
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("ending", ["returns", "raises"])
+def test_every_rank_closes_its_process_group_before_exiting(tmp_path: Path, monkeypatch, restored_handlers,
+                                                            no_group_left, ending) -> None:
+    """A rank that exits with torch.distributed still up can die on SIGABRT in interpreter shutdown
+    (gloo's threads outlive Python); the launcher then calls a clean stop a failure."""
+    import torch.distributed as dist
+
+    from runner import train as train_module
+    from runner.diagnose import RunError
+
+    def fake_train(run, events, stop, *, resume, is_main):
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+        flag = __import__("torch").tensor([1.0])
+        dist.all_reduce(flag)  # the stop vote every step makes
+        if ending == "raises":
+            raise RunError("the data went away")
+        return 0
+
+    monkeypatch.setenv("RANK", "1")  # not the main rank: no run lock, no events
+    monkeypatch.setattr(train_module, "train", fake_train)
+    monkeypatch.setattr(train_module, "_run_config", lambda run: None)
+    code = train_module.main([str(tmp_path / "run")])
+    assert code == (0 if ending == "returns" else 1)
+    assert not dist.is_initialized()
