@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from textual.widgets import DataTable, Static
@@ -114,3 +115,24 @@ async def test_runs_screen_at_80x24_keeps_state_progress_loss_and_best_eval_and_
                        what="the failed run's detail")
         assert "CUDA out of memory" in str(app.screen.query_one("#runs-hint", Static).render())
     os.close(lock)
+
+
+async def test_runs_screen_at_80x24_shows_how_long_each_run_took(tmp_path) -> None:
+    """With the usual states (finished, failed, stopped) the duration fits beside the name, state,
+    progress, loss and best eval: how long a run took matters more than when it started."""
+    root = tmp_path / "runs"
+    history_run(root, "normal", steps=120, name="demo")
+    failed = history_run(root, "oom", steps=100, name="qlora-8b-my-long-preset")
+    failed.update_status(reason="oom", message="CUDA out of memory")
+    app = MonitorTestApp(root, open_runs=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.rows) == 2,
+                       what="runs listed")
+        table = app.screen.query_one(DataTable)
+        widths = {str(key.value if hasattr(key, "value") else key): col.get_render_width(table)
+                  for key, col in table.columns.items()}
+        first = ("run", "state", "progress", "loss", "best eval", "duration")
+        assert list(widths)[:len(first)] == list(first)
+        assert sum(widths[c] for c in first) <= table.scrollable_content_region.width, widths
+        for row in app.screen.rows.values():
+            assert re.fullmatch(r"(\d+:)?\d+:\d\d|-", str(row.cells[5])), row.cells

@@ -2,8 +2,8 @@
 
 `tunedeck runs` opens here; a run launched earlier (from this TUI, another SSH session or the
 CLI, in any directory) shows up with its state read from disk, still running or long finished.
-State, progress, loss and best eval come first so they fit in 80 columns; the line under the
-table gives the highlighted run's failure reason and message.
+State, progress, loss, best eval and duration come first so they fit in 80 columns (all but
+duration even beside the widest state, "running (unsupervised)"); the line under the table gives the highlighted run's failure reason and message.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..worker_failures import ShowsWorkerFailures
 
 REFRESH_INTERVAL = 2.0
 NAME_WIDTH = 20  # "demo-20261201-215420"; longer names keep their start and the timestamp (80x24 budget)
-COLUMNS = ("run", "state", "progress", "loss", "best eval", "started", "duration", "preset", "reason")
+COLUMNS = ("run", "state", "progress", "loss", "best eval", "duration", "started", "preset", "reason")
 
 
 def progress_cell(info: Any) -> str:
@@ -173,7 +173,7 @@ class RunsScreen(ShowsWorkerFailures, Screen):
             cells = (short_name(info.name), Text(info.label, style=STATE_STYLES.get(info.state, "")), progress,
                      f"{info.last_loss:.4f}" if info.last_loss is not None else "-",
                      f"{best:.4f}" if best is not None else "-",
-                     started, duration(info.duration), info.preset or "-", info.reason or "")
+                     duration(info.duration), started, info.preset or "-", info.reason or "")
             rows.append(Row(info.run, info.state, cells, detail))
         removed = [str(p) for p in found.removed if str(p) not in self._removed_shown]
         for path in found.removed:
