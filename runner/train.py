@@ -236,8 +236,8 @@ def train(run: RunDir, events: EventWriter, stop, *, resume: bool, is_main: bool
     if stop.requested:
         checkpoint = run.latest_checkpoint()
         reason = f"stop requested ({stop.signal_name})"
-        print(f"[tunedeck] stopped at step {step}: {reason}; checkpoint {checkpoint}", flush=True)
-        if is_main:
+        if is_main:  # one line in output.log, not one per rank
+            print(f"[tunedeck] stopped at step {step}: {reason}; checkpoint {checkpoint}", flush=True)
             events.emit("run_stopped", step, reason=reason, checkpoint=str(checkpoint) if checkpoint else None,
                         elapsed_s=time.time() - t0)
             run.update_status(state="stopped", reason=reason, message=f"stopped at step {step}")

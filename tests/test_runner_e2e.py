@@ -216,6 +216,7 @@ def test_stopping_a_two_process_run_checkpoints_and_leaves_no_traceback(env) -> 
     # Each rank closes its process group before exiting: left to interpreter shutdown, gloo's threads
     # abort the process (SIGABRT), and the launcher reports the stopped run as failed.
     assert "terminate called" not in log and "exited with code 0" in log, log[-3000:]
+    assert log.count("[tunedeck] stopped at step") == 1, log[-3000:]  # rank 0 says it, once
 
 
 def test_ctrl_c_in_the_foreground_stops_the_run_gracefully(env) -> None:
