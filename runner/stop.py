@@ -20,6 +20,7 @@ from runner.registry import run_pids, run_processes, run_state, verified_group
 from runner.rundir import FINAL_STATES, RunDir
 
 DEFAULT_GRACE_S = 60.0
+KILL_WAIT_S = 10.0  # after SIGKILL: how long to wait for the kernel to reap the run's processes
 
 
 @dataclass
@@ -34,8 +35,10 @@ class StopResult:
 
 
 def has_processes(run: RunDir) -> bool:
-    """Whether `stop` would signal anything here (what the CLI checks before saying "stopping")."""
-    return bool(run_processes(run.path, verified_group(run, run.read_status())[0]))
+    """Whether `stop` would signal anything here (what the CLI checks before saying "stopping").
+    No group is needed: a group `stop` may signal is one whose live leader is the run's supervisor,
+    whose command line names the run."""
+    return bool(run_processes(run.path))
 
 
 def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> StopResult:
@@ -43,8 +46,8 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
     whose command line names this run directory, and the process group status.json names only if
     its leader is the supervisor the launcher recorded (creation time and command line). A stale or
     foreign pid in status.json is reported, never signalled."""
+    current = run_state(run)
     status = run.read_status()
-    current = run_state(run, status)
     pgid, foreign = verified_group(run, status)
     processes = run_processes(run.path, pgid)
     notes = [foreign] if foreign else []
@@ -67,11 +70,13 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
     if escalated:
         if pgid:
             _signal_group(pgid, signal.SIGKILL)
-        _signal_pids(run_pids(run.path, pgid), signal.SIGKILL)  # trainers live outside the group
-        _wait_gone(run, pgid, 10.0, poll)
+        _signal_pids(run_pids(run.path), signal.SIGKILL)  # trainers live outside the group
+        # SIGKILL cannot be ignored, but a process in uninterruptible I/O dies only when that ends:
+        # the group is still watched, and reported below if it outlives the wait.
+        _wait_gone(run, pgid, KILL_WAIT_S, poll)
     leftovers = run_pids(run.path, pgid)
-    status = run.read_status()
-    if status.get("state") not in FINAL_STATES:
+    final = run.read_status().get("state")
+    if final not in FINAL_STATES:
         # Killed before the trainer (or its supervisor) could record the end.
         from runner.events import EventWriter, last_step
 
@@ -79,9 +84,9 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
         EventWriter(run.events).emit("run_stopped", last_step(run.events), reason=reason,
                                      checkpoint=_checkpoint(run))
         run.update_status(state="stopped", reason=reason, message=reason, ended=time.time())
-    elif not status.get("ended"):
+        final = "stopped"
+    elif not run.read_status().get("ended"):
         run.update_status(ended=time.time())  # the supervisor was gone: nobody else records the end
-    final = run.read_status().get("state", "stopped")
     message = f"{run.name}: {final}" + (f" (escalated to SIGKILL after {grace:g}s)" if escalated else "")
     if leftovers:
         message += f"; processes still alive: {leftovers}"
