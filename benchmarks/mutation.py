@@ -58,7 +58,8 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
          "tests/test_estimate_terms.py", "tests/test_estimate_exact.py", "tests/test_estimate_suggest.py",
          "tests/test_estimate_sources.py", "tests/test_estimate_cli.py"),
     ),
-    "stop": (("runner/stop.py",), ("tests/test_stop_units.py", "tests/test_runner_units.py", "tests/test_runs_control.py")),
+    "stop": (("runner/stop.py",), ("tests/test_stop_units.py", "tests/test_stop_not_running.py",
+                                    "tests/test_runner_units.py", "tests/test_runs_control.py")),
     "launch": (
         ("runner/launch.py",),
         ("tests/test_launch_argv.py", "tests/test_launch_units.py", "tests/test_supervise_units.py",

@@ -46,3 +46,12 @@ def test_stop_of_a_run_on_another_host_says_where_first_and_fails(tmp_path, capf
     first = out.splitlines()[0]
     assert first.startswith("remote-run is not running on this machine: it runs on gpu-node-7")
     assert "stopping" not in out
+
+
+def test_stop_of_an_ended_run_also_reports_a_group_it_will_not_signal(tmp_path, capfd):
+    """A damaged status.json naming a process group is reported after the first words, never signalled."""
+    run = run_dir(tmp_path, "old-run", state="finished", pgid=-5)
+    assert cli.main(["stop", str(run)]) == exits.OK
+    out, _ = capfd.readouterr()
+    assert out.splitlines() == ["old-run is not running (state: finished); "
+                                "status.json names an invalid process group -5"]
