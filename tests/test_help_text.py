@@ -103,6 +103,18 @@ def test_every_field_renders_as_markup_textual_can_parse() -> None:
         assert spec.help.what.replace("`", "") in plain(help_text.markup(spec, full=True)).replace("`", "")
 
 
+def test_code_spans_are_highlighted_not_shown_as_backticks() -> None:
+    spec = FIELDS_BY_KEY["data.datasets"]  # "... each a `[[data.datasets]]` table ..."
+    text = help_text.markup(spec, full=True)
+    shown = plain(text)
+    assert "`" not in shown and "each a [[data.datasets]] table" in shown
+    spans = [shown[span.start:span.end] for span in Content.from_markup(text).spans if span.style == "$accent"]
+    assert "[[data.datasets]]" in spans
+    # An unpaired backtick, and a backslash just before a span, stay exactly as written.
+    assert plain(help_text.code_markup("a ` b")) == "a ` b"
+    assert plain(help_text.code_markup("C:\\`x` [b]y")) == "C:\\`x` [b]y"
+
+
 def test_the_f1_page_says_when_a_field_applies() -> None:
     shown = plain(help_text.markup(FIELDS_BY_KEY["lora.r"], full=True))
     assert "Applies only when lora.enabled is true." in shown

@@ -145,6 +145,15 @@ def toml_comment_lines(spec: FieldSpec, width: int = TOML_WIDTH) -> list[str]:
 # --- Textual markup and markdown -------------------------------------------------------------------
 
 
+def code_markup(text: str) -> str:
+    """`text` as escaped Textual markup, its `code` spans (commands, file and field names) highlighted
+    instead of showing their backticks; an unpaired backtick stays as written."""
+    pieces = text.split("`")
+    if len(pieces) % 2 == 0 or any(p.endswith("\\") for p in pieces[:-1]):
+        return as_markup(text)  # an odd number of backticks (no pairing to trust), or a backslash before a tag
+    return "".join(f"[$accent]{as_markup(p)}[/]" if i % 2 else as_markup(p) for i, p in enumerate(pieces))
+
+
 def markup(spec: FieldSpec, full: bool = False) -> str:
     """Textual markup of a field's help: the help panel's (full=False) or the F1 page's (full=True, which adds
     when the field applies). Advice is left to the caller's "In context" part, beside this config's facts.
@@ -152,14 +161,14 @@ def markup(spec: FieldSpec, full: bool = False) -> str:
     lines = [f"[b]{as_markup(spec.label)}[/b] [dim]{as_markup(spec.key)}[/]"]
     for part in parts(spec):
         if not part.label:
-            lines += [as_markup(part.text), ""]
+            lines += [code_markup(part.text), ""]
             continue
         if part.label == ADVICE:
             continue  # advice depends on the config: the panel and F1 page show it under "In context"
         colour, marker = _STYLE[part.label]
-        lines.append(f"[{colour}]{marker}{part.label}:[/] {as_markup(part.text)}")
+        lines.append(f"[{colour}]{marker}{part.label}:[/] {code_markup(part.text)}")
     shown = facts(spec) if full else facts(spec)[:1]
-    lines += [f"[dim]{as_markup(fact)}[/]" for fact in shown]
+    lines += [f"[dim]{code_markup(fact)}[/]" for fact in shown]
     return "\n".join(lines)
 
 
