@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from runner.schema.help_text import code_markup
+
 
 def markdownish(text: str) -> str:
     """'## Title' lines bold, `keys` highlighted, wrapped paragraphs joined (the panel rewraps them)."""
@@ -10,8 +12,7 @@ def markdownish(text: str) -> str:
 
     def flush() -> None:
         if paragraph:  # HELP strings are wrapped in the source; rewrap each paragraph here
-            parts = " ".join(paragraph).split("`")
-            out.append("".join(f"[$accent]{p}[/]" if i % 2 else p for i, p in enumerate(parts)))
+            out.append(code_markup(" ".join(paragraph)))  # `keys` as the field help shows code spans
             paragraph.clear()
 
     for line in text.strip().splitlines():
