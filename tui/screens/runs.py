@@ -3,7 +3,8 @@
 `tunedeck runs` opens here; a run launched earlier (from this TUI, another SSH session or the
 CLI, in any directory) shows up with its state read from disk, still running or long finished.
 State, progress, loss, best eval and duration come first so they fit in 80 columns (all but
-duration even beside the widest state, "running (unsupervised)"); the line under the table gives the highlighted run's failure reason and message.
+duration even beside the widest state, "running (unsupervised)"); the line under the table
+gives the highlighted run's failure reason and message.
 """
 
 from __future__ import annotations
