@@ -63,6 +63,15 @@ def as_markup(text: str) -> str:
     return text.replace("[", "\\[")
 
 
+def code_markup(text: str) -> str:
+    """`text` as escaped Textual markup, its `code` spans (commands, file and field names) highlighted
+    instead of showing their backticks; an unpaired backtick stays as written."""
+    pieces = text.split("`")
+    if len(pieces) % 2 == 0 or any(p.endswith("\\") for p in pieces[:-1]):
+        return as_markup(text)  # an odd number of backticks (no pairing to trust), or a backslash before a tag
+    return "".join(f"[$accent]{as_markup(p)}[/]" if i % 2 else as_markup(p) for i, p in enumerate(pieces))
+
+
 def first_control(text: str, allowed: str = "") -> str | None:
     """The first character of `text` that `escape_controls` would escape (tab and newline included), except
     those in `allowed`; None when there is none."""

@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from runner import presets
 from runner.schema import FIELDS, FIELDS_BY_KEY, GROUPS, Config, help_text, json_schema
+from runner.printable import code_markup
 from runner.units import count_text
 from tui import cli
 from tui.app import TunedeckApp, state_from
@@ -111,8 +112,8 @@ def test_code_spans_are_highlighted_not_shown_as_backticks() -> None:
     spans = [shown[span.start:span.end] for span in Content.from_markup(text).spans if span.style == "$accent"]
     assert "[[data.datasets]]" in spans
     # An unpaired backtick, and a backslash just before a span, stay exactly as written.
-    assert plain(help_text.code_markup("a ` b")) == "a ` b"
-    assert plain(help_text.code_markup("C:\\`x` [b]y")) == "C:\\`x` [b]y"
+    assert plain(code_markup("a ` b")) == "a ` b"
+    assert plain(code_markup("C:\\`x` [b]y")) == "C:\\`x` [b]y"
 
 
 def test_the_f1_page_says_when_a_field_applies() -> None:

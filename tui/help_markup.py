@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.schema.help_text import code_markup
+from runner.printable import code_markup
 
 
 def markdownish(text: str) -> str:

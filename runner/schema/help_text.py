@@ -21,7 +21,7 @@ import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runner.printable import as_markup, escape_controls
+from runner.printable import as_markup, code_markup, escape_controls
 
 if TYPE_CHECKING:
     from . import FieldSpec
@@ -143,15 +143,6 @@ def toml_comment_lines(spec: FieldSpec, width: int = TOML_WIDTH) -> list[str]:
 
 
 # --- Textual markup and markdown -------------------------------------------------------------------
-
-
-def code_markup(text: str) -> str:
-    """`text` as escaped Textual markup, its `code` spans (commands, file and field names) highlighted
-    instead of showing their backticks; an unpaired backtick stays as written."""
-    pieces = text.split("`")
-    if len(pieces) % 2 == 0 or any(p.endswith("\\") for p in pieces[:-1]):
-        return as_markup(text)  # an odd number of backticks (no pairing to trust), or a backslash before a tag
-    return "".join(f"[$accent]{as_markup(p)}[/]" if i % 2 else as_markup(p) for i, p in enumerate(pieces))
 
 
 def markup(spec: FieldSpec, full: bool = False) -> str:
