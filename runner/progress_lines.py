@@ -31,8 +31,9 @@ def perplexity_text(value: Any) -> str:
     return f"{value:.2f}" if value < 1e6 else f"{value:.3g}"
 
 
-def duration_text(seconds: Any) -> str:
-    return str(dt.timedelta(seconds=int(seconds))) if _known(seconds) else "?"
+def duration_text(seconds: Any, unknown: str = "?") -> str:
+    """`0:04:05`, `1 day, 2:00:00`; `unknown` when there is no finite number of seconds."""
+    return str(dt.timedelta(seconds=int(seconds))) if _known(seconds) else unknown
 
 
 def log_line(event: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from runner.exits import FAILED as EXIT_FAILED, INTERRUPTED as EXIT_STOPPED, OK as EXIT_OK, USAGE as EXIT_USAGE
 from runner.printable import printable
-from runner.progress_lines import eval_line, log_line
+from runner.progress_lines import duration_text, eval_line, log_line
 from runner.problems import Problem
 
 
@@ -222,10 +222,6 @@ def _stop_async(run) -> None:
         pass
 
 
-def _duration(seconds: float | None) -> str:
-    return "-" if seconds is None else str(dt.timedelta(seconds=int(seconds)))
-
-
 def describe(event: dict[str, Any]) -> str:
     """One human line for an event (used by `run`, `resume` and `logs --events`)."""
     kind, step = event.get("type"), event.get("step")
@@ -288,7 +284,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             progress += f" ({r.progress:.0%})"
         started = dt.datetime.fromtimestamp(r.started).strftime("%Y-%m-%d %H:%M") if r.started else "-"
         rows.append((r.name, r.label, progress, f"{r.last_loss:.4f}" if r.last_loss is not None else "-", started,
-                     _duration(r.duration), printable(r.preset or "-"), printable(r.reason or "", 40)))
+                     duration_text(r.duration, unknown="-"), printable(r.preset or "-"), printable(r.reason or "", 40)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
