@@ -46,8 +46,8 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
     whose command line names this run directory, and the process group status.json names only if
     its leader is the supervisor the launcher recorded (creation time and command line). A stale or
     foreign pid in status.json is reported, never signalled."""
-    current = run_state(run)
     status = run.read_status()
+    current = run_state(run, status)
     pgid, foreign = verified_group(run, status)
     processes = run_processes(run.path, pgid)
     notes = [foreign] if foreign else []
@@ -75,7 +75,8 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
         # the group is still watched, and reported below if it outlives the wait.
         _wait_gone(run, pgid, KILL_WAIT_S, poll)
     leftovers = run_pids(run.path, pgid)
-    final = run.read_status().get("state")
+    status = run.read_status()
+    final = status.get("state")
     if final not in FINAL_STATES:
         # Killed before the trainer (or its supervisor) could record the end.
         from runner.events import EventWriter, last_step
@@ -85,7 +86,7 @@ def stop(run: RunDir, grace: float = DEFAULT_GRACE_S, poll: float = 0.2) -> Stop
                                      checkpoint=_checkpoint(run))
         run.update_status(state="stopped", reason=reason, message=reason, ended=time.time())
         final = "stopped"
-    elif not run.read_status().get("ended"):
+    elif not status.get("ended"):
         run.update_status(ended=time.time())  # the supervisor was gone: nobody else records the end
     message = f"{run.name}: {final}" + (f" (escalated to SIGKILL after {grace:g}s)" if escalated else "")
     if leftovers:
